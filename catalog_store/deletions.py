@@ -1,0 +1,234 @@
+"""Bulk deletion of one store's products: the per-entry plan and its single transaction."""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from .errors import Replayed
+from .pool import Pool, connection
+
+__all__ = [
+    "DeletedProduct",
+    "DeletionOutcome",
+    "DeletionPlan",
+    "EntryFailure",
+    "Nonce",
+    "Problem",
+    "accept_nonce",
+    "delete_products",
+    "nonce_seen",
+    "plan_deletion",
+    "purge_expired_nonces",
+]
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class Problem(enum.Enum):
+    """Why one entry of a request deleted nothing."""
+
+    ID_NOT_FOUND = "id_not_found"
+    EXTERNAL_ID_NOT_FOUND = "external_id_not_found"
+    REPEATED = "repeated"
+    INVALID_ID = "invalid_id"
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedProduct:
+    id: uuid.UUID
+    external_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFailure:
+    problem: Problem
+    field: str  # "ids" or "externalIds"
+    row_index: int
+    value: str  # the entry exactly as sent
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionOutcome:
+    total: int
+    deleted: list[DeletedProduct]  # in request order
+    failures: list[EntryFailure]  # in request order: ids first, then externalIds
+
+
+@dataclass(frozen=True, slots=True)
+class Nonce:
+    """A request's replay record: its partner, its signature and when it can be forgotten."""
+
+    partner_id: int
+    signature: bytes
+    expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionPlan:
+    """The entries of one request, checked and de-duplicated before touching the database."""
+
+    ids: Sequence[str]
+    external_ids: Sequence[str]
+    target_ids: list[uuid.UUID]
+    target_external_ids: list[str]
+    id_failures: dict[int, Problem]
+    external_id_repeats: frozenset[int]
+
+    @property
+    def total(self) -> int:
+        return len(self.ids) + len(self.external_ids)
+
+    def resolve(self, rows: Sequence[DeletedProduct]) -> DeletionOutcome:
+        """Attribute each deleted row to the first entry that named it."""
+        by_id = {row.id: row for row in rows}
+        by_external_id = {row.external_id: row for row in rows if row.external_id is not None}
+        named_by_id = set(self.target_ids)
+        deleted: list[DeletedProduct] = []
+        failures: list[EntryFailure] = []
+        targets = iter(self.target_ids)
+        for index, raw in enumerate(self.ids):
+            problem = self.id_failures.get(index)
+            if problem is None:
+                row = by_id.get(next(targets))
+                if row is not None:
+                    deleted.append(row)
+                    continue
+                problem = Problem.ID_NOT_FOUND
+            failures.append(EntryFailure(problem, "ids", index, raw))
+        for index, raw in enumerate(self.external_ids):
+            if index in self.external_id_repeats:
+                problem = Problem.REPEATED
+            else:
+                row = by_external_id.get(raw)
+                if row is None:
+                    problem = Problem.EXTERNAL_ID_NOT_FOUND
+                elif row.id in named_by_id:
+                    problem = Problem.REPEATED  # the same product, named earlier by its id
+                else:
+                    deleted.append(row)
+                    continue
+            failures.append(EntryFailure(problem, "externalIds", index, raw))
+        return DeletionOutcome(total=self.total, deleted=deleted, failures=failures)
+
+
+def plan_deletion(ids: Sequence[str], external_ids: Sequence[str]) -> DeletionPlan:
+    """Check each entry: ids must be canonical UUIDs (any case); repeats are flagged."""
+    target_ids: list[uuid.UUID] = []
+    seen_ids: set[uuid.UUID] = set()
+    id_failures: dict[int, Problem] = {}
+    for index, raw in enumerate(ids):
+        if not _UUID.fullmatch(raw):
+            id_failures[index] = Problem.INVALID_ID
+            continue
+        value = uuid.UUID(raw)
+        if value in seen_ids:
+            id_failures[index] = Problem.REPEATED
+            continue
+        seen_ids.add(value)
+        target_ids.append(value)
+    target_external_ids: list[str] = []
+    seen_external: set[str] = set()
+    repeats: set[int] = set()
+    for index, raw in enumerate(external_ids):
+        if raw in seen_external:
+            repeats.add(index)
+            continue
+        seen_external.add(raw)
+        target_external_ids.append(raw)
+    return DeletionPlan(
+        ids=ids,
+        external_ids=external_ids,
+        target_ids=target_ids,
+        target_external_ids=target_external_ids,
+        id_failures=id_failures,
+        external_id_repeats=frozenset(repeats),
+    )
+
+
+_INSERT_NONCE = (
+    "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
+    " VALUES (%s, %s, to_timestamp(%s / 1000.0)) ON CONFLICT DO NOTHING"
+)
+_DELETE = (
+    "DELETE FROM products WHERE store_id = %(store)s"
+    " AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))"
+    " RETURNING id, external_id"
+)
+_AUDIT = (
+    "INSERT INTO deletion_audit"
+    " (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+async def _insert_nonce(conn: psycopg.AsyncConnection[object], nonce: Nonce) -> None:
+    cur = await conn.execute(
+        _INSERT_NONCE, (nonce.partner_id, nonce.signature, nonce.expires_at_ms)
+    )
+    if cur.rowcount != 1:
+        raise Replayed("signature already accepted")
+
+
+async def delete_products(
+    pool: Pool, *, store_id: int, nonce: Nonce, request_id: uuid.UUID, plan: DeletionPlan
+) -> DeletionOutcome:
+    """Record the nonce, delete, audit: one transaction, three statements, any batch size.
+
+    Raises :class:`Replayed` (nothing changed) when the nonce was already recorded. Two
+    concurrent requests naming one product serialise on its row: only one gets it back.
+    """
+    async with connection(pool) as conn, conn.transaction():
+        await _insert_nonce(conn, nonce)
+        cur = await conn.execute(
+            _DELETE,
+            {
+                "store": store_id,
+                "ids": plan.target_ids,
+                "external_ids": plan.target_external_ids,
+            },
+        )
+        rows = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
+        outcome = plan.resolve(rows)
+        await conn.execute(
+            _AUDIT,
+            (
+                request_id,
+                nonce.partner_id,
+                store_id,
+                outcome.total,
+                len(outcome.deleted),
+                len(outcome.failures),
+                [row.id for row in rows],
+            ),
+        )
+    return outcome
+
+
+async def accept_nonce(pool: Pool, nonce: Nonce) -> None:
+    """Record a nonce on its own (requests that change nothing else); raises :class:`Replayed`."""
+    async with connection(pool) as conn:
+        await _insert_nonce(conn, nonce)
+
+
+async def nonce_seen(pool: Pool, nonce: Nonce) -> bool:
+    """True when the nonce is already recorded (checked without recording it)."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM replay_nonces WHERE partner_id = %s AND signature = %s)",
+            (nonce.partner_id, nonce.signature),
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def purge_expired_nonces(pool: Pool) -> int:
+    """Delete replay records whose timestamp can no longer pass the window; return how many."""
+    async with connection(pool) as conn:
+        cur = await conn.execute("DELETE FROM replay_nonces WHERE expires_at < now()")
+        return cur.rowcount

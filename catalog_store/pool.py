@@ -1,0 +1,55 @@
+"""The connection pool, and the one place where driver failures become store errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from .errors import StoreUnavailable
+
+__all__ = ["Pool", "create_pool"]
+
+Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+
+def create_pool(
+    conninfo: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    timeout: float = 2.0,
+    connect_timeout: int = 2,
+    connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
+) -> Pool:
+    """Build a closed pool; open it with ``await pool.open()`` (the app does so in its lifespan).
+
+    ``timeout`` bounds how long a request waits for a connection, so an unreachable database
+    answers quickly instead of hanging.
+    """
+    return psycopg_pool.AsyncConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        connection_class=connection_class,
+        kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        reconnect_timeout=0,  # never give up reconnecting: the database may come back
+    )
+
+
+@asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """Borrow a connection; any driver failure leaves as :class:`StoreUnavailable`."""
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InternalError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc

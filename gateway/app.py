@@ -1,0 +1,168 @@
+"""The Starlette application factory: routes, error mapping, pool lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import psycopg
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+import catalog_store as store
+
+from .deletions import DELETIONS_PATH, batch_status, delete_products
+from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
+from .errors import ApiError
+from .logs import configure_logging
+from .middleware import RequestContextMiddleware
+from .openapi import build_openapi, render_docs
+from .settings import Settings, load_settings
+from .wire import HealthData, HealthResponse
+
+__all__ = ["app_from_environment", "create_app", "resolve_conninfo"]
+
+_log = structlog.get_logger("gateway")
+
+
+def resolve_conninfo(settings: Settings) -> str:
+    """``DATABASE_URL`` when set, else the embedded PostgreSQL under the data folder."""
+    if settings.database_url is not None:
+        return settings.database_url.reveal()
+    return store.embedded_conninfo(settings.data_dir)
+
+
+async def _healthz(request: Request) -> Response:
+    return _health(request, "Alive")
+
+
+def _health(request: Request, message: str) -> Response:
+    return json_response(
+        HealthResponse(
+            success=True,
+            message=message,
+            requestId=request.scope["state"]["request_id"],
+            meta=response_meta(request),
+            data=HealthData(status="ok"),
+        )
+    )
+
+
+async def _readyz(request: Request) -> Response:
+    pool: store.Pool = request.app.state.pool
+    async with store.connection(pool) as conn:
+        await conn.execute("SELECT 1")
+    return _health(request, "Ready")
+
+
+async def _openapi(request: Request) -> Response:
+    return Response(request.app.state.openapi_json, media_type="application/json")
+
+
+async def _docs(request: Request) -> Response:
+    return HTMLResponse(request.app.state.docs_html)
+
+
+async def _on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(request, exc)
+
+
+async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
+    _log.warning("database unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
+    retry_after = str(request.app.state.settings.retry_after_seconds)
+    return error_response(request, ApiError("SYS_001", headers={"Retry-After": retry_after}))
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return error_response(
+            request,
+            ApiError("ROUTE_002", context={"allowedMethods": allow.split(", ") if allow else []},
+                     headers={"Allow": allow} if allow else None),
+        )
+    return error_response(request, ApiError("ROUTE_001", context={"path": request.url.path[:200]}))
+
+
+async def _purge_nonces_forever(pool: store.Pool, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            purged = await store.purge_expired_nonces(pool)
+        except store.StoreUnavailable:
+            continue
+        if purged:
+            _log.info("purged expired replay records", count=purged)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    conninfo: str | None = None,
+    clock: Clock = wall_clock_ms,
+    connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
+) -> Starlette:
+    """Build the app. The pool opens in the lifespan; a database that is down at start is
+    retried in the background while requests answer ``SYS_001``."""
+    pool = store.create_pool(
+        conninfo if conninfo is not None else resolve_conninfo(settings),
+        min_size=settings.pool_min,
+        max_size=settings.pool_max,
+        timeout=settings.db_timeout,
+        connect_timeout=max(1, round(settings.db_timeout)),
+        connection_class=connection_class,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        purger = asyncio.create_task(_purge_nonces_forever(pool, settings.nonce_purge_interval))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            await pool.close()
+
+    app = Starlette(
+        routes=[
+            Route(DELETIONS_PATH, delete_products, methods=["POST"]),
+            Route(DELETIONS_PATH + "/{batch_id}", batch_status, methods=["GET"]),
+            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/readyz", _readyz, methods=["GET"]),
+            Route("/openapi.json", _openapi, methods=["GET"]),
+            Route("/docs", _docs, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestContextMiddleware, clock=clock)],
+        exception_handlers={
+            ApiError: _on_api_error,
+            store.StoreUnavailable: _on_store_unavailable,
+            HTTPException: _on_http_exception,
+        },
+        lifespan=lifespan,
+    )
+    document = build_openapi()
+    app.state.pool = pool
+    app.state.settings = settings
+    app.state.openapi_json = msgspec.json.encode(document)
+    app.state.docs_html = render_docs(document)
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for ``uvicorn --factory`` and ``serve --workers N``: settings from the env."""
+    settings = load_settings(os.environ)
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

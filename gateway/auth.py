@@ -1,0 +1,204 @@
+"""Contract §2: the six authentication checks, in their order, each with its code."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import signing
+from catalog_store import Nonce, Pool, lookup_auth
+
+from .errors import CATALOG, ApiError
+
+__all__ = ["AuthContext", "SignedHeaders", "authenticate", "mask_token", "parse_headers"]
+
+_MAX_ID_LENGTH = 128
+_MAX_TOKEN_LENGTH = 512
+# The work an unknown partner costs: one HMAC with a key nobody holds, as for one real secret.
+# Random per process, and never accepted even if matched.
+_DECOY_KEYS: tuple[bytes, ...] = (secrets.token_bytes(32),)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHeaders:
+    partner_client_id: str
+    store_client_id: str
+    store_token: str
+    timestamp: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    partner_id: int
+    store_id: int
+    partner_client_id: str
+    store_client_id: str
+    nonce: Nonce
+
+
+def _printable(value: str, limit: int) -> str | None:
+    if not value:
+        return "is empty"
+    if len(value) > limit:
+        return f"is longer than {limit} characters"
+    if not value.isascii() or not value.isprintable():
+        return "must be printable ASCII"
+    return None
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    if name == signing.HEADER_TIMESTAMP:
+        if not (value.isascii() and value.isdigit() and 1 <= len(value) <= 19):
+            return "must be Unix time in milliseconds, decimal digits only (e.g. 1758100350458)"
+        return None
+    if name == signing.HEADER_SIGNATURE:
+        if not signing.is_signature_format(value):
+            return "must be the 64-character hex HMAC-SHA256 of the string to sign"
+        return None
+    if name == signing.HEADER_STORE_TOKEN:
+        return _printable(value, _MAX_TOKEN_LENGTH)
+    return _printable(value, _MAX_ID_LENGTH)
+
+
+def parse_headers(headers: Sequence[tuple[bytes, bytes]]) -> SignedHeaders:
+    """Step 1: every signed header present exactly once and well-formed, else ``AUTH_001``."""
+    found: dict[str, list[str]] = {name: [] for name in signing.SIGNED_HEADERS}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        if name in found:
+            found[name].append(raw_value.decode("latin-1"))
+    missing = [name for name, values in found.items() if not values]
+    problems: dict[str, str] = {}
+    for name, values in found.items():
+        if len(values) > 1:
+            problems[name] = "is sent more than once"
+        elif values:
+            problem = _header_problem(name, values[0])
+            if problem is not None:
+                problems[name] = problem
+    if missing or problems:
+        hint = CATALOG["AUTH_001"].hint
+        if problems:
+            hint += ". " + "; ".join(f"{name} {why}" for name, why in problems.items())
+        raise ApiError(
+            "AUTH_001",
+            hint=hint,
+            context={
+                "missingHeaders": missing,
+                "invalidHeaders": list(problems),
+                "headerErrors": problems,
+            },
+        )
+    return SignedHeaders(*(found[name][0] for name in signing.SIGNED_HEADERS))
+
+
+def mask_token(token: str) -> str:
+    """Keep the first four characters, so a developer can tell tokens apart; star the rest."""
+    keep = 4 if len(token) > 8 else 0
+    return token[:keep] + "*" * (len(token) - keep)
+
+
+def _masked(message: str | None, token: str) -> str | None:
+    """The server's string to sign as a developer may see it: line 6, the token, masked."""
+    if message is None:
+        return None
+    lines = message.split("\n")
+    lines[5] = mask_token(token)
+    return "\n".join(lines)
+
+
+def _check_window(timestamp: str, now_ms: int) -> None:
+    check = signing.check_timestamp(timestamp, now_ms=now_ms)
+    if check.within_window:
+        return
+    hint = "Request timestamp must be within 300 seconds"
+    if check.looks_like_seconds:
+        hint += (
+            f". x-timestamp {timestamp} looks like seconds: send Unix time in milliseconds,"
+            f" e.g. {timestamp}000"
+        )
+    raise ApiError(
+        "AUTH_003",
+        hint=hint,
+        context={
+            "providedTimestamp": check.provided_ms,
+            "currentTime": check.now_ms,
+            "ageSeconds": check.age_seconds,
+        },
+    )
+
+
+async def authenticate(
+    pool: Pool,
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Sequence[tuple[bytes, bytes]],
+    body: bytes,
+    now_ms: int,
+    scope: str,
+) -> AuthContext:
+    """Run steps 1 to 5 of contract §2; step 6 (replay) commits with the request's own work."""
+    signed = parse_headers(headers)
+    _check_window(signed.timestamp, now_ms)
+    record = await lookup_auth(
+        pool,
+        partner_client_id=signed.partner_client_id,
+        store_client_id=signed.store_client_id,
+        store_token=signed.store_token,
+    )
+    body_hash = signing.body_sha256(body)
+    try:
+        message = signing.string_to_sign(
+            method=method,
+            path=path,
+            query=query,
+            partner_client_id=signed.partner_client_id,
+            store_client_id=signed.store_client_id,
+            store_token=signed.store_token,
+            timestamp=signed.timestamp,
+            body_hash=body_hash,
+        )
+    except signing.MalformedInput:
+        # Only a path or query with a line break gets here: nobody can have signed it.
+        message = None
+    known = record.partner_id is not None and record.partner_active
+    keys = record.secrets if known and record.secrets else _DECOY_KEYS
+    matched = signing.verify(signed.signature, message or "", keys)
+    if not known or record.partner_id is None:
+        raise ApiError("AUTH_004")
+    if matched is None or message is None or keys is _DECOY_KEYS:
+        raise ApiError(
+            "AUTH_002",
+            context={
+                "stringToSign": _masked(message, signed.store_token),
+                "bodySha256": body_hash,
+            },
+        )
+    token_ok = (
+        record.store_id is not None
+        and record.token_store_id == record.store_id
+        and record.token_partner_id == record.partner_id
+    )
+    if not token_ok or record.store_id is None:
+        raise ApiError("AUTH_005")
+    if scope not in record.token_scopes:
+        raise ApiError(
+            "AUTH_005",
+            hint=f"This token lacks the scope {scope}; ask the store for a token that has it",
+            context={"missingScope": scope},
+        )
+    return AuthContext(
+        partner_id=record.partner_id,
+        store_id=record.store_id,
+        partner_client_id=signed.partner_client_id,
+        store_client_id=signed.store_client_id,
+        nonce=Nonce(
+            partner_id=record.partner_id,
+            signature=bytes.fromhex(signed.signature),
+            expires_at_ms=int(signed.timestamp) + signing.WINDOW_MS,
+        ),
+    )

@@ -1,0 +1,77 @@
+"""The response envelope of contract §5: request ids, timestamps, success and error bodies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .errors import ApiError
+from .wire import ErrorBody, ErrorDetails, ErrorResponse, ResponseMeta, encode
+
+__all__ = [
+    "Clock",
+    "error_body",
+    "error_response",
+    "iso_ms",
+    "json_response",
+    "response_meta",
+    "wall_clock_ms",
+]
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def iso_ms(ms: int) -> str:
+    """``2026-02-04T22:27:44.587Z``: UTC, milliseconds, a Z."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _state(request: Request) -> dict[str, Any]:
+    state: dict[str, Any] = request.scope["state"]
+    return state
+
+
+def response_meta(request: Request, *, dispatch: bool | None = None) -> ResponseMeta:
+    state = _state(request)
+    duration_ms = int((time.perf_counter() - state["started"]) * 1000)
+    return ResponseMeta(
+        timestamp=iso_ms(state["clock"]()),
+        durationMs=duration_ms,
+        dispatch=msgspec.UNSET if dispatch is None else dispatch,
+    )
+
+
+def json_response(
+    value: msgspec.Struct, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(encode(value), status, headers, media_type="application/json")
+
+
+def error_body(request_id: str, error: ApiError, now_ms: int) -> ErrorResponse:
+    return ErrorResponse(
+        success=False,
+        requestId=request_id,
+        error=ErrorBody(
+            code=error.code,
+            message=error.message,
+            details=ErrorDetails(timestamp=iso_ms(now_ms), hint=error.hint, context=error.context),
+        ),
+    )
+
+
+def error_response(request: Request, error: ApiError) -> Response:
+    state = _state(request)
+    state["log"]["code"] = error.code
+    body = error_body(state["request_id"], error, state["clock"]())
+    return json_response(body, status=error.status, headers=error.headers)

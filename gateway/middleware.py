@@ -1,0 +1,78 @@
+"""Outermost ASGI layer: request id, timing, the canonical log line, and the last-resort net."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .envelope import Clock, error_body
+from .errors import ApiError
+from .wire import encode
+
+__all__ = ["RequestContextMiddleware"]
+
+_log = structlog.get_logger("gateway.request")
+
+
+class RequestContextMiddleware:
+    """Give every HTTP request an id (body and ``x-request-id``) and one log line, whatever
+    happens below; an exception nothing else handled becomes ``SYS_002``, never a stack trace."""
+
+    def __init__(self, app: ASGIApp, *, clock: Clock) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = str(uuid.uuid4())
+        log_fields: dict[str, Any] = {}
+        scope.setdefault("state", {}).update(
+            request_id=request_id, started=time.perf_counter(), clock=self.clock, log=log_fields
+        )
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            _log.exception("unhandled error")
+            if status == 0:
+                error = ApiError("SYS_002")
+                log_fields["code"] = error.code
+                body = encode(error_body(request_id, error, self.clock()))
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": error.status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send_with_id({"type": "http.response.body", "body": body})
+        finally:
+            _log.info(
+                "request",
+                method=scope["method"],
+                route=log_fields.pop("route", None) or scope["path"][:200],
+                status=status,
+                duration_ms=round((time.perf_counter() - scope["state"]["started"]) * 1000, 2),
+                **log_fields,
+            )

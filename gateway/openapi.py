@@ -1,0 +1,147 @@
+"""The OpenAPI 3.1 document, generated from the wire Structs, and the /docs page rendered from it."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import msgspec
+
+from .errors import CATALOG, ITEM_CODES
+from .wire import DeletionRequest, DeletionResponse, ErrorResponse, HealthResponse
+
+__all__ = ["build_openapi", "render_docs"]
+
+_REF = "#/components/schemas/{name}"
+_SIGNED_HEADERS = [
+    ("x-partner-client-id", "The partner's client id"),
+    ("x-store-client-id", "The store's client id"),
+    ("x-store-token", "The token this store issued to this partner"),
+    ("x-timestamp", "Unix time in milliseconds, decimal; within 300 s of the server's clock"),
+    ("x-signature", "Hex HMAC-SHA256 of the string to sign, keyed with the partner's secret"),
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(name=name)}
+
+
+def _json(name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    by_status: dict[str, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(str(CATALOG[code].status), []).append(code)
+    return {
+        status: _json("ErrorResponse", ", ".join(f"{c} {CATALOG[c].message}" for c in group))
+        for status, group in sorted(by_status.items())
+    }
+
+
+_AUTH_CODES = ("AUTH_001", "AUTH_002", "AUTH_003", "AUTH_004", "AUTH_005", "AUTH_006")
+
+
+def build_openapi() -> dict[str, Any]:
+    """Build the whole document; the schemas come from msgspec, nothing is written by hand."""
+    _, components = msgspec.json.schema_components(
+        [DeletionRequest, DeletionResponse, ErrorResponse, HealthResponse], ref_template=_REF
+    )
+    signed_params = [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"},
+         "description": text}
+        for name, text in _SIGNED_HEADERS
+    ]
+    item_codes = "; ".join(f"{code} {text}" for code, text in ITEM_CODES.items())
+    health = {"200": _json("HealthResponse", "The process answers")}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Partner Catalog Gateway",
+            "version": "1",
+            "description": "Signed bulk deletion of store catalog products. Every"
+            " /api/v1/partner request is signed with HMAC-SHA256; see docs/signing.md.",
+        },
+        "paths": {
+            "/api/v1/partner/stores/products/deletions": {
+                "post": {
+                    "operationId": "deleteProducts",
+                    "summary": "Delete products of the caller's store by ids and external ids",
+                    "description": f"Up to 1,000 entries in one transaction. Item codes: {item_codes}.",
+                    "parameters": signed_params,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("DeletionRequest")}},
+                    },
+                    "responses": {
+                        "200": _json("DeletionResponse", "Per-item report"),
+                        **_errors(*_AUTH_CODES, "VAL_001", "VAL_002", "SYS_001"),
+                    },
+                }
+            },
+            "/api/v1/partner/stores/products/deletions/{batchId}": {
+                "get": {
+                    "operationId": "getDeletionBatch",
+                    "summary": "Progress and results of a dispatched deletion batch",
+                    "parameters": [
+                        {"name": "batchId", "in": "path", "required": True,
+                         "schema": {"type": "string"}},
+                        *signed_params,
+                    ],
+                    "responses": _errors(*_AUTH_CODES, "BAT_001", "VAL_002", "SYS_001"),
+                }
+            },
+            "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness",
+                                 "responses": health}},
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Readiness: the database answers",
+                    "responses": {**health, **_errors("SYS_001")},
+                }
+            },
+        },
+        "components": {"schemas": components},
+    }
+
+
+def _schema_text(schema: dict[str, Any]) -> str:
+    return html.escape(msgspec.json.format(msgspec.json.encode(schema), indent=2).decode())
+
+
+def render_docs(document: dict[str, Any]) -> str:
+    """A self-contained HTML page (no scripts, no external assets) of the OpenAPI document."""
+    out = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(document['info']['title'])} API</title>",
+        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+        "padding:0 1rem}code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.6rem;"
+        "overflow:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:.2rem .5rem;text-align:left}</style></head><body>",
+        f"<h1>{html.escape(document['info']['title'])}</h1>",
+        f"<p>{html.escape(document['info']['description'])}</p>",
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>",
+    ]
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            out.append(f"<h2><code>{method.upper()} {html.escape(path)}</code></h2>")
+            out.append(f"<p>{html.escape(op['summary'])}. {html.escape(op.get('description', ''))}</p>")
+            params = op.get("parameters", [])
+            if params:
+                out.append("<table><tr><th>parameter</th><th>in</th><th>meaning</th></tr>")
+                for p in params:
+                    out.append(
+                        f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
+                        f"<td>{html.escape(p.get('description', ''))}</td></tr>"
+                    )
+                out.append("</table>")
+            out.append("<table><tr><th>status</th><th>meaning</th></tr>")
+            for status, response in op["responses"].items():
+                out.append(f"<tr><td>{status}</td><td>{html.escape(response['description'])}</td></tr>")
+            out.append("</table>")
+    out.append("<h2>Schemas</h2>")
+    for name, schema in document["components"]["schemas"].items():
+        out.append(f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3><pre>{_schema_text(schema)}</pre>")
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -1,0 +1,131 @@
+"""Settings, read once from the environment, validated, frozen; secrets masked in their repr."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["ENVIRONMENT", "Secret", "Settings", "SettingsError", "load_settings"]
+
+
+class SettingsError(ValueError):
+    """A variable of the environment is not acceptable; the message names it."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+LogFormat = Literal["json", "console", "auto"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    database_url: Secret | None = None
+    data_dir: Path = Path(".data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: LogFormat = "auto"
+    log_level: str = "info"
+    pool_min: int = 2
+    pool_max: int = 10
+    db_timeout: float = 2.0
+    retry_after_seconds: int = 5
+    nonce_purge_interval: float = 60.0
+
+
+#: Every variable read, with its meaning; the README lists the same.
+ENVIRONMENT = {
+    "DATABASE_URL": "PostgreSQL conninfo or URL; unset: embedded PostgreSQL under GATEWAY_DATA_DIR",
+    "GATEWAY_DATA_DIR": "folder of the embedded PostgreSQL and the demo credentials (.data)",
+    "GATEWAY_HOST": "address serve listens on (127.0.0.1)",
+    "GATEWAY_PORT": "port serve listens on (8000)",
+    "GATEWAY_LOG_FORMAT": "json, console, or auto: console on a terminal, else json (auto)",
+    "GATEWAY_LOG_LEVEL": "debug, info, warning or error (info)",
+    "GATEWAY_DB_POOL_MIN": "database connections kept open per process (2)",
+    "GATEWAY_DB_POOL_MAX": "most database connections per process (10)",
+    "GATEWAY_DB_TIMEOUT": "seconds to wait for a database connection before SYS_001 (2)",
+    "GATEWAY_RETRY_AFTER": "seconds sent in Retry-After with SYS_001 (5)",
+    "GATEWAY_NONCE_PURGE_INTERVAL": "seconds between purges of expired replay records (60)",
+}
+
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} must be between {low} and {high}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} must be between {low} and {high}")
+    return value
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Read and check every setting; raise :class:`SettingsError` naming the first bad one."""
+    log_format = env.get("GATEWAY_LOG_FORMAT", "auto") or "auto"
+    if log_format not in ("json", "console", "auto"):
+        raise SettingsError(f"GATEWAY_LOG_FORMAT={log_format!r} must be json, console or auto")
+    log_level = (env.get("GATEWAY_LOG_LEVEL", "info") or "info").lower()
+    if log_level not in _LEVELS:
+        raise SettingsError(f"GATEWAY_LOG_LEVEL={log_level!r} must be one of {', '.join(_LEVELS)}")
+    pool_min = _int(env, "GATEWAY_DB_POOL_MIN", 2, low=0, high=1000)
+    pool_max = _int(env, "GATEWAY_DB_POOL_MAX", 10, low=1, high=1000)
+    if pool_max < max(pool_min, 1):
+        raise SettingsError(
+            f"GATEWAY_DB_POOL_MAX={pool_max} must be at least GATEWAY_DB_POOL_MIN={pool_min}"
+        )
+    url = env.get("DATABASE_URL") or None
+    return Settings(
+        database_url=Secret(url) if url else None,
+        data_dir=Path(env.get("GATEWAY_DATA_DIR") or ".data"),
+        host=env.get("GATEWAY_HOST") or "127.0.0.1",
+        port=_int(env, "GATEWAY_PORT", 8000, low=0, high=65535),
+        log_format=log_format,  # type: ignore[arg-type]  # checked just above
+        log_level=log_level,
+        pool_min=pool_min,
+        pool_max=pool_max,
+        db_timeout=_float(env, "GATEWAY_DB_TIMEOUT", 2.0, low=0.1, high=60.0),
+        retry_after_seconds=_int(env, "GATEWAY_RETRY_AFTER", 5, low=1, high=3600),
+        nonce_purge_interval=_float(
+            env, "GATEWAY_NONCE_PURGE_INTERVAL", 60.0, low=0.05, high=86400.0
+        ),
+    )

@@ -1,0 +1,134 @@
+"""msgspec Structs of every body on the wire; the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+__all__ = [
+    "MAX_DISPATCH_ENTRIES",
+    "MAX_SYNC_ENTRIES",
+    "DeletionData",
+    "DeletionRequest",
+    "DeletionResponse",
+    "ErrorBody",
+    "ErrorDetails",
+    "ErrorResponse",
+    "HealthData",
+    "HealthResponse",
+    "ItemError",
+    "ResponseMeta",
+    "SuccessItem",
+    "Summary",
+    "decode_deletion_request",
+    "encode",
+]
+
+MAX_SYNC_ENTRIES = 1_000
+MAX_DISPATCH_ENTRIES = 100_000
+
+
+class Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every wire type."""
+
+
+ExternalId = Annotated[
+    str, Meta(min_length=1, max_length=255, description="The partner's own identifier")
+]
+
+
+class DeletionRequest(Wire):
+    """Products to delete from the caller's store; at least one entry is required."""
+
+    ids: Annotated[
+        list[str],
+        Meta(max_length=MAX_DISPATCH_ENTRIES, description="Product UUIDs, any case"),
+    ] = []
+    externalIds: Annotated[list[ExternalId], Meta(max_length=MAX_DISPATCH_ENTRIES)] = []
+    dispatch: Annotated[
+        bool, Meta(description="Run as an asynchronous batch (not yet enabled)")
+    ] = False
+
+
+class ResponseMeta(Wire):
+    timestamp: Annotated[str, Meta(description="ISO-8601 UTC with milliseconds")]
+    durationMs: int
+    dispatch: bool | UnsetType = UNSET
+
+
+class Summary(Wire):
+    total: int
+    succeeded: int
+    failed: int
+
+
+class SuccessItem(Wire):
+    id: str
+    externalId: str | None
+
+
+class ItemError(Wire):
+    code: Annotated[str, Meta(description="PRD_014, PRD_015, PRD_016 or PRD_017")]
+    message: str
+    rowIndex: Annotated[int, Meta(description="Index in the array the entry came from")]
+    id: str | UnsetType = UNSET
+    externalId: str | UnsetType = UNSET
+
+
+class DeletionData(Wire):
+    summary: Summary
+    successItems: list[SuccessItem]
+    errors: list[ItemError]
+
+
+class DeletionResponse(Wire):
+    success: bool
+    message: str
+    requestId: str
+    meta: ResponseMeta
+    data: DeletionData
+
+
+class HealthData(Wire):
+    status: str
+
+
+class HealthResponse(Wire):
+    success: bool
+    message: str
+    requestId: str
+    meta: ResponseMeta
+    data: HealthData
+
+
+class ErrorDetails(Wire):
+    timestamp: str
+    hint: str
+    context: dict[str, Any]
+
+
+class ErrorBody(Wire):
+    code: str
+    message: str
+    details: ErrorDetails
+
+
+class ErrorResponse(Wire):
+    success: bool
+    requestId: str
+    error: ErrorBody
+
+
+_ENCODER = msgspec.json.Encoder()
+_DELETION_DECODER = msgspec.json.Decoder(DeletionRequest)
+
+
+def encode(value: msgspec.Struct) -> bytes:
+    return _ENCODER.encode(value)
+
+
+def decode_deletion_request(body: bytes) -> DeletionRequest:
+    """Decode a deletion body; raises ``msgspec.DecodeError`` (or its ``ValidationError``)."""
+    return _DELETION_DECODER.decode(body)

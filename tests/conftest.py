@@ -1,0 +1,86 @@
+"""Shared fixtures: one real PostgreSQL database per test session, emptied before each test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, settings
+
+import catalog_store as store
+from tests.support import Tenant, make_tenant
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+ROOT = Path(__file__).resolve().parent.parent
+_TABLES = (
+    "product_variants, products, store_tokens, partner_secrets, stores, partners,"
+    " replay_nonces, deletion_audit"
+)
+
+
+@pytest.fixture(scope="session")
+def server_conninfo() -> str:
+    """The PostgreSQL server: ``TEST_DATABASE_URL``, else the embedded one under ``.data/``."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        return given
+    return store.embedded_conninfo(ROOT / ".data")
+
+
+def _with_dbname(conninfo: str, dbname: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    params["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+@pytest.fixture(scope="session")
+def database_url(server_conninfo: str) -> Iterator[str]:
+    """A database of this session's own, migrated, dropped at the end."""
+    name = f"gateway_test_{secrets.token_hex(4)}"
+    with psycopg.connect(server_conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_dbname(server_conninfo, name)
+    import asyncio
+
+    asyncio.run(store.apply_migrations(url))
+    yield url
+    with psycopg.connect(server_conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request: pytest.FixtureRequest) -> None:
+    if "database_url" not in request.fixturenames:
+        return
+    url: str = request.getfixturevalue("database_url")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[store.Pool]:
+    p = store.create_pool(database_url, min_size=1, max_size=4)
+    await p.open(wait=True)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def tenant(pool: store.Pool) -> Tenant:
+    return await make_tenant(pool, products=20)

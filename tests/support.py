@@ -1,0 +1,145 @@
+"""Test helpers: tenants with real credentials, a settable clock, an app client, signing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import msgspec
+import psycopg
+
+import catalog_store as store
+import signing
+from gateway.app import create_app
+from gateway.settings import Settings
+
+DELETIONS = "/api/v1/partner/stores/products/deletions"
+NOW_MS = 1_758_100_350_458
+
+
+@dataclass
+class FakeClock:
+    """A wall clock in milliseconds that tests set by hand."""
+
+    now_ms: int = NOW_MS
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+@dataclass
+class Tenant:
+    partner_id: int
+    partner_client_id: str
+    secret: str
+    store_id: int
+    store_client_id: str
+    token: str
+    products: list[store.ProductRef] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return [str(p.id) for p in self.products]
+
+    @property
+    def external_ids(self) -> list[str]:
+        return [p.external_id for p in self.products if p.external_id is not None]
+
+
+async def make_tenant(
+    pool: store.Pool, *, products: int = 0, variants: int = 2, name: str = "t"
+) -> Tenant:
+    partner = await store.create_partner(pool, f"partner {name}")
+    shop = await store.create_store(pool, f"store {name}")
+    token = await store.issue_token(
+        pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
+    )
+    refs = await store.seed_products(
+        pool, store_client_id=shop.client_id, count=products, variants=variants
+    ) if products else []
+    return Tenant(
+        partner_id=partner.id,
+        partner_client_id=partner.client_id,
+        secret=partner.secret,
+        store_id=shop.id,
+        store_client_id=shop.client_id,
+        token=token.token,
+        products=refs,
+    )
+
+
+def signed_headers(
+    tenant: Tenant,
+    *,
+    method: str = "POST",
+    path: str = DELETIONS,
+    query: str = "",
+    body: bytes = b"",
+    timestamp: int | str = NOW_MS,
+    secret: str | None = None,
+) -> dict[str, str]:
+    ts = str(timestamp)
+    signature = signing.sign_request(
+        secret if secret is not None else tenant.secret,
+        method=method,
+        path=path,
+        query=query,
+        partner_client_id=tenant.partner_client_id,
+        store_client_id=tenant.store_client_id,
+        store_token=tenant.token,
+        timestamp=ts,
+        body=body,
+    )
+    return {
+        "x-partner-client-id": tenant.partner_client_id,
+        "x-store-client-id": tenant.store_client_id,
+        "x-store-token": tenant.token,
+        "x-timestamp": ts,
+        "x-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+def body_of(payload: Any) -> bytes:
+    return msgspec.json.encode(payload)
+
+
+@contextlib.asynccontextmanager
+async def gateway_client(
+    database_url: str,
+    clock: FakeClock | None = None,
+    *,
+    settings: Settings | None = None,
+    connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An app with its own pool (as one gateway process), lifespan run, in-process transport."""
+    app = create_app(
+        settings or Settings(pool_min=1, pool_max=4),
+        conninfo=database_url,
+        clock=clock or FakeClock(),
+        connection_class=connection_class,
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+async def delete(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    payload: Any,
+    *,
+    timestamp: int = NOW_MS,
+) -> httpx.Response:
+    body = body_of(payload)
+    return await client.post(
+        DELETIONS, content=body, headers=signed_headers(tenant, body=body, timestamp=timestamp)
+    )
+
+
+async def product_count(pool: store.Pool, tenant: Tenant) -> tuple[int, int]:
+    return await store.count_products(pool, store_id=tenant.store_id)
