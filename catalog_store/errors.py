@@ -1,10 +1,10 @@
 """Errors raised by the catalog store.
 
-    StoreError
-     ├── StoreUnavailable   the database cannot be reached or failed the statement; nothing changed
-     ├── Replayed           the signature was already accepted inside the window
-     ├── UnknownClient      a partner or store client id that does not exist
-     └── MigrationError     a migration file could not be applied
+StoreError
+ ├── StoreUnavailable   the database cannot be reached or failed the statement; nothing changed
+ ├── Replayed           the signature was already accepted inside the window
+ ├── UnknownClient      a partner or store client id that does not exist
+ └── MigrationError     a migration file could not be applied
 """
 
 from __future__ import annotations

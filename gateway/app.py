@@ -89,8 +89,11 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
         allow = (exc.headers or {}).get("Allow", "")
         return error_response(
             request,
-            ApiError("ROUTE_002", context={"allowedMethods": allow.split(", ") if allow else []},
-                     headers={"Allow": allow} if allow else None),
+            ApiError(
+                "ROUTE_002",
+                context={"allowedMethods": allow.split(", ") if allow else []},
+                headers={"Allow": allow} if allow else None,
+            ),
         )
     return error_response(request, ApiError("ROUTE_001", context={"path": request.url.path[:200]}))
 

@@ -126,7 +126,9 @@ def _report(outcome: store.DeletionOutcome) -> DeletionData:
         summary=Summary(
             total=outcome.total, succeeded=len(outcome.deleted), failed=len(outcome.failures)
         ),
-        successItems=[SuccessItem(id=str(row.id), externalId=row.external_id) for row in outcome.deleted],
+        successItems=[
+            SuccessItem(id=str(row.id), externalId=row.external_id) for row in outcome.deleted
+        ],
         errors=errors,
     )
 

@@ -1,6 +1,6 @@
 """The error catalog: every request-level code, its HTTP status, message and default hint.
 
-    ApiError   raised anywhere in gateway/, rendered into the error envelope in one place
+ApiError   raised anywhere in gateway/, rendered into the error envelope in one place
 """
 
 from __future__ import annotations

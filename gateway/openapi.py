@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the wire Structs, and the /docs page rendered from it."""
+"""The OpenAPI 3.1 document, generated from the wire Structs, and /docs rendered from it."""
 
 from __future__ import annotations
 
@@ -49,8 +49,13 @@ def build_openapi() -> dict[str, Any]:
         [DeletionRequest, DeletionResponse, ErrorResponse, HealthResponse], ref_template=_REF
     )
     signed_params = [
-        {"name": name, "in": "header", "required": True, "schema": {"type": "string"},
-         "description": text}
+        {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": text,
+        }
         for name, text in _SIGNED_HEADERS
     ]
     item_codes = "; ".join(f"{code} {text}" for code, text in ITEM_CODES.items())
@@ -68,7 +73,8 @@ def build_openapi() -> dict[str, Any]:
                 "post": {
                     "operationId": "deleteProducts",
                     "summary": "Delete products of the caller's store by ids and external ids",
-                    "description": f"Up to 1,000 entries in one transaction. Item codes: {item_codes}.",
+                    "description": "Up to 1,000 entries in one transaction."
+                    f" Item codes: {item_codes}.",
                     "parameters": signed_params,
                     "requestBody": {
                         "required": True,
@@ -85,15 +91,20 @@ def build_openapi() -> dict[str, Any]:
                     "operationId": "getDeletionBatch",
                     "summary": "Progress and results of a dispatched deletion batch",
                     "parameters": [
-                        {"name": "batchId", "in": "path", "required": True,
-                         "schema": {"type": "string"}},
+                        {
+                            "name": "batchId",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
                         *signed_params,
                     ],
                     "responses": _errors(*_AUTH_CODES, "BAT_001", "VAL_002", "SYS_001"),
                 }
             },
-            "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness",
-                                 "responses": health}},
+            "/healthz": {
+                "get": {"operationId": "healthz", "summary": "Liveness", "responses": health}
+            },
             "/readyz": {
                 "get": {
                     "operationId": "readyz",
@@ -126,7 +137,9 @@ def render_docs(document: dict[str, Any]) -> str:
     for path, operations in document["paths"].items():
         for method, op in operations.items():
             out.append(f"<h2><code>{method.upper()} {html.escape(path)}</code></h2>")
-            out.append(f"<p>{html.escape(op['summary'])}. {html.escape(op.get('description', ''))}</p>")
+            out.append(
+                f"<p>{html.escape(op['summary'])}. {html.escape(op.get('description', ''))}</p>"
+            )
             params = op.get("parameters", [])
             if params:
                 out.append("<table><tr><th>parameter</th><th>in</th><th>meaning</th></tr>")
@@ -138,10 +151,15 @@ def render_docs(document: dict[str, Any]) -> str:
                 out.append("</table>")
             out.append("<table><tr><th>status</th><th>meaning</th></tr>")
             for status, response in op["responses"].items():
-                out.append(f"<tr><td>{status}</td><td>{html.escape(response['description'])}</td></tr>")
+                out.append(
+                    f"<tr><td>{status}</td><td>{html.escape(response['description'])}</td></tr>"
+                )
             out.append("</table>")
     out.append("<h2>Schemas</h2>")
     for name, schema in document["components"]["schemas"].items():
-        out.append(f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3><pre>{_schema_text(schema)}</pre>")
+        out.append(
+            f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3>"
+            f"<pre>{_schema_text(schema)}</pre>"
+        )
     out.append("</body></html>")
     return "\n".join(out)

@@ -39,7 +39,7 @@ ExternalId = Annotated[
 ]
 
 
-class DeletionRequest(Wire):
+class DeletionRequest(Wire, frozen=True):
     """Products to delete from the caller's store; at least one entry is required."""
 
     ids: Annotated[
@@ -52,24 +52,24 @@ class DeletionRequest(Wire):
     ] = False
 
 
-class ResponseMeta(Wire):
+class ResponseMeta(Wire, frozen=True):
     timestamp: Annotated[str, Meta(description="ISO-8601 UTC with milliseconds")]
     durationMs: int
     dispatch: bool | UnsetType = UNSET
 
 
-class Summary(Wire):
+class Summary(Wire, frozen=True):
     total: int
     succeeded: int
     failed: int
 
 
-class SuccessItem(Wire):
+class SuccessItem(Wire, frozen=True):
     id: str
     externalId: str | None
 
 
-class ItemError(Wire):
+class ItemError(Wire, frozen=True):
     code: Annotated[str, Meta(description="PRD_014, PRD_015, PRD_016 or PRD_017")]
     message: str
     rowIndex: Annotated[int, Meta(description="Index in the array the entry came from")]
@@ -77,13 +77,13 @@ class ItemError(Wire):
     externalId: str | UnsetType = UNSET
 
 
-class DeletionData(Wire):
+class DeletionData(Wire, frozen=True):
     summary: Summary
     successItems: list[SuccessItem]
     errors: list[ItemError]
 
 
-class DeletionResponse(Wire):
+class DeletionResponse(Wire, frozen=True):
     success: bool
     message: str
     requestId: str
@@ -91,11 +91,11 @@ class DeletionResponse(Wire):
     data: DeletionData
 
 
-class HealthData(Wire):
+class HealthData(Wire, frozen=True):
     status: str
 
 
-class HealthResponse(Wire):
+class HealthResponse(Wire, frozen=True):
     success: bool
     message: str
     requestId: str
@@ -103,19 +103,19 @@ class HealthResponse(Wire):
     data: HealthData
 
 
-class ErrorDetails(Wire):
+class ErrorDetails(Wire, frozen=True):
     timestamp: str
     hint: str
     context: dict[str, Any]
 
 
-class ErrorBody(Wire):
+class ErrorBody(Wire, frozen=True):
     code: str
     message: str
     details: ErrorDetails
 
 
-class ErrorResponse(Wire):
+class ErrorResponse(Wire, frozen=True):
     success: bool
     requestId: str
     error: ErrorBody

@@ -1,7 +1,7 @@
 """Errors raised by the signing library.
 
-    SigningError
-     └── MalformedInput   a value that cannot be part of a string to sign
+SigningError
+ └── MalformedInput   a value that cannot be part of a string to sign
 """
 
 from __future__ import annotations

@@ -39,9 +39,7 @@ def server_conninfo() -> str:
 
 
 def _with_dbname(conninfo: str, dbname: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return psycopg.conninfo.make_conninfo(conninfo, dbname=dbname)
 
 
 @pytest.fixture(scope="session")

@@ -57,9 +57,13 @@ async def make_tenant(
     token = await store.issue_token(
         pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
     )
-    refs = await store.seed_products(
-        pool, store_client_id=shop.client_id, count=products, variants=variants
-    ) if products else []
+    refs = (
+        await store.seed_products(
+            pool, store_client_id=shop.client_id, count=products, variants=variants
+        )
+        if products
+        else []
+    )
     return Tenant(
         partner_id=partner.id,
         partner_client_id=partner.client_id,

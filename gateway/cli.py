@@ -1,0 +1,262 @@
+"""The `partner-gateway` command line (contract §6): every command prints JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import catalog_store as store
+
+from .app import resolve_conninfo
+from .client import PartnerAuth
+from .deletions import DELETIONS_PATH
+from .demo import ensure_demo, print_welcome
+from .logs import configure_logging
+from .settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+
+
+class CommandError(Exception):
+    """A failure the operator can fix; printed as ``{"error": ...}`` with exit status 2."""
+
+
+async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[Any]]) -> Any:
+    conninfo = resolve_conninfo(settings)
+    await store.apply_migrations(conninfo)
+    pool = store.create_pool(conninfo, min_size=1, max_size=2, timeout=10)
+    await pool.open(wait=True, timeout=30)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    report = asyncio.run(store.apply_migrations(resolve_conninfo(settings)))
+    _print({"applied": report.applied, "alreadyApplied": report.already_applied})
+    return 0
+
+
+def _cmd_partner_create(settings: Settings, args: argparse.Namespace) -> int:
+    partner = asyncio.run(_with_pool(settings, lambda p: store.create_partner(p, args.name)))
+    _print({"partnerClientId": partner.client_id, "secret": partner.secret})
+    return 0
+
+
+def _cmd_store_create(settings: Settings, args: argparse.Namespace) -> int:
+    shop = asyncio.run(_with_pool(settings, lambda p: store.create_store(p, args.name)))
+    _print({"storeClientId": shop.client_id})
+    return 0
+
+
+def _cmd_token_issue(settings: Settings, args: argparse.Namespace) -> int:
+    scopes = tuple(s for s in args.scopes.replace(",", " ").split() if s)
+    if not scopes:
+        raise CommandError("--scopes needs at least one scope, e.g. products:delete")
+    token = asyncio.run(
+        _with_pool(
+            settings,
+            lambda p: store.issue_token(
+                p, partner_client_id=args.partner, store_client_id=args.store, scopes=scopes
+            ),
+        )
+    )
+    _print({"storeToken": token.token, "scopes": list(token.scopes)})
+    return 0
+
+
+def _cmd_products_seed(settings: Settings, args: argparse.Namespace) -> int:
+    refs = asyncio.run(
+        _with_pool(
+            settings,
+            lambda p: store.seed_products(
+                p, store_client_id=args.store, count=args.count, variants=args.variants
+            ),
+        )
+    )
+    lines = "".join(
+        json.dumps({"id": str(ref.id), "externalId": ref.external_id}) + "\n" for ref in refs
+    )
+    if args.out:
+        Path(args.out).write_text(lines, encoding="utf-8")
+        _print({"seeded": len(refs), "out": args.out})
+    else:
+        sys.stdout.write(lines)
+    return 0
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    conninfo = resolve_conninfo(settings)
+    report = asyncio.run(store.apply_migrations(conninfo))
+    if args.demo:
+        data_dir = settings.data_dir
+        demo = asyncio.run(_with_pool(settings, lambda p: ensure_demo(p, data_dir)))
+        print_welcome(demo, f"http://{host}:{port}")
+    else:
+        _print({"serving": f"http://{host}:{port}", "migrationsApplied": report.applied})
+    # The workers build their own app from the environment; hand them the resolved database.
+    os.environ["DATABASE_URL"] = conninfo
+    uvicorn.run(
+        "gateway.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+    )
+    return 0
+
+
+def _cmd_call(settings: Settings, args: argparse.Namespace) -> int:
+    env = os.environ
+    needed = {
+        "partner_client_id": args.partner_client_id or env.get("PARTNER_CLIENT_ID"),
+        "partner_secret": args.partner_secret or env.get("PARTNER_SECRET"),
+        "store_client_id": args.store_client_id or env.get("STORE_CLIENT_ID"),
+        "store_token": args.store_token or env.get("STORE_TOKEN"),
+    }
+    missing = [name for name, value in needed.items() if not value]
+    if missing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+        raise CommandError(f"missing credentials: give {flags} (or their environment variables)")
+    url = (args.url or env.get("GATEWAY_URL") or "http://127.0.0.1:8000").rstrip("/")
+    auth = PartnerAuth(
+        partner_client_id=str(needed["partner_client_id"]),
+        partner_secret=str(needed["partner_secret"]),
+        store_client_id=str(needed["store_client_id"]),
+        store_token=str(needed["store_token"]),
+    )
+    with httpx.Client(base_url=url, auth=auth, timeout=30) as client:
+        if args.batch:
+            response = client.get(f"{DELETIONS_PATH}/{args.batch}")
+        else:
+            if not args.ids and not args.external_ids:
+                raise CommandError("name products with --ids and/or --external-ids")
+            body: dict[str, Any] = {}
+            if args.ids:
+                body["ids"] = args.ids
+            if args.external_ids:
+                body["externalIds"] = args.external_ids
+            response = client.post(
+                DELETIONS_PATH,
+                content=json.dumps(body).encode(),
+                headers={"content-type": "application/json"},
+            )
+    try:
+        _print({"status": response.status_code, "body": response.json()})
+    except ValueError:
+        _print({"status": response.status_code, "body": response.text})
+    return 0 if response.is_success else 1
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 10,000,000")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="partner-gateway", description="Partner Catalog Gateway: operator commands"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_cmd_migrate)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--demo", action="store_true", help="create demo credentials and products on first start"
+    )
+    serve.set_defaults(run=_cmd_serve)
+
+    partner = commands.add_parser("partner", help="partners").add_subparsers(
+        dest="action", required=True
+    )
+    p_create = partner.add_parser("create", help="create a partner and its first secret")
+    p_create.add_argument("--name", required=True)
+    p_create.set_defaults(run=_cmd_partner_create)
+
+    shop = commands.add_parser("store", help="stores").add_subparsers(dest="action", required=True)
+    s_create = shop.add_parser("create", help="create a store")
+    s_create.add_argument("--name", required=True)
+    s_create.set_defaults(run=_cmd_store_create)
+
+    token = commands.add_parser("token", help="store tokens").add_subparsers(
+        dest="action", required=True
+    )
+    t_issue = token.add_parser("issue", help="issue a token from a store to a partner")
+    t_issue.add_argument("--partner", required=True, help="partner client id")
+    t_issue.add_argument("--store", required=True, help="store client id")
+    t_issue.add_argument("--scopes", default=",".join(store.DEFAULT_SCOPES))
+    t_issue.set_defaults(run=_cmd_token_issue)
+
+    products = commands.add_parser("products", help="catalog products").add_subparsers(
+        dest="action", required=True
+    )
+    seed = products.add_parser("seed", help="create products with variants")
+    seed.add_argument("--store", required=True, help="store client id")
+    seed.add_argument("--count", type=_natural, required=True)
+    seed.add_argument("--variants", type=_natural, default=2)
+    seed.add_argument("--out", help="write the products to FILE instead of standard output")
+    seed.set_defaults(run=_cmd_products_seed)
+
+    call = commands.add_parser("call", help="sign a deletion (or batch read) and send it")
+    call.add_argument("--url", help="gateway URL (GATEWAY_URL, default http://127.0.0.1:8000)")
+    call.add_argument("--partner-client-id", help="or PARTNER_CLIENT_ID")
+    call.add_argument("--partner-secret", help="or PARTNER_SECRET")
+    call.add_argument("--store-client-id", help="or STORE_CLIENT_ID")
+    call.add_argument("--store-token", help="or STORE_TOKEN")
+    call.add_argument("--ids", nargs="+", default=[])
+    call.add_argument("--external-ids", nargs="+", default=[])
+    call.add_argument("--batch", help="read this batch instead of deleting")
+    call.set_defaults(run=_cmd_call)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(os.environ)
+        configure_logging(settings.log_format, settings.log_level)
+        code: int = args.run(settings, args)
+        return code
+    except (SettingsError, CommandError, store.UnknownClient, store.StoreError) as exc:
+        _fail(str(exc))
+        return 2
+    except httpx.HTTPError as exc:
+        _fail(f"could not reach the gateway: {exc}")
+        return 2
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(json.dumps({"error": message}) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

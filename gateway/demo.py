@@ -1,0 +1,127 @@
+"""`make run`'s first-start demo: a partner, a store, a token and 1,000 products, and a welcome."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import catalog_store as store
+
+__all__ = ["Demo", "ensure_demo", "print_welcome"]
+
+DEMO_PRODUCTS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Demo:
+    partnerClientId: str
+    partnerSecret: str
+    storeClientId: str
+    storeToken: str
+    sampleIds: tuple[str, ...] = ()
+    created: bool = False
+
+
+async def _sample_ids(pool: store.Pool, store_client_id: str) -> tuple[str, ...]:
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT p.id FROM products p JOIN stores s ON s.id = p.store_id"
+            " WHERE s.client_id = %s ORDER BY p.created_at, p.id LIMIT 2",
+            (store_client_id,),
+        )
+        return tuple(str(row[0]) for row in await cur.fetchall())
+
+
+async def _still_there(pool: store.Pool, demo: Demo) -> bool:
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT 1 FROM partners p, stores s WHERE p.client_id = %s AND s.client_id = %s",
+            (demo.partnerClientId, demo.storeClientId),
+        )
+        return await cur.fetchone() is not None
+
+
+async def ensure_demo(pool: store.Pool, data_dir: Path) -> Demo:
+    """Reuse the demo credentials kept in ``data_dir/demo.json`` (mode 0600), or create them;
+    re-seed 1,000 products when the demo store has none left."""
+    path = data_dir / "demo.json"
+    demo: Demo | None = None
+    if path.exists():
+        saved = json.loads(path.read_text("utf-8"))
+        demo = Demo(
+            **{
+                k: saved[k]
+                for k in ("partnerClientId", "partnerSecret", "storeClientId", "storeToken")
+            }
+        )
+        if not await _still_there(pool, demo):
+            demo = None
+    created = demo is None
+    if demo is None:
+        partner = await store.create_partner(pool, "Demo partner")
+        shop = await store.create_store(pool, "Demo store")
+        token = await store.issue_token(
+            pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
+        )
+        demo = Demo(partner.client_id, partner.secret, shop.client_id, token.token)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(
+                {k: v for k, v in asdict(demo).items() if k not in ("sampleIds", "created")},
+                handle,
+                indent=2,
+            )
+    sample = await _sample_ids(pool, demo.storeClientId)
+    if not sample:
+        await store.seed_products(
+            pool, store_client_id=demo.storeClientId, count=DEMO_PRODUCTS, variants=2
+        )
+        sample = await _sample_ids(pool, demo.storeClientId)
+    return Demo(
+        demo.partnerClientId,
+        demo.partnerSecret,
+        demo.storeClientId,
+        demo.storeToken,
+        sample,
+        created,
+    )
+
+
+def print_welcome(demo: Demo, url: str) -> None:
+    """Print the demo credentials and a command that signs and sends a real deletion."""
+    exports = {
+        "GATEWAY_URL": url,
+        "PARTNER_CLIENT_ID": demo.partnerClientId,
+        "PARTNER_SECRET": demo.partnerSecret,
+        "STORE_CLIENT_ID": demo.storeClientId,
+        "STORE_TOKEN": demo.storeToken,
+    }
+    lines = [
+        "",
+        "Partner Catalog Gateway: demo "
+        + ("created" if demo.created else "credentials")
+        + f" (kept in the data folder's demo.json); serving on {url}",
+        "",
+        "  # the demo partner's credentials, as the example clients read them:",
+        *(f"  export {name}={shlex.quote(value)}" for name, value in exports.items()),
+        "",
+        "  # in another terminal, paste this: it signs a request and deletes two products",
+        "  .venv/bin/partner-gateway call --url "
+        + shlex.quote(url)
+        + f" --partner-client-id {demo.partnerClientId}"
+        + f" --partner-secret {shlex.quote(demo.partnerSecret)}"
+        + f" --store-client-id {demo.storeClientId}"
+        + f" --store-token {shlex.quote(demo.storeToken)}"
+        + " --ids "
+        + " ".join(demo.sampleIds),
+        "",
+        f"  API page: {url}/docs",
+        "",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
