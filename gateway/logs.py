@@ -31,3 +31,5 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=_LEVELS[level], stream=sys.stderr, format="%(message)s")
+    # httpx logs every request of `partner-gateway call` at INFO; the command prints its own.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
