@@ -69,7 +69,7 @@ async def _authenticated(request: Request, body: bytes) -> AuthContext:
     return auth
 
 
-def _validation_error(exc: msgspec.DecodeError) -> ApiError:
+def _validation_error(exc: msgspec.DecodeError, body: bytes) -> ApiError:
     """Name the field that is wrong, in the ``validationErrors`` map of contract §5."""
     text = str(exc)
     match = _AT.search(text)
@@ -85,7 +85,9 @@ def _validation_error(exc: msgspec.DecodeError) -> ApiError:
         reason = f"{reason} (at {path[1:]})" if path != f".{field}" else reason
     else:
         field = "body"
-        if not isinstance(exc, msgspec.ValidationError):
+        if not body:
+            reason = 'is empty: send a JSON object such as {"ids": ["<product uuid>"]}'
+        elif not isinstance(exc, msgspec.ValidationError):
             reason = f"is not valid JSON: {reason}"
         else:
             reason = f"must be a JSON object: {reason}"
@@ -149,7 +151,7 @@ async def delete_products(request: Request) -> Response:
             raise ApiError("AUTH_006") from None
         if isinstance(exc, ApiError):
             raise
-        raise _validation_error(exc) from None
+        raise _validation_error(exc, body) from None
     request_id = uuid.UUID(request.scope["state"]["request_id"])
     try:
         outcome = await store.delete_products(

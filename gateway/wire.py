@@ -131,4 +131,7 @@ def encode(value: msgspec.Struct) -> bytes:
 
 def decode_deletion_request(body: bytes) -> DeletionRequest:
     """Decode a deletion body; raises ``msgspec.DecodeError`` (or its ``ValidationError``)."""
-    return _DELETION_DECODER.decode(body)
+    try:
+        return _DELETION_DECODER.decode(body)
+    except UnicodeDecodeError as exc:  # msgspec raises this, not DecodeError, for bad UTF-8
+        raise msgspec.DecodeError("JSON is malformed: a string is not valid UTF-8") from exc

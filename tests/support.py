@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,3 +149,36 @@ async def delete(
 
 async def product_count(pool: store.Pool, tenant: Tenant) -> tuple[int, int]:
     return await store.count_products(pool, store_id=tenant.store_id)
+
+
+def assert_error(
+    response: httpx.Response,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    hint: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The error envelope of contract §5, exactly; returns the parsed body."""
+    body: dict[str, Any] = response.json()
+    assert response.status_code == status, body
+    assert response.headers["content-type"] == "application/json"
+    assert set(body) == {"success", "requestId", "error"}
+    assert body["success"] is False
+    assert body["requestId"] == response.headers["x-request-id"]
+    assert str(uuid.UUID(body["requestId"])) == body["requestId"]
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert (error["code"], error["message"]) == (code, message)
+    assert set(error["details"]) == {"timestamp", "hint", "context"}
+    assert ISO_MS.fullmatch(error["details"]["timestamp"])
+    assert error["details"]["hint"]
+    if hint is not None:
+        assert error["details"]["hint"] == hint
+    if context is not None:
+        assert error["details"]["context"] == context
+    return body
+
+
+ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
