@@ -24,7 +24,11 @@ from tests.support import (
 pytestmark = pytest.mark.anyio
 
 ALL_HEADERS = [
-    "x-partner-client-id", "x-store-client-id", "x-store-token", "x-timestamp", "x-signature",
+    "x-partner-client-id",
+    "x-store-client-id",
+    "x-store-token",
+    "x-timestamp",
+    "x-signature",
 ]
 
 
@@ -32,7 +36,10 @@ async def test_no_headers_at_all_is_auth_001_listing_all_five(database_url: str)
     async with gateway_client(database_url) as client:
         response = await client.post(DELETIONS, content=b'{"ids":["x"]}')
     assert_error(
-        response, 401, "AUTH_001", "Missing or malformed authentication headers",
+        response,
+        401,
+        "AUTH_001",
+        "Missing or malformed authentication headers",
         context={"missingHeaders": ALL_HEADERS, "invalidHeaders": [], "headerErrors": {}},
     )
 
@@ -73,7 +80,8 @@ async def test_malformed_header_is_auth_001_with_the_reason(
     headers[header] = value
     async with gateway_client(database_url) as client:
         response = await client.post(
-            DELETIONS, content=body,
+            DELETIONS,
+            content=body,
             headers=[(k.encode(), v.encode("utf-8")) for k, v in headers.items()],
         )
     got = assert_error(response, 401, "AUTH_001", "Missing or malformed authentication headers")
@@ -115,7 +123,10 @@ async def test_timestamp_outside_the_window_is_auth_003(
     async with gateway_client(database_url, clock) as client:
         response = await delete(client, tenant, {"ids": tenant.ids[:1]})
     assert_error(
-        response, 401, "AUTH_003", "Expired or invalid timestamp",
+        response,
+        401,
+        "AUTH_003",
+        "Expired or invalid timestamp",
         hint="Request timestamp must be within 300 seconds",
         context={"providedTimestamp": NOW_MS, "currentTime": NOW_MS + skew_ms, "ageSeconds": age},
     )
@@ -136,11 +147,17 @@ async def test_timestamp_in_seconds_gets_the_milliseconds_hint(
     async with gateway_client(database_url) as client:
         response = await delete(client, tenant, {"ids": tenant.ids[:1]}, timestamp=seconds)
     assert_error(
-        response, 401, "AUTH_003", "Expired or invalid timestamp",
+        response,
+        401,
+        "AUTH_003",
+        "Expired or invalid timestamp",
         hint="Request timestamp must be within 300 seconds. x-timestamp 1758100350 looks like"
         " seconds: send Unix time in milliseconds, e.g. 1758100350000",
-        context={"providedTimestamp": seconds, "currentTime": NOW_MS,
-                 "ageSeconds": (NOW_MS - seconds) // 1000},
+        context={
+            "providedTimestamp": seconds,
+            "currentTime": NOW_MS,
+            "ageSeconds": (NOW_MS - seconds) // 1000,
+        },
     )
 
 
@@ -175,10 +192,18 @@ async def test_wrong_secret_is_auth_002_with_the_servers_string_to_sign(
     context = got["error"]["details"]["context"]
     masked = tenant.token[:4] + "*" * (len(tenant.token) - 4)
     assert context == {
-        "stringToSign": "\n".join([
-            "POST", DELETIONS, "", tenant.partner_client_id, tenant.store_client_id, masked,
-            str(NOW_MS), hashlib.sha256(body).hexdigest(),
-        ]),
+        "stringToSign": "\n".join(
+            [
+                "POST",
+                DELETIONS,
+                "",
+                tenant.partner_client_id,
+                tenant.store_client_id,
+                masked,
+                str(NOW_MS),
+                hashlib.sha256(body).hexdigest(),
+            ]
+        ),
         "bodySha256": hashlib.sha256(body).hexdigest(),
     }
     assert tenant.token not in response.text
@@ -195,9 +220,7 @@ async def test_body_changed_after_signing_is_auth_002(database_url: str, tenant:
             DELETIONS, content=sent, headers=signed_headers(tenant, body=signed)
         )
     got = assert_error(response, 401, "AUTH_002", "Invalid signature")
-    assert got["error"]["details"]["context"]["bodySha256"] == (
-        hashlib.sha256(sent).hexdigest()
-    )
+    assert got["error"]["details"]["context"]["bodySha256"] == (hashlib.sha256(sent).hexdigest())
 
 
 async def test_token_of_another_store_is_auth_005(
@@ -242,14 +265,19 @@ async def test_token_without_the_scope_is_auth_005_naming_it(
     database_url: str, pool: store.Pool, tenant: Tenant
 ) -> None:
     token = await store.issue_token(
-        pool, partner_client_id=tenant.partner_client_id,
-        store_client_id=tenant.store_client_id, scopes=("products:read",),
+        pool,
+        partner_client_id=tenant.partner_client_id,
+        store_client_id=tenant.store_client_id,
+        scopes=("products:read",),
     )
     narrow = Tenant(**{**tenant.__dict__, "token": token.token})
     async with gateway_client(database_url) as client:
         response = await delete(client, narrow, {"ids": tenant.ids[:1]})
     assert_error(
-        response, 403, "AUTH_005", "Store token not valid for this partner and store",
+        response,
+        403,
+        "AUTH_005",
+        "Store token not valid for this partner and store",
         hint="This token lacks the scope products:delete; ask the store for a token that has it",
         context={"missingScope": "products:delete"},
     )
@@ -264,7 +292,8 @@ async def test_the_same_signed_request_twice_is_auth_006(
         first = await client.post(DELETIONS, content=body, headers=headers)
         again = await client.post(DELETIONS, content=body, headers=headers)
         upper = await client.post(
-            DELETIONS, content=body,
+            DELETIONS,
+            content=body,
             headers={**headers, "x-signature": headers["x-signature"].upper()},
         )
     assert first.status_code == 200

@@ -87,21 +87,49 @@ async def test_every_item_code_with_row_indexes_in_request_order(
     assert data["summary"] == {"total": 11, "succeeded": 3, "failed": 8}
     assert data["successItems"] == [item(tenant, 2), item(tenant, 1), item(tenant, 3)]
     assert data["errors"] == [
-        {"code": "PRD_017", "message": "Product ID is not a valid UUID", "rowIndex": 1,
-         "id": "not-a-uuid"},
-        {"code": "PRD_016", "message": "Entry repeated earlier in the same request",
-         "rowIndex": 2, "id": tenant.ids[2]},
+        {
+            "code": "PRD_017",
+            "message": "Product ID is not a valid UUID",
+            "rowIndex": 1,
+            "id": "not-a-uuid",
+        },
+        {
+            "code": "PRD_016",
+            "message": "Entry repeated earlier in the same request",
+            "rowIndex": 2,
+            "id": tenant.ids[2],
+        },
         {"code": "PRD_014", "message": "Product ID not found", "rowIndex": 3, "id": unknown},
-        {"code": "PRD_017", "message": "Product ID is not a valid UUID", "rowIndex": 5,
-         "id": "{" + tenant.ids[5] + "}"},
-        {"code": "PRD_015", "message": "Product external ID not found", "rowIndex": 1,
-         "externalId": "no-such-external-id"},
-        {"code": "PRD_016", "message": "Entry repeated earlier in the same request",
-         "rowIndex": 2, "externalId": tenant.external_ids[3]},
-        {"code": "PRD_016", "message": "Entry repeated earlier in the same request",
-         "rowIndex": 3, "externalId": tenant.external_ids[1]},
-        {"code": "PRD_015", "message": "Product external ID not found", "rowIndex": 4,
-         "externalId": tenant.external_ids[3].upper()},
+        {
+            "code": "PRD_017",
+            "message": "Product ID is not a valid UUID",
+            "rowIndex": 5,
+            "id": "{" + tenant.ids[5] + "}",
+        },
+        {
+            "code": "PRD_015",
+            "message": "Product external ID not found",
+            "rowIndex": 1,
+            "externalId": "no-such-external-id",
+        },
+        {
+            "code": "PRD_016",
+            "message": "Entry repeated earlier in the same request",
+            "rowIndex": 2,
+            "externalId": tenant.external_ids[3],
+        },
+        {
+            "code": "PRD_016",
+            "message": "Entry repeated earlier in the same request",
+            "rowIndex": 3,
+            "externalId": tenant.external_ids[1],
+        },
+        {
+            "code": "PRD_015",
+            "message": "Product external ID not found",
+            "rowIndex": 4,
+            "externalId": tenant.external_ids[3].upper(),
+        },
     ]
     assert await product_count(pool, tenant) == (17, 34)
 
@@ -134,10 +162,18 @@ async def test_a_product_of_another_store_is_not_found(
         "summary": {"total": 2, "succeeded": 0, "failed": 2},
         "successItems": [],
         "errors": [
-            {"code": "PRD_014", "message": "Product ID not found", "rowIndex": 0,
-             "id": other.ids[0]},
-            {"code": "PRD_015", "message": "Product external ID not found", "rowIndex": 0,
-             "externalId": other.external_ids[1]},
+            {
+                "code": "PRD_014",
+                "message": "Product ID not found",
+                "rowIndex": 0,
+                "id": other.ids[0],
+            },
+            {
+                "code": "PRD_015",
+                "message": "Product external ID not found",
+                "rowIndex": 0,
+                "externalId": other.external_ids[1],
+            },
         ],
     }
     assert await product_count(pool, other) == (3, 6)
@@ -191,7 +227,10 @@ async def test_a_failure_mid_transaction_leaves_every_product_in_place(
         async with gateway_client(database_url) as client:
             failed = await client.post(DELETIONS, content=body, headers=headers)
             assert_error(
-                failed, 503, "SYS_001", "Service temporarily unavailable",
+                failed,
+                503,
+                "SYS_001",
+                "Service temporarily unavailable",
                 hint="The database cannot be reached; nothing was changed."
                 " Retry after Retry-After seconds",
                 context={},
@@ -206,8 +245,10 @@ async def test_a_failure_mid_transaction_leaves_every_product_in_place(
         assert retried.json()["data"]["summary"] == {"total": 10, "succeeded": 10, "failed": 0}
     finally:
         async with store.connection(pool) as conn:
-            await conn.execute("DROP TRIGGER IF EXISTS fail_audit ON deletion_audit;"
-                               " DROP FUNCTION IF EXISTS fail_audit()")
+            await conn.execute(
+                "DROP TRIGGER IF EXISTS fail_audit ON deletion_audit;"
+                " DROP FUNCTION IF EXISTS fail_audit()"
+            )
 
 
 async def test_audit_record_is_written_with_the_request(
@@ -221,10 +262,17 @@ async def test_audit_record_is_written_with_the_request(
             " FROM deletion_audit"
         )
         rows = await cur.fetchall()
-    assert rows == [(
-        uuid.UUID(response.json()["requestId"]), tenant.partner_id, tenant.store_id, 4, 3, 1,
-        [p.id for p in tenant.products[:3]],
-    )]
+    assert rows == [
+        (
+            uuid.UUID(response.json()["requestId"]),
+            tenant.partner_id,
+            tenant.store_id,
+            4,
+            3,
+            1,
+            [p.id for p in tenant.products[:3]],
+        )
+    ]
 
 
 class CountingCursor(psycopg.AsyncCursor[Any]):
@@ -248,11 +296,13 @@ async def test_statement_count_is_constant_whatever_the_batch_size(
     tenant = await make_tenant(pool, products=1001, name="big")
     counts = []
     async with gateway_client(database_url, connection_class=CountingConnection) as client:
-        for n, payload in enumerate((
-            {"ids": tenant.ids[:1]},
-            {"ids": tenant.ids[1:1000]},
-            {"ids": tenant.ids[1000:], "externalIds": ["x"] * 999},
-        )):
+        for n, payload in enumerate(
+            (
+                {"ids": tenant.ids[:1]},
+                {"ids": tenant.ids[1:1000]},
+                {"ids": tenant.ids[1000:], "externalIds": ["x"] * 999},
+            )
+        ):
             CountingCursor.statements.clear()
             response = await delete(client, tenant, payload, timestamp=NOW_MS + n)
             assert response.status_code == 200
@@ -270,22 +320,38 @@ async def test_statement_count_is_constant_whatever_the_batch_size(
         ({"ids": [], "externalIds": []}, {"ids": "at least one id or external id is required"}),
         ({"ids": "abc"}, {"ids": "Expected `array`, got `str`"}),
         ({"ids": [1]}, {"ids": "Expected `str`, got `int` (at ids[0])"}),
-        ({"externalIds": [""]},
-         {"externalIds": "Expected `str` of length >= 1 (at externalIds[0])"}),
-        ({"externalIds": ["x" * 256]},
-         {"externalIds": "Expected `str` of length <= 255 (at externalIds[0])"}),
+        (
+            {"externalIds": [""]},
+            {"externalIds": "Expected `str` of length >= 1 (at externalIds[0])"},
+        ),
+        (
+            {"externalIds": ["x" * 256]},
+            {"externalIds": "Expected `str` of length <= 255 (at externalIds[0])"},
+        ),
         ({"dispatch": "yes", "ids": ["a"]}, {"dispatch": "Expected `bool`, got `str`"}),
-        ({"externalIDs": ["a"]},
-         {"externalIDs": "is not a field of this request; expected ids, externalIds, dispatch"}),
+        (
+            {"externalIDs": ["a"]},
+            {"externalIDs": "is not a field of this request; expected ids, externalIds, dispatch"},
+        ),
         (["a"], {"body": "must be a JSON object: Expected `object`, got `array`"}),
-        ({"ids": ["a"] * 1001},
-         {"ids": "at most 1,000 entries per request while dispatched batches are not enabled;"
-                 " got 1,001"}),
-        ({"ids": ["a"], "dispatch": True},
-         {"dispatch": "at most 1,000 entries per request while dispatched batches are not"
-                      " enabled; got 1 with dispatch: true"}),
-        ({"ids": ["a"] * 50_001, "externalIds": ["b"] * 50_000},
-         {"ids": "at most 100,000 entries in all; got 100,001"}),
+        (
+            {"ids": ["a"] * 1001},
+            {
+                "ids": "at most 1,000 entries per request while dispatched batches are not enabled;"
+                " got 1,001"
+            },
+        ),
+        (
+            {"ids": ["a"], "dispatch": True},
+            {
+                "dispatch": "at most 1,000 entries per request while dispatched batches are not"
+                " enabled; got 1 with dispatch: true"
+            },
+        ),
+        (
+            {"ids": ["a"] * 50_001, "externalIds": ["b"] * 50_000},
+            {"ids": "at most 100,000 entries in all; got 100,001"},
+        ),
     ],
 )
 async def test_bad_bodies_are_val_001_naming_the_field(
@@ -294,7 +360,10 @@ async def test_bad_bodies_are_val_001_naming_the_field(
     async with gateway_client(database_url) as client:
         response = await delete(client, tenant, payload)
     assert_error(
-        response, 400, "VAL_001", "Validation failed",
+        response,
+        400,
+        "VAL_001",
+        "Validation failed",
         hint="Fix the fields named in context.validationErrors",
         context={"validationErrors": errors},
     )
@@ -307,11 +376,15 @@ async def test_bad_bodies_are_val_001_naming_the_field(
         (b"", 'is empty: send a JSON object such as {"ids": ["<product uuid>"]}'),
         (b"{", "is not valid JSON: Input data was truncated"),
         (b"\xff\xfe", "is not valid JSON: JSON is malformed: invalid character (byte 0)"),
-        (b'{"ids": ["a",]}',
-         "is not valid JSON: JSON is malformed: trailing comma in array (byte 13)"),
+        (
+            b'{"ids": ["a",]}',
+            "is not valid JSON: JSON is malformed: trailing comma in array (byte 13)",
+        ),
         (b'{"ids": ["\xff"]}', "is not valid JSON: JSON is malformed: a string is not valid UTF-8"),
-        (b'{"ids": ["a"]} x',
-         "is not valid JSON: JSON is malformed: trailing characters (byte 16)"),
+        (
+            b'{"ids": ["a"]} x',
+            "is not valid JSON: JSON is malformed: trailing characters (byte 16)",
+        ),
         (b"null", "must be a JSON object: Expected `object`, got `null`"),
     ],
 )
@@ -323,7 +396,10 @@ async def test_bodies_that_are_not_json_objects_are_val_001(
             DELETIONS, content=raw, headers=signed_headers(tenant, body=raw)
         )
     assert_error(
-        response, 400, "VAL_001", "Validation failed",
+        response,
+        400,
+        "VAL_001",
+        "Validation failed",
         context={"validationErrors": {"body": reason}},
     )
 
@@ -365,8 +441,12 @@ async def test_body_over_8_mib_is_val_002_before_reading_it_all(
     async with gateway_client(database_url) as client:
         response = await client.post(DELETIONS, content=stream(), headers=headers)
     assert_error(
-        response, 413, "VAL_002", "Request body too large",
-        hint="Send a body of at most 8 MiB", context={"limitBytes": 8 * 1024 * 1024},
+        response,
+        413,
+        "VAL_002",
+        "Request body too large",
+        hint="Send a body of at most 8 MiB",
+        context={"limitBytes": 8 * 1024 * 1024},
     )
     assert pulled <= 10
 
@@ -378,7 +458,10 @@ async def test_declared_content_length_over_8_mib_is_val_002_at_once(
     async with gateway_client(database_url) as client:
         response = await client.post(DELETIONS, content=body, headers=signed_headers(tenant))
     assert_error(
-        response, 413, "VAL_002", "Request body too large",
+        response,
+        413,
+        "VAL_002",
+        "Request body too large",
         context={"limitBytes": 8 * 1024 * 1024, "contentLength": len(body)},
     )
 

@@ -18,9 +18,7 @@ COMMON = {
     "store_token": "stkn__6AbJF05mjvxh7sh",
     "timestamp": "1758100350458",
 }
-BODY_1 = (
-    b'{"ids":["946b3ffa-5f9e-412e-acf4-eea306736e63","66721951-5f60-47fa-828c-29040fd3595f"]}'
-)
+BODY_1 = b'{"ids":["946b3ffa-5f9e-412e-acf4-eea306736e63","66721951-5f60-47fa-828c-29040fd3595f"]}'
 
 
 def test_vector_1_post_with_body() -> None:
@@ -29,8 +27,12 @@ def test_vector_1_post_with_body() -> None:
         "09ccee9ee64a7a4984fd1d61425b245f6aec2cde14a1321898e69ca6f0fe56cd"
     )
     signature = signing.sign_request(
-        SECRET, method="POST", path="/api/v1/partner/stores/products/deletions", query="",
-        body=BODY_1, **COMMON,
+        SECRET,
+        method="POST",
+        path="/api/v1/partner/stores/products/deletions",
+        query="",
+        body=BODY_1,
+        **COMMON,
     )
     assert signature == "c15b8dbfd45ec670c847217f8170fdfa1876d90cdea305dd260a373b432616a5"
 
@@ -59,9 +61,7 @@ def test_string_to_sign_has_eight_lines_and_no_trailing_newline() -> None:
     message = signing.string_to_sign(
         method="post", path="/p", query="", body_hash=signing.EMPTY_BODY_SHA256, **COMMON
     )
-    assert message == "\n".join(
-        ["POST", "/p", "", *COMMON.values(), signing.EMPTY_BODY_SHA256]
-    )
+    assert message == "\n".join(["POST", "/p", "", *COMMON.values(), signing.EMPTY_BODY_SHA256])
 
 
 @pytest.mark.parametrize(
@@ -89,19 +89,26 @@ def test_string_to_sign_has_eight_lines_and_no_trailing_newline() -> None:
         ("body_hash", "abc"),
     ],
 )
-def test_refuses_values_that_could_make_two_requests_share_a_string(
-    field: str, value: str
-) -> None:
+def test_refuses_values_that_could_make_two_requests_share_a_string(field: str, value: str) -> None:
     """A line break, a non-decimal timestamp or a malformed hash raises MalformedInput."""
     args: dict[str, Any] = {
-        "method": "POST", "path": "/p", "query": "", "body_hash": signing.EMPTY_BODY_SHA256,
+        "method": "POST",
+        "path": "/p",
+        "query": "",
+        "body_hash": signing.EMPTY_BODY_SHA256,
         **COMMON,
     }
     args[field] = value
     with pytest.raises(signing.MalformedInput) as caught:
         signing.string_to_sign(**args)
-    assert caught.value.field in {field, "x-timestamp", "body hash", "x-partner-client-id",
-                                  "x-store-client-id", "x-store-token"}
+    assert caught.value.field in {
+        field,
+        "x-timestamp",
+        "body hash",
+        "x-partner-client-id",
+        "x-store-client-id",
+        "x-store-token",
+    }
 
 
 def test_verify_accepts_upper_case_hex_and_names_the_matching_key() -> None:
@@ -116,27 +123,63 @@ def test_verify_accepts_upper_case_hex_and_names_the_matching_key() -> None:
 
 
 @given(
-    key=s.keys, method=s.methods, path=s.paths, query=s.queries, partner=s.line, store=s.line,
-    token=s.line, timestamp=s.timestamps, body=s.bodies,
+    key=s.keys,
+    method=s.methods,
+    path=s.paths,
+    query=s.queries,
+    partner=s.line,
+    store=s.line,
+    token=s.line,
+    timestamp=s.timestamps,
+    body=s.bodies,
 )
 def test_sign_then_verify_round_trips(
-    key: bytes, method: str, path: str, query: str, partner: str, store: str, token: str,
-    timestamp: str, body: bytes,
+    key: bytes,
+    method: str,
+    path: str,
+    query: str,
+    partner: str,
+    store: str,
+    token: str,
+    timestamp: str,
+    body: bytes,
 ) -> None:
     """Whatever the inputs, what sign_request produced verifies against the same key."""
     signature = signing.sign_request(
-        key, method=method, path=path, query=query, partner_client_id=partner,
-        store_client_id=store, store_token=token, timestamp=timestamp, body=body,
+        key,
+        method=method,
+        path=path,
+        query=query,
+        partner_client_id=partner,
+        store_client_id=store,
+        store_token=token,
+        timestamp=timestamp,
+        body=body,
     )
     message = signing.string_to_sign(
-        method=method, path=path, query=query, partner_client_id=partner, store_client_id=store,
-        store_token=token, timestamp=timestamp, body_hash=signing.body_sha256(body),
+        method=method,
+        path=path,
+        query=query,
+        partner_client_id=partner,
+        store_client_id=store,
+        store_token=token,
+        timestamp=timestamp,
+        body_hash=signing.body_sha256(body),
     )
     assert signing.verify(signature, message, [key]) == 0
 
 
-_FIELDS = ("method", "path", "query", "partner_client_id", "store_client_id", "store_token",
-           "timestamp", "body", "key")
+_FIELDS = (
+    "method",
+    "path",
+    "query",
+    "partner_client_id",
+    "store_client_id",
+    "store_token",
+    "timestamp",
+    "body",
+    "key",
+)
 
 
 @given(data=st.data(), field=st.sampled_from(_FIELDS))
@@ -145,16 +188,24 @@ def test_changing_any_one_input_or_the_key_breaks_verification(
 ) -> None:
     """Each of the eight inputs, and the key, is bound by the signature."""
     strategies: dict[str, st.SearchStrategy[Any]] = {
-        "method": s.methods, "path": s.paths, "query": s.queries, "partner_client_id": s.line,
-        "store_client_id": s.line, "store_token": s.line, "timestamp": s.timestamps,
-        "body": s.bodies, "key": s.keys,
+        "method": s.methods,
+        "path": s.paths,
+        "query": s.queries,
+        "partner_client_id": s.line,
+        "store_client_id": s.line,
+        "store_token": s.line,
+        "timestamp": s.timestamps,
+        "body": s.bodies,
+        "key": s.keys,
     }
     original = {name: data.draw(strategies[name], label=name) for name in _FIELDS}
     changed = dict(original)
     changed[field] = data.draw(
         strategies[field].filter(
-            lambda v: v != original[field]
-            and not (field == "method" and v.upper() == original["method"].upper())
+            lambda v: (
+                v != original[field]
+                and not (field == "method" and v.upper() == original["method"].upper())
+            )
         ),
         label=f"new {field}",
     )
@@ -187,5 +238,7 @@ def test_timestamp_window(
     """±300 s inclusive; age in whole seconds, negative in the future; seconds are spotted."""
     check = signing.check_timestamp(timestamp, now_ms=now_ms)
     assert (check.within_window, check.looks_like_seconds, check.age_seconds) == (
-        within, seconds, age,
+        within,
+        seconds,
+        age,
     )
