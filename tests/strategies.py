@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 # A line of the string to sign: any text without line breaks.
 line = st.text(
-    alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+    alphabet=st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]),
     min_size=1,
     max_size=40,
 )

@@ -7,7 +7,6 @@ import socket
 import time
 
 import anyio
-
 import pytest
 
 import catalog_store as store

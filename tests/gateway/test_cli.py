@@ -1,0 +1,227 @@
+"""The operator's command line and a real `serve` process, driven as a newcomer would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+BIN = Path(sys.executable).parent / "partner-gateway"
+
+
+def _env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARTNER_", "STORE_"))}
+    env.update(DATABASE_URL=database_url, GATEWAY_LOG_FORMAT="json", **extra)
+    return env
+
+
+def cli(database_url: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN), *args],
+        env=_env(database_url, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
+        self.process, self.url, self.log = process, url, log
+
+
+@pytest.fixture
+def serve(database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """Start `partner-gateway serve` on a free loopback port; stopped by the test's end."""
+    started: list[Server] = []
+
+    def start(*extra: str) -> Server:
+        port = _free_port()
+        log = tmp_path / f"serve-{port}.log"
+        process = subprocess.Popen(
+            [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
+            env=_env(database_url, GATEWAY_DATA_DIR=str(tmp_path / "data")),
+            stdout=subprocess.PIPE,
+            stderr=log.open("w"),
+            text=True,
+        )
+        server = Server(process, f"http://127.0.0.1:{port}", log)
+        started.append(server)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("server did not start: " + log.read_text())
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=20)
+
+
+def test_admin_commands_print_json_and_a_signed_call_deletes(
+    database_url: str, serve: Any, tmp_path: Path
+) -> None:
+    migrated = ok_json(cli(database_url, "migrate"))
+    assert migrated["applied"] == [] and "0001_initial" in migrated["alreadyApplied"]
+    partner = ok_json(cli(database_url, "partner", "create", "--name", "Acme"))
+    assert re.fullmatch(r"\d{22}", partner["partnerClientId"])
+    assert partner["secret"].startswith("psk_")
+    shop = ok_json(cli(database_url, "store", "create", "--name", "Shop"))
+    assert re.fullmatch(r"\d{21}", shop["storeClientId"])
+    token = ok_json(
+        cli(
+            database_url,
+            "token",
+            "issue",
+            "--partner",
+            partner["partnerClientId"],
+            "--store",
+            shop["storeClientId"],
+        )
+    )
+    assert token["storeToken"].startswith("stkn_")
+    assert token["scopes"] == ["products:delete"]
+    seeded = cli(
+        database_url,
+        "products",
+        "seed",
+        "--store",
+        shop["storeClientId"],
+        "--count",
+        "3",
+        "--variants",
+        "2",
+    )
+    products = [json.loads(line) for line in seeded.stdout.splitlines()]
+    assert len(products) == 3 and set(products[0]) == {"id", "externalId"}
+    out = tmp_path / "more.jsonl"
+    assert ok_json(
+        cli(
+            database_url,
+            "products",
+            "seed",
+            "--store",
+            shop["storeClientId"],
+            "--count",
+            "2",
+            "--out",
+            str(out),
+        )
+    ) == {"seeded": 2, "out": str(out)}
+    assert len(out.read_text().splitlines()) == 2
+
+    server = serve()
+    credentials = {
+        "GATEWAY_URL": server.url,
+        "PARTNER_CLIENT_ID": partner["partnerClientId"],
+        "PARTNER_SECRET": partner["secret"],
+        "STORE_CLIENT_ID": shop["storeClientId"],
+        "STORE_TOKEN": token["storeToken"],
+    }
+    ids = [products[0]["id"], products[1]["id"]]
+    first = cli(
+        database_url,
+        "call",
+        "--ids",
+        *ids,
+        "--external-ids",
+        products[2]["externalId"],
+        **credentials,
+    )
+    reply = ok_json(first)
+    assert reply["status"] == 200
+    assert reply["body"]["data"]["summary"] == {"total": 3, "succeeded": 3, "failed": 0}
+    again = ok_json(cli(database_url, "call", "--ids", ids[0], **credentials))
+    assert again["body"]["data"]["errors"][0]["code"] == "PRD_014"
+    batch = cli(database_url, "call", "--batch", "nope", **credentials)
+    assert batch.returncode == 1
+    assert json.loads(batch.stdout)["body"]["error"]["code"] == "BAT_001"
+
+    # One JSON line per request, with what an operator needs and nothing secret.
+    server.process.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal as its exit status.
+    assert server.process.wait(timeout=20) == -signal.SIGTERM
+    text = server.log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line["event"] == "request"]
+    deletion = next(r for r in requests if r["route"].endswith("/deletions"))
+    assert {"request_id", "partner", "store", "route", "status", "duration_ms"} <= set(deletion)
+    assert deletion["partner"] == partner["partnerClientId"]
+    assert deletion["store"] == shop["storeClientId"]
+    assert deletion["status"] == 200
+    bat = next(r for r in requests if r["route"].endswith("{batchId}"))
+    assert bat["code"] == "BAT_001"
+    for secret in (partner["secret"], token["storeToken"]):
+        assert secret not in text
+
+
+def test_serve_demo_prints_a_command_that_deletes_two_products(
+    database_url: str, serve: Any
+) -> None:
+    """The newcomer's path: `make run` prints a command; pasted, it deletes two products."""
+    server = serve("--demo")
+    welcome: list[str] = []
+    assert server.process.stdout is not None
+    while not any("partner-gateway call" in line for line in welcome):
+        welcome.append(server.process.stdout.readline())
+    command = next(line for line in welcome if "partner-gateway call" in line).strip()
+    argv = shlex.split(command)
+    assert argv[0] == ".venv/bin/partner-gateway"
+    argv[0] = str(BIN)
+    result = subprocess.run(
+        argv, env=_env(database_url), capture_output=True, text=True, timeout=60
+    )
+    reply = ok_json(result)
+    assert reply["status"] == 200
+    assert reply["body"]["data"]["summary"] == {"total": 2, "succeeded": 2, "failed": 0}
+    exports = dict(re.findall(r"export (\w+)=(\S+)", "".join(welcome)))
+    assert set(exports) == {
+        "GATEWAY_URL",
+        "PARTNER_CLIENT_ID",
+        "PARTNER_SECRET",
+        "STORE_CLIENT_ID",
+        "STORE_TOKEN",
+    }
+
+
+def test_cli_errors_are_json_with_exit_status_2(database_url: str) -> None:
+    unknown = cli(database_url, "token", "issue", "--partner", "1", "--store", "2")
+    assert unknown.returncode == 2
+    assert json.loads(unknown.stderr.strip().splitlines()[-1]) == {
+        "error": "no such partner or store"
+    }
+    bad_setting = cli(database_url, "migrate", GATEWAY_DB_POOL_MAX="lots")
+    assert bad_setting.returncode == 2
+    assert "GATEWAY_DB_POOL_MAX" in bad_setting.stderr
+    no_credentials = cli(database_url, "call", "--ids", "x")
+    assert no_credentials.returncode == 2
+    assert "--partner-client-id" in no_credentials.stderr
