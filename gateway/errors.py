@@ -64,7 +64,7 @@ CATALOG: dict[str, ErrorSpec] = {
     "SYS_002": ErrorSpec(
         500,
         "Internal error",
-        "Nothing was changed. Report the requestId to the gateway operator",
+        "An unexpected error. Report the requestId to the gateway operator",
     ),
     "ROUTE_001": ErrorSpec(404, "Route not found", "See /docs for the routes of this API"),
     "ROUTE_002": ErrorSpec(

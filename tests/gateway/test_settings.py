@@ -1,0 +1,71 @@
+"""Settings come from the environment, are checked at start, and never show a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import ENVIRONMENT, Secret, Settings, SettingsError, load_settings
+
+
+def test_defaults_serve_on_loopback_with_the_embedded_database() -> None:
+    assert load_settings({}) == Settings()
+    assert Settings().host == "127.0.0.1" and Settings().port == 8000
+    assert Settings().database_url is None and Settings().data_dir == Path(".data")
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://u:pw@db/x",
+        "GATEWAY_DATA_DIR": "/srv/gw",
+        "GATEWAY_HOST": "0.0.0.0",
+        "GATEWAY_PORT": "9000",
+        "GATEWAY_LOG_FORMAT": "json",
+        "GATEWAY_LOG_LEVEL": "WARNING",
+        "GATEWAY_DB_POOL_MIN": "1",
+        "GATEWAY_DB_POOL_MAX": "3",
+        "GATEWAY_DB_TIMEOUT": "0.5",
+        "GATEWAY_RETRY_AFTER": "9",
+        "GATEWAY_NONCE_PURGE_INTERVAL": "30",
+    }
+    assert set(env) == set(ENVIRONMENT)
+    assert load_settings(env) == Settings(
+        database_url=Secret("postgresql://u:pw@db/x"),
+        data_dir=Path("/srv/gw"),
+        host="0.0.0.0",
+        port=9000,
+        log_format="json",
+        log_level="warning",
+        pool_min=1,
+        pool_max=3,
+        db_timeout=0.5,
+        retry_after_seconds=9,
+        nonce_purge_interval=30.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEWAY_PORT": "http"}, "GATEWAY_PORT='http' is not a whole number"),
+        ({"GATEWAY_PORT": "70000"}, "GATEWAY_PORT=70000 must be between 0 and 65535"),
+        ({"GATEWAY_DB_TIMEOUT": "soon"}, "GATEWAY_DB_TIMEOUT='soon' is not a number"),
+        ({"GATEWAY_LOG_FORMAT": "xml"}, "GATEWAY_LOG_FORMAT='xml' must be json, console or auto"),
+        ({"GATEWAY_LOG_LEVEL": "loud"}, "GATEWAY_LOG_LEVEL='loud' must be one of"),
+        (
+            {"GATEWAY_DB_POOL_MIN": "5", "GATEWAY_DB_POOL_MAX": "2"},
+            "GATEWAY_DB_POOL_MAX=2 must be at least GATEWAY_DB_POOL_MIN=5",
+        ),
+    ],
+)
+def test_a_bad_variable_is_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match="^" + message.replace("(", r"\(")):
+        load_settings(env)
+
+
+def test_the_database_url_never_shows_in_a_repr() -> None:
+    settings = load_settings({"DATABASE_URL": "postgresql://u:hunter2@db/x"})
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.database_url)
+    assert settings.database_url is not None
+    assert settings.database_url.reveal() == "postgresql://u:hunter2@db/x"
