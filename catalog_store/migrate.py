@@ -7,7 +7,7 @@ from importlib import resources
 
 import psycopg
 
-from .errors import MigrationError
+from .errors import MigrationError, StoreUnavailable
 
 __all__ = ["Migration", "MigrationReport", "apply_migrations", "available_migrations"]
 
@@ -43,7 +43,11 @@ async def apply_migrations(conninfo: str) -> MigrationReport:
     Several processes may call this at once: the second waits for the first and then finds
     nothing left to do.
     """
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+    try:
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot connect to the database: {exc}") from exc
+    async with conn:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             await conn.execute(

@@ -156,6 +156,8 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # No 307 to the slashed twin: a redirected signed request could only fail its signature.
+    app.router.redirect_slashes = False
     document = build_openapi()
     app.state.pool = pool
     app.state.settings = settings

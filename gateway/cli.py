@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg_pool
 
 import catalog_store as store
 
@@ -37,7 +38,11 @@ async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[
     conninfo = resolve_conninfo(settings)
     await store.apply_migrations(conninfo)
     pool = store.create_pool(conninfo, min_size=1, max_size=2, timeout=10)
-    await pool.open(wait=True, timeout=30)
+    try:
+        await pool.open(wait=True, timeout=30)
+    except psycopg_pool.PoolTimeout as exc:
+        await pool.close()
+        raise store.StoreUnavailable(f"cannot connect to the database: {exc}") from exc
     try:
         return await work(pool)
     finally:
@@ -74,7 +79,7 @@ def _cmd_token_issue(settings: Settings, args: argparse.Namespace) -> int:
             ),
         )
     )
-    _print({"storeToken": token.token, "scopes": list(token.scopes)})
+    _print({"storeToken": token.token})
     return 0
 
 
@@ -92,9 +97,7 @@ def _cmd_products_seed(settings: Settings, args: argparse.Namespace) -> int:
     )
     if args.out:
         Path(args.out).write_text(lines, encoding="utf-8")
-        _print({"seeded": len(refs), "out": args.out})
-    else:
-        sys.stdout.write(lines)
+    sys.stdout.write(lines)
     return 0
 
 

@@ -89,6 +89,12 @@ async def test_unknown_route_is_route_001_in_the_envelope(database_url: str) -> 
     )
 
 
+async def test_a_trailing_slash_is_route_001_not_a_redirect(database_url: str) -> None:
+    async with gateway_client(database_url) as client:
+        response = await client.post(DELETIONS + "/", content=b"{}")
+    assert_error(response, 404, "ROUTE_001", "Route not found", context={"path": DELETIONS + "/"})
+
+
 async def test_wrong_method_is_route_002_with_allow(database_url: str) -> None:
     async with gateway_client(database_url) as client:
         response = await client.delete(DELETIONS)
