@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck check clean
+.PHONY: run test lint typecheck check clean toolchains
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,23 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/partner-gateway serve --demo
 
-test: $(STAMP)
+# The example clients' toolchains, from Debian's packages when missing (the tests fail, never
+# skip, without them): Go, Node.js, Java, curl and openssl.
+toolchains:
+	@missing=""; \
+	command -v go >/dev/null || missing="$$missing golang-go"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: $(STAMP) toolchains
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 lint: $(STAMP)

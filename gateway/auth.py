@@ -11,7 +11,14 @@ from catalog_store import Nonce, Pool, lookup_auth
 
 from .errors import CATALOG, ApiError
 
-__all__ = ["AuthContext", "SignedHeaders", "authenticate", "mask_token", "parse_headers"]
+__all__ = [
+    "AuthContext",
+    "SignedHeaders",
+    "authenticate",
+    "mask_token",
+    "masked_string_to_sign",
+    "parse_headers",
+]
 
 _MAX_ID_LENGTH = 128
 _MAX_TOKEN_LENGTH = 512
@@ -100,10 +107,8 @@ def mask_token(token: str) -> str:
     return token[:keep] + "*" * (len(token) - keep)
 
 
-def _masked(message: str | None, token: str) -> str | None:
-    """The server's string to sign as a developer may see it: line 6, the token, masked."""
-    if message is None:
-        return None
+def masked_string_to_sign(message: str, token: str) -> str:
+    """The string to sign as a developer may see it: line 6, the store token, masked."""
     lines = message.split("\n")
     lines[5] = mask_token(token)
     return "\n".join(lines)
@@ -174,7 +179,9 @@ async def authenticate(
         raise ApiError(
             "AUTH_002",
             context={
-                "stringToSign": _masked(message, signed.store_token),
+                "stringToSign": None
+                if message is None
+                else masked_string_to_sign(message, signed.store_token),
                 "bodySha256": body_hash,
             },
         )

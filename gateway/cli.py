@@ -17,10 +17,9 @@ import psycopg_pool
 import catalog_store as store
 
 from .app import resolve_conninfo
-from .client import PartnerAuth
-from .deletions import DELETIONS_PATH
 from .demo import ensure_demo, print_welcome
 from .logs import configure_logging
+from .partner_cli import CommandError, add_partner_commands
 from .settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -28,10 +27,6 @@ __all__ = ["main"]
 
 def _print(value: Any) -> None:
     sys.stdout.write(json.dumps(value) + "\n")
-
-
-class CommandError(Exception):
-    """A failure the operator can fix; printed as ``{"error": ...}`` with exit status 2."""
 
 
 async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[Any]]) -> Any:
@@ -129,48 +124,6 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_call(settings: Settings, args: argparse.Namespace) -> int:
-    env = os.environ
-    needed = {
-        "partner_client_id": args.partner_client_id or env.get("PARTNER_CLIENT_ID"),
-        "partner_secret": args.partner_secret or env.get("PARTNER_SECRET"),
-        "store_client_id": args.store_client_id or env.get("STORE_CLIENT_ID"),
-        "store_token": args.store_token or env.get("STORE_TOKEN"),
-    }
-    missing = [name for name, value in needed.items() if not value]
-    if missing:
-        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
-        raise CommandError(f"missing credentials: give {flags} (or their environment variables)")
-    url = (args.url or env.get("GATEWAY_URL") or "http://127.0.0.1:8000").rstrip("/")
-    auth = PartnerAuth(
-        partner_client_id=str(needed["partner_client_id"]),
-        partner_secret=str(needed["partner_secret"]),
-        store_client_id=str(needed["store_client_id"]),
-        store_token=str(needed["store_token"]),
-    )
-    with httpx.Client(base_url=url, auth=auth, timeout=30) as client:
-        if args.batch:
-            response = client.get(f"{DELETIONS_PATH}/{args.batch}")
-        else:
-            if not args.ids and not args.external_ids:
-                raise CommandError("name products with --ids and/or --external-ids")
-            body: dict[str, Any] = {}
-            if args.ids:
-                body["ids"] = args.ids
-            if args.external_ids:
-                body["externalIds"] = args.external_ids
-            response = client.post(
-                DELETIONS_PATH,
-                content=json.dumps(body).encode(),
-                headers={"content-type": "application/json"},
-            )
-    try:
-        _print({"status": response.status_code, "body": response.json()})
-    except ValueError:
-        _print({"status": response.status_code, "body": response.text})
-    return 0 if response.is_success else 1
-
-
 def _natural(text: str) -> int:
     try:
         value = int(text)
@@ -229,16 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--out", help="write the products to FILE instead of standard output")
     seed.set_defaults(run=_cmd_products_seed)
 
-    call = commands.add_parser("call", help="sign a deletion (or batch read) and send it")
-    call.add_argument("--url", help="gateway URL (GATEWAY_URL, default http://127.0.0.1:8000)")
-    call.add_argument("--partner-client-id", help="or PARTNER_CLIENT_ID")
-    call.add_argument("--partner-secret", help="or PARTNER_SECRET")
-    call.add_argument("--store-client-id", help="or STORE_CLIENT_ID")
-    call.add_argument("--store-token", help="or STORE_TOKEN")
-    call.add_argument("--ids", nargs="+", default=[])
-    call.add_argument("--external-ids", nargs="+", default=[])
-    call.add_argument("--batch", help="read this batch instead of deleting")
-    call.set_defaults(run=_cmd_call)
+    add_partner_commands(commands)
     return parser
 
 

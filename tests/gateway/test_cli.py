@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-BIN = Path(sys.executable).parent / "partner-gateway"
-
-
-def _env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARTNER_", "STORE_"))}
-    env.update(DATABASE_URL=database_url, GATEWAY_LOG_FORMAT="json", **extra)
-    return env
-
-
-def cli(database_url: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN), *args],
-        env=_env(database_url, **extra),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.live import BIN, Server, clean_env, cli, serving
 
 
 def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
@@ -42,53 +22,15 @@ def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
-        self.process, self.url, self.log = process, url, log
-
-
 @pytest.fixture
-def serve(database_url: str, tmp_path: Path) -> Iterator[Any]:
-    """Start `partner-gateway serve` on a free loopback port; stopped by the test's end."""
-    started: list[Server] = []
-
-    def start(*extra: str) -> Server:
-        port = _free_port()
-        log = tmp_path / f"serve-{port}.log"
-        process = subprocess.Popen(
-            [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
-            env=_env(database_url, GATEWAY_DATA_DIR=str(tmp_path / "data")),
-            stdout=subprocess.PIPE,
-            stderr=log.open("w"),
-            text=True,
-        )
-        server = Server(process, f"http://127.0.0.1:{port}", log)
-        started.append(server)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("server did not start: " + log.read_text())
-
-    yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.send_signal(signal.SIGTERM)
-            server.process.wait(timeout=20)
+def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start `partner-gateway serve` on a free loopback port; stopped when the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda *extra: stack.enter_context(serving(database_url, tmp_path, *extra))
 
 
 def test_admin_commands_print_json_and_a_signed_call_deletes(
-    database_url: str, serve: Any, tmp_path: Path
+    database_url: str, serve: Callable[..., Server], tmp_path: Path
 ) -> None:
     migrated = ok_json(cli(database_url, "migrate"))
     assert migrated["applied"] == [] and "0001_initial" in migrated["alreadyApplied"]
@@ -174,7 +116,7 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
 
 
 def test_serve_demo_prints_a_command_that_deletes_two_products(
-    database_url: str, serve: Any
+    database_url: str, serve: Callable[..., Server]
 ) -> None:
     """The newcomer's path: `make run` prints a command; pasted, it deletes two products."""
     server = serve("--demo")
@@ -187,7 +129,7 @@ def test_serve_demo_prints_a_command_that_deletes_two_products(
     assert argv[0] == ".venv/bin/partner-gateway"
     argv[0] = str(BIN)
     result = subprocess.run(
-        argv, env=_env(database_url), capture_output=True, text=True, timeout=60
+        argv, env=clean_env(database_url), capture_output=True, text=True, timeout=60
     )
     reply = ok_json(result)
     assert reply["status"] == 200

@@ -1,0 +1,180 @@
+"""The partner-side commands: `call` signs and sends a request, `sign` shows how to sign one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import signing
+
+from .auth import masked_string_to_sign
+from .client import PartnerAuth
+from .deletions import DELETIONS_PATH
+from .envelope import wall_clock_ms
+
+__all__ = ["CommandError", "add_partner_commands"]
+
+_DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class CommandError(Exception):
+    """A failure the user can fix; printed as ``{"error": ...}`` with exit status 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Credentials:
+    partner_client_id: str
+    partner_secret: str
+    store_client_id: str
+    store_token: str
+
+
+def _credentials(args: argparse.Namespace) -> _Credentials:
+    """Each credential from its flag, else from the variable the example clients read."""
+    values = {
+        "partner_client_id": args.partner_client_id or os.environ.get("PARTNER_CLIENT_ID"),
+        "partner_secret": args.partner_secret or os.environ.get("PARTNER_SECRET"),
+        "store_client_id": args.store_client_id or os.environ.get("STORE_CLIENT_ID"),
+        "store_token": args.store_token or os.environ.get("STORE_TOKEN"),
+    }
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+        raise CommandError(f"missing credentials: give {flags} (or their environment variables)")
+    return _Credentials(**{k: str(v) for k, v in values.items()})
+
+
+def _url(args: argparse.Namespace) -> str:
+    return str(args.url or os.environ.get("GATEWAY_URL") or _DEFAULT_URL).rstrip("/")
+
+
+def _deletion_body(args: argparse.Namespace) -> bytes:
+    if not args.ids and not args.external_ids:
+        raise CommandError("name products with --ids and/or --external-ids")
+    body: dict[str, Any] = {}
+    if args.ids:
+        body["ids"] = args.ids
+    if args.external_ids:
+        body["externalIds"] = args.external_ids
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    creds = _credentials(args)
+    auth = PartnerAuth(
+        partner_client_id=creds.partner_client_id,
+        partner_secret=creds.partner_secret,
+        store_client_id=creds.store_client_id,
+        store_token=creds.store_token,
+    )
+    with httpx.Client(base_url=_url(args), auth=auth, timeout=30) as client:
+        if args.batch:
+            response = client.get(f"{DELETIONS_PATH}/{args.batch}")
+        else:
+            response = client.post(
+                DELETIONS_PATH,
+                content=_deletion_body(args),
+                headers={"content-type": "application/json"},
+            )
+    try:
+        _print({"status": response.status_code, "body": response.json()})
+    except ValueError:
+        _print({"status": response.status_code, "body": response.text})
+    return 0 if response.is_success else 1
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    creds = _credentials(args)
+    if args.body_file is not None:
+        body = Path(args.body_file).read_bytes()
+    elif args.body is not None:
+        body = args.body.encode("utf-8")
+    elif args.ids or args.external_ids:
+        body = _deletion_body(args)
+    else:
+        body = b""
+    timestamp = args.timestamp or str(wall_clock_ms())
+    query = args.query.removeprefix("?")
+    try:
+        message = signing.string_to_sign(
+            method=args.method,
+            path=args.path,
+            query=query,
+            partner_client_id=creds.partner_client_id,
+            store_client_id=creds.store_client_id,
+            store_token=creds.store_token,
+            timestamp=timestamp,
+            body_hash=signing.body_sha256(body),
+        )
+    except signing.MalformedInput as exc:
+        raise CommandError(str(exc)) from None
+    headers = {
+        signing.HEADER_PARTNER_CLIENT_ID: creds.partner_client_id,
+        signing.HEADER_STORE_CLIENT_ID: creds.store_client_id,
+        signing.HEADER_STORE_TOKEN: creds.store_token,
+        signing.HEADER_TIMESTAMP: timestamp,
+        signing.HEADER_SIGNATURE: signing.sign(creds.partner_secret, message),
+    }
+    url = _url(args) + args.path + (f"?{query}" if query else "")
+    if args.curl:
+        parts = ["curl", "-sS", "-X", args.method.upper(), url]
+        for name, value in headers.items():
+            parts += ["-H", f"{name}: {value}"]
+        if body:
+            parts += ["-H", "content-type: application/json", "--data-binary", body.decode()]
+        sys.stdout.write(shlex.join(parts) + "\n")
+        return 0
+    _print(
+        {
+            "method": args.method.upper(),
+            "url": url,
+            "headers": headers,
+            "bodySha256": signing.body_sha256(body),
+            # As the gateway's AUTH_002 shows it (token masked), so the two can be diffed.
+            "stringToSign": masked_string_to_sign(message, creds.store_token),
+        }
+    )
+    return 0
+
+
+def _credential_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help=f"gateway URL (GATEWAY_URL, default {_DEFAULT_URL})")
+    parser.add_argument("--partner-client-id", help="or PARTNER_CLIENT_ID")
+    parser.add_argument("--partner-secret", help="or PARTNER_SECRET")
+    parser.add_argument("--store-client-id", help="or STORE_CLIENT_ID")
+    parser.add_argument("--store-token", help="or STORE_TOKEN")
+    parser.add_argument("--ids", nargs="+", default=[], help="product ids to delete")
+    parser.add_argument("--external-ids", nargs="+", default=[], help="external ids to delete")
+
+
+def add_partner_commands(commands: Any) -> None:
+    """Register `call` and `sign` (they need no database, only a partner's credentials)."""
+    call = commands.add_parser("call", help="sign a deletion (or batch read) and send it")
+    _credential_flags(call)
+    call.add_argument("--batch", help="read this batch instead of deleting")
+    call.set_defaults(run=lambda settings, args: _cmd_call(args))
+
+    sign = commands.add_parser(
+        "sign", help="print the signed headers (or a curl command) for a request, sending nothing"
+    )
+    _credential_flags(sign)
+    sign.add_argument("--method", default="POST")
+    sign.add_argument("--path", default=DELETIONS_PATH, help="the path exactly as it will be sent")
+    sign.add_argument("--query", default="", help="the raw query string, exactly as sent")
+    sign.add_argument("--body", help="the body as text (UTF-8); default: built from --ids")
+    sign.add_argument("--body-file", help="the body's exact bytes, from a file")
+    sign.add_argument("--timestamp", help="milliseconds; default: now")
+    sign.add_argument("--curl", action="store_true", help="print a ready curl command instead")
+    sign.set_defaults(run=lambda settings, args: _cmd_sign(args))
