@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	$(BIN)/partner-gateway serve --demo
+	$(BIN)/partner-gateway serve --demo --with-worker
 
 # The example clients' toolchains, from Debian's packages when missing (the tests fail, never
 # skip, without them): Go, Node.js, Java, curl and openssl.

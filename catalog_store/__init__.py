@@ -1,5 +1,15 @@
 """PostgreSQL store of credentials, catalogs, replay records and audit; no HTTP in here."""
 
+from .batches import (
+    Batch,
+    BatchEntry,
+    BatchJob,
+    create_batch,
+    get_batch,
+    list_batch_entries,
+    process_next_chunk,
+    purge_old_batches,
+)
 from .credentials import (
     DEFAULT_SCOPES,
     AuthRecord,
@@ -27,18 +37,22 @@ from .deletions import (
 )
 from .embedded import embedded_conninfo
 from .errors import MigrationError, Replayed, StoreError, StoreUnavailable, UnknownClient
-from .migrate import MigrationReport, apply_migrations, available_migrations
+from .migrate import Migration, MigrationReport, apply_migrations, available_migrations
 from .pool import Pool, connection, create_pool
 from .products import ProductRef, count_products, seed_products
 
 __all__ = [
     "DEFAULT_SCOPES",
     "AuthRecord",
+    "Batch",
+    "BatchEntry",
+    "BatchJob",
     "DeletedProduct",
     "DeletionOutcome",
     "DeletionPlan",
     "EntryFailure",
     "IssuedToken",
+    "Migration",
     "MigrationError",
     "MigrationReport",
     "NewPartner",
@@ -58,14 +72,19 @@ __all__ = [
     "count_products",
     "create_partner",
     "create_pool",
+    "create_batch",
     "create_store",
     "delete_products",
     "embedded_conninfo",
+    "get_batch",
     "hash_token",
     "issue_token",
+    "list_batch_entries",
     "lookup_auth",
     "nonce_seen",
     "plan_deletion",
+    "process_next_chunk",
+    "purge_old_batches",
     "purge_expired_nonces",
     "seed_products",
 ]

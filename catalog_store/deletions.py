@@ -155,7 +155,7 @@ _INSERT_NONCE = (
     "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
     " VALUES (%s, %s, to_timestamp(%s / 1000.0)) ON CONFLICT DO NOTHING"
 )
-_DELETE = (
+DELETE_PRODUCTS = (
     "DELETE FROM products WHERE store_id = %(store)s"
     " AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))"
     " RETURNING id, external_id"
@@ -167,7 +167,7 @@ _AUDIT = (
 )
 
 
-async def _insert_nonce(conn: psycopg.AsyncConnection[object], nonce: Nonce) -> None:
+async def insert_nonce(conn: psycopg.AsyncConnection[object], nonce: Nonce) -> None:
     cur = await conn.execute(
         _INSERT_NONCE, (nonce.partner_id, nonce.signature, nonce.expires_at_ms)
     )
@@ -184,9 +184,9 @@ async def delete_products(
     concurrent requests naming one product serialise on its row: only one gets it back.
     """
     async with connection(pool) as conn, conn.transaction():
-        await _insert_nonce(conn, nonce)
+        await insert_nonce(conn, nonce)
         cur = await conn.execute(
-            _DELETE,
+            DELETE_PRODUCTS,
             {
                 "store": store_id,
                 "ids": plan.target_ids,
@@ -213,7 +213,7 @@ async def delete_products(
 async def accept_nonce(pool: Pool, nonce: Nonce) -> None:
     """Record a nonce on its own (requests that change nothing else); raises :class:`Replayed`."""
     async with connection(pool) as conn:
-        await _insert_nonce(conn, nonce)
+        await insert_nonce(conn, nonce)
 
 
 async def nonce_seen(pool: Pool, nonce: Nonce) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -37,7 +38,9 @@ def available_migrations() -> list[Migration]:
     return [Migration(entry.name.removesuffix(".sql"), entry.read_text("utf-8")) for entry in files]
 
 
-async def apply_migrations(conninfo: str) -> MigrationReport:
+async def apply_migrations(
+    conninfo: str, *, migrations: Sequence[Migration] | None = None
+) -> MigrationReport:
     """Apply every migration not yet recorded, in one transaction held under an advisory lock.
 
     Several processes may call this at once: the second waits for the first and then finds
@@ -57,7 +60,7 @@ async def apply_migrations(conninfo: str) -> MigrationReport:
             cur = await conn.execute("SELECT name FROM schema_migrations ORDER BY name")
             done = {row[0] for row in await cur.fetchall()}
             applied: list[str] = []
-            for migration in available_migrations():
+            for migration in available_migrations() if migrations is None else migrations:
                 if migration.name in done:
                     continue
                 try:

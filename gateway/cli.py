@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ import catalog_store as store
 
 from .app import resolve_conninfo
 from .demo import ensure_demo, print_welcome
+from .jobs import QUEUE, migrate, run_worker
 from .logs import configure_logging
 from .partner_cli import CommandError, add_partner_commands
 from .settings import Settings, SettingsError, load_settings
@@ -31,7 +34,7 @@ def _print(value: Any) -> None:
 
 async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[Any]]) -> Any:
     conninfo = resolve_conninfo(settings)
-    await store.apply_migrations(conninfo)
+    await migrate(conninfo)
     pool = store.create_pool(conninfo, min_size=1, max_size=2, timeout=10)
     try:
         await pool.open(wait=True, timeout=30)
@@ -45,7 +48,7 @@ async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    report = asyncio.run(store.apply_migrations(resolve_conninfo(settings)))
+    report = asyncio.run(migrate(resolve_conninfo(settings)))
     _print({"applied": report.applied, "alreadyApplied": report.already_applied})
     return 0
 
@@ -96,13 +99,28 @@ def _cmd_products_seed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    conninfo = resolve_conninfo(settings)
+    asyncio.run(migrate(conninfo))
+    _print({"worker": "running", "queue": QUEUE, "concurrency": args.concurrency})
+    sys.stdout.flush()
+    asyncio.run(run_worker(conninfo, settings, concurrency=args.concurrency))
+    return 0
+
+
+def _start_worker(conninfo: str) -> subprocess.Popen[bytes]:
+    """A `partner-gateway worker` beside `serve` (for `make run`), stopped with it."""
+    env = {**os.environ, "DATABASE_URL": conninfo}
+    return subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env)
+
+
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     conninfo = resolve_conninfo(settings)
-    report = asyncio.run(store.apply_migrations(conninfo))
+    report = asyncio.run(migrate(conninfo))
     if args.demo:
         data_dir = settings.data_dir
         demo = asyncio.run(_with_pool(settings, lambda p: ensure_demo(p, data_dir)))
@@ -111,16 +129,25 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         _print({"serving": f"http://{host}:{port}", "migrationsApplied": report.applied})
     # The workers build their own app from the environment; hand them the resolved database.
     os.environ["DATABASE_URL"] = conninfo
-    uvicorn.run(
-        "gateway.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers,
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-    )
+    worker = _start_worker(conninfo) if args.with_worker else None
+    try:
+        uvicorn.run(
+            "gateway.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+        )
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
     return 0
 
 
@@ -149,7 +176,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo", action="store_true", help="create demo credentials and products on first start"
     )
+    serve.add_argument(
+        "--with-worker", action="store_true", help="also run a batch worker beside the server"
+    )
     serve.set_defaults(run=_cmd_serve)
+
+    worker = commands.add_parser("worker", help="run dispatched deletion batches")
+    worker.add_argument("--concurrency", type=int, default=1, help="batches at once (1)")
+    worker.set_defaults(run=_cmd_worker)
 
     partner = commands.add_parser("partner", help="partners").add_subparsers(
         dest="action", required=True

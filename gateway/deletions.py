@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from typing import Any
@@ -14,15 +15,21 @@ import catalog_store as store
 
 from .auth import AuthContext, authenticate
 from .body import read_capped_body
-from .envelope import json_response, response_meta
+from .envelope import iso_ms, json_response, response_meta
 from .errors import ITEM_CODES, ApiError
+from .jobs import BATCH_JOB
 from .wire import (
     MAX_DISPATCH_ENTRIES,
     MAX_SYNC_ENTRIES,
+    BatchData,
+    BatchResponse,
     DeletionData,
     DeletionRequest,
     DeletionResponse,
+    DispatchData,
+    DispatchResponse,
     ItemError,
+    Progress,
     SuccessItem,
     Summary,
     decode_deletion_request,
@@ -101,36 +108,29 @@ def _check_entries(payload: DeletionRequest) -> None:
         problem = "at least one id or external id is required"
     elif total > MAX_DISPATCH_ENTRIES:
         problem = f"at most {MAX_DISPATCH_ENTRIES:,} entries in all; got {total:,}"
-    elif payload.dispatch or total > MAX_SYNC_ENTRIES:
-        # Dispatched batches (contract §3, 202) are not enabled on this gateway yet.
-        problem = (
-            f"at most {MAX_SYNC_ENTRIES:,} entries per request while dispatched batches are not"
-            f" enabled; got {total:,}" + (" with dispatch: true" if payload.dispatch else "")
-        )
     if problem is not None:
         field = "ids" if payload.ids or not payload.externalIds else "externalIds"
-        if payload.dispatch and total and total <= MAX_SYNC_ENTRIES:
-            field = "dispatch"
         raise ApiError("VAL_001", context={"validationErrors": {field: problem}})
 
 
+def _item_error(problem: store.Problem, field: str, row_index: int, value: str) -> ItemError:
+    code = _PROBLEM_CODES[problem]
+    if field == "ids":
+        return ItemError(code=code, message=ITEM_CODES[code], rowIndex=row_index, id=value)
+    return ItemError(code=code, message=ITEM_CODES[code], rowIndex=row_index, externalId=value)
+
+
+def _success_item(product: store.DeletedProduct) -> SuccessItem:
+    return SuccessItem(id=str(product.id), externalId=product.external_id)
+
+
 def _report(outcome: store.DeletionOutcome) -> DeletionData:
-    errors = []
-    for failure in outcome.failures:
-        code = _PROBLEM_CODES[failure.problem]
-        item = ItemError(code=code, message=ITEM_CODES[code], rowIndex=failure.row_index)
-        if failure.field == "ids":
-            item = msgspec.structs.replace(item, id=failure.value)
-        else:
-            item = msgspec.structs.replace(item, externalId=failure.value)
-        errors.append(item)
+    errors = [_item_error(f.problem, f.field, f.row_index, f.value) for f in outcome.failures]
     return DeletionData(
         summary=Summary(
             total=outcome.total, succeeded=len(outcome.deleted), failed=len(outcome.failures)
         ),
-        successItems=[
-            SuccessItem(id=str(row.id), externalId=row.external_id) for row in outcome.deleted
-        ],
+        successItems=[_success_item(row) for row in outcome.deleted],
         errors=errors,
     )
 
@@ -153,13 +153,12 @@ async def delete_products(request: Request) -> Response:
             raise
         raise _validation_error(exc, body) from None
     request_id = uuid.UUID(request.scope["state"]["request_id"])
+    plan = store.plan_deletion(payload.ids, payload.externalIds)
+    if payload.dispatch or plan.total > MAX_SYNC_ENTRIES:
+        return await _dispatch(request, auth, request_id, plan)
     try:
         outcome = await store.delete_products(
-            pool,
-            store_id=auth.store_id,
-            nonce=auth.nonce,
-            request_id=request_id,
-            plan=store.plan_deletion(payload.ids, payload.externalIds),
+            pool, store_id=auth.store_id, nonce=auth.nonce, request_id=request_id, plan=plan
         )
     except store.Replayed:
         raise ApiError("AUTH_006") from None
@@ -178,14 +177,123 @@ async def delete_products(request: Request) -> Response:
     )
 
 
+async def _dispatch(
+    request: Request, auth: AuthContext, request_id: uuid.UUID, plan: store.DeletionPlan
+) -> Response:
+    """Contract §3, dispatched: store the batch and its job in one transaction, answer 202."""
+    try:
+        batch = await store.create_batch(
+            request.app.state.pool,
+            store_id=auth.store_id,
+            nonce=auth.nonce,
+            request_id=request_id,
+            plan=plan,
+            job=BATCH_JOB,
+        )
+    except store.Replayed:
+        raise ApiError("AUTH_006") from None
+    request.scope["state"]["log"].update(batch_id=str(batch.id), total=batch.total)
+    return json_response(
+        DispatchResponse(
+            success=True,
+            message="Deletion batch accepted",
+            requestId=str(request_id),
+            meta=response_meta(request, dispatch=True),
+            data=DispatchData(
+                batchId=str(batch.id),
+                status=batch.status,
+                summary=Summary(total=batch.total, succeeded=0, failed=0),
+            ),
+        ),
+        status=202,
+    )
+
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1_000
+
+
+def encode_cursor(offset: int) -> str:
+    """``{"o": offset}`` as unpadded base64url: URL-safe as it is, so it is signed as sent."""
+    raw = msgspec.json.encode({"o": offset})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """``limit`` (1-1,000, default 100) and the offset in ``cursor``; VAL_001 naming the bad one."""
+    params = request.query_params
+    errors: dict[str, str] = {}
+    limit = DEFAULT_PAGE
+    raw_limit = params.get("limit")
+    if raw_limit is not None:
+        if raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_PAGE:
+            limit = int(raw_limit)
+        else:
+            errors["limit"] = f"must be a whole number from 1 to {MAX_PAGE:,}"
+    offset = 0
+    raw_cursor = params.get("cursor")
+    if raw_cursor is not None:
+        try:
+            decoded = msgspec.json.decode(
+                base64.urlsafe_b64decode(raw_cursor + "=" * (-len(raw_cursor) % 4))
+            )
+            offset = decoded["o"]
+            if type(offset) is not int or not 0 <= offset <= 10**9:
+                raise ValueError(offset)
+        except (ValueError, TypeError, KeyError, msgspec.DecodeError):
+            errors["cursor"] = "must be a nextCursor value returned by this endpoint"
+    if errors:
+        raise ApiError("VAL_001", context={"validationErrors": errors})
+    return limit, offset
+
+
 async def batch_status(request: Request) -> Response:
-    """GET …/deletions/{batchId}: signed like any request; no batch exists until dispatch is
-    enabled, so every id is ``BAT_001`` for now."""
+    """GET …/deletions/{batchId}: progress, summary and one page of the results (§4)."""
     request.scope["state"]["log"]["route"] = DELETIONS_PATH + "/{batchId}"
     body = await read_capped_body(request)
     auth = await _authenticated(request, body)
+    pool = request.app.state.pool
     try:
-        await store.accept_nonce(request.app.state.pool, auth.nonce)
+        await store.accept_nonce(pool, auth.nonce)
     except store.Replayed:
         raise ApiError("AUTH_006") from None
-    raise ApiError("BAT_001", context={"batchId": request.path_params["batch_id"]})
+    limit, offset = _page(request)
+    raw_id = request.path_params["batch_id"]
+    try:
+        batch_id = uuid.UUID(raw_id)
+    except ValueError:
+        batch = None
+    else:
+        batch = await store.get_batch(pool, store_id=auth.store_id, batch_id=batch_id)
+    if batch is None:
+        raise ApiError("BAT_001", context={"batchId": raw_id})
+    entries = await store.list_batch_entries(
+        pool, store_id=auth.store_id, batch_id=batch.id, after_seq=offset - 1, limit=limit
+    )
+    finished = batch.status in ("succeeded", "completed")
+    next_offset = offset + len(entries)
+    more = next_offset < batch.total and (len(entries) == limit or not finished)
+    data = BatchData(
+        batchId=str(batch.id),
+        status=batch.status,
+        progress=Progress(processed=batch.processed, total=batch.total),
+        summary=Summary(total=batch.total, succeeded=batch.succeeded, failed=batch.failed),
+        successItems=[_success_item(e.product) for e in entries if e.product is not None],
+        errors=[
+            _item_error(e.problem, e.field, e.row_index, e.value)
+            for e in entries
+            if e.problem is not None
+        ],
+        createdAt=iso_ms(int(batch.created_at.timestamp() * 1000)),
+        updatedAt=iso_ms(int(batch.updated_at.timestamp() * 1000)),
+        nextCursor=encode_cursor(next_offset) if more else None,
+    )
+    return json_response(
+        BatchResponse(
+            success=True,
+            message="Deletion batch status",
+            requestId=request.scope["state"]["request_id"],
+            meta=response_meta(request),
+            data=data,
+        )
+    )

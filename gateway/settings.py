@@ -53,6 +53,10 @@ class Settings:
     db_timeout: float = 2.0
     retry_after_seconds: int = 5
     nonce_purge_interval: float = 60.0
+    worker_heartbeat: float = 5.0
+    worker_stalled_after: float = 30.0
+    worker_upkeep_interval: float = 10.0
+    batch_retention_days: int = 7
 
 
 #: Every variable read, with its meaning; the README lists the same.
@@ -68,6 +72,10 @@ ENVIRONMENT = {
     "GATEWAY_DB_TIMEOUT": "seconds to wait for a database connection before SYS_001 (2)",
     "GATEWAY_RETRY_AFTER": "seconds sent in Retry-After with SYS_001 (5)",
     "GATEWAY_NONCE_PURGE_INTERVAL": "seconds between purges of expired replay records (60)",
+    "GATEWAY_WORKER_HEARTBEAT": "seconds between a worker's heartbeats (5)",
+    "GATEWAY_WORKER_STALLED_AFTER": "seconds without heartbeat before a batch job is retried (30)",
+    "GATEWAY_WORKER_UPKEEP_INTERVAL": "seconds between stalled-job retries and purges (10)",
+    "GATEWAY_BATCH_RETENTION_DAYS": "days a finished batch's results are kept (7)",
 }
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -113,6 +121,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise SettingsError(
             f"GATEWAY_DB_POOL_MAX={pool_max} must be at least GATEWAY_DB_POOL_MIN={pool_min}"
         )
+    heartbeat = _float(env, "GATEWAY_WORKER_HEARTBEAT", 5.0, low=0.1, high=3600.0)
+    stalled_after = _float(env, "GATEWAY_WORKER_STALLED_AFTER", 30.0, low=0.5, high=86400.0)
+    if stalled_after < 2 * heartbeat:
+        # A live worker must never look stalled between two of its heartbeats.
+        raise SettingsError(
+            f"GATEWAY_WORKER_STALLED_AFTER={stalled_after} must be at least twice"
+            f" GATEWAY_WORKER_HEARTBEAT={heartbeat}"
+        )
     url = env.get("DATABASE_URL") or None
     return Settings(
         database_url=Secret(url) if url else None,
@@ -128,4 +144,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         nonce_purge_interval=_float(
             env, "GATEWAY_NONCE_PURGE_INTERVAL", 60.0, low=0.05, high=86400.0
         ),
+        worker_heartbeat=heartbeat,
+        worker_stalled_after=stalled_after,
+        worker_upkeep_interval=_float(
+            env, "GATEWAY_WORKER_UPKEEP_INTERVAL", 10.0, low=0.05, high=86400.0
+        ),
+        batch_retention_days=_int(env, "GATEWAY_BATCH_RETENTION_DAYS", 7, low=1, high=3650),
     )

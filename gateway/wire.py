@@ -10,15 +10,20 @@ from msgspec import UNSET, Meta, UnsetType
 __all__ = [
     "MAX_DISPATCH_ENTRIES",
     "MAX_SYNC_ENTRIES",
+    "BatchData",
+    "BatchResponse",
     "DeletionData",
     "DeletionRequest",
     "DeletionResponse",
+    "DispatchData",
+    "DispatchResponse",
     "ErrorBody",
     "ErrorDetails",
     "ErrorResponse",
     "HealthData",
     "HealthResponse",
     "ItemError",
+    "Progress",
     "ResponseMeta",
     "SuccessItem",
     "Summary",
@@ -48,7 +53,7 @@ class DeletionRequest(Wire, frozen=True):
     ] = []
     externalIds: Annotated[list[ExternalId], Meta(max_length=MAX_DISPATCH_ENTRIES)] = []
     dispatch: Annotated[
-        bool, Meta(description="Run as an asynchronous batch (not yet enabled)")
+        bool, Meta(description="Run as an asynchronous batch, whatever the size")
     ] = False
 
 
@@ -89,6 +94,48 @@ class DeletionResponse(Wire, frozen=True):
     requestId: str
     meta: ResponseMeta
     data: DeletionData
+
+
+class DispatchData(Wire, frozen=True):
+    batchId: str
+    status: str
+    summary: Summary
+
+
+class DispatchResponse(Wire, frozen=True):
+    success: bool
+    message: str
+    requestId: str
+    meta: ResponseMeta
+    data: DispatchData
+
+
+class Progress(Wire, frozen=True):
+    processed: int
+    total: int
+
+
+class BatchData(Wire, frozen=True):
+    batchId: str
+    status: Annotated[str, Meta(description="pending, processing, succeeded or completed")]
+    progress: Progress
+    summary: Summary
+    successItems: list[SuccessItem]
+    errors: list[ItemError]
+    createdAt: str
+    updatedAt: str
+    nextCursor: Annotated[
+        str | None,
+        Meta(description="Pass as cursor for the next page of results; null when there is none"),
+    ]
+
+
+class BatchResponse(Wire, frozen=True):
+    success: bool
+    message: str
+    requestId: str
+    meta: ResponseMeta
+    data: BatchData
 
 
 class HealthData(Wire, frozen=True):

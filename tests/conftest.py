@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import catalog_store as store
+from gateway.jobs import migrate
 from tests.support import Tenant, make_tenant
 
 settings.register_profile(
@@ -25,7 +26,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 ROOT = Path(__file__).resolve().parent.parent
 _TABLES = (
     "product_variants, products, store_tokens, partner_secrets, stores, partners,"
-    " replay_nonces, deletion_audit"
+    " replay_nonces, deletion_audit, deletion_batch_entries, deletion_batches,"
+    " procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers"
 )
 
 
@@ -51,7 +53,7 @@ def database_url(server_conninfo: str) -> Iterator[str]:
     url = _with_dbname(server_conninfo, name)
     import asyncio
 
-    asyncio.run(store.apply_migrations(url))
+    asyncio.run(migrate(url))
     yield url
     with psycopg.connect(server_conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

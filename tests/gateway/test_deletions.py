@@ -335,18 +335,12 @@ async def test_statement_count_is_constant_whatever_the_batch_size(
         ),
         (["a"], {"body": "must be a JSON object: Expected `object`, got `array`"}),
         (
-            {"ids": ["a"] * 1001},
-            {
-                "ids": "at most 1,000 entries per request while dispatched batches are not enabled;"
-                " got 1,001"
-            },
+            {"ids": [], "externalIds": [], "dispatch": True},
+            {"ids": "at least one id or external id is required"},
         ),
         (
-            {"ids": ["a"], "dispatch": True},
-            {
-                "dispatch": "at most 1,000 entries per request while dispatched batches are not"
-                " enabled; got 1 with dispatch: true"
-            },
+            {"externalIds": ["b"] * 100_001},
+            {"externalIds": "Expected `array` of length <= 100000"},
         ),
         (
             {"ids": ["a"] * 50_001, "externalIds": ["b"] * 50_000},

@@ -28,6 +28,10 @@ def test_every_variable_is_read() -> None:
         "GATEWAY_DB_TIMEOUT": "0.5",
         "GATEWAY_RETRY_AFTER": "9",
         "GATEWAY_NONCE_PURGE_INTERVAL": "30",
+        "GATEWAY_WORKER_HEARTBEAT": "1",
+        "GATEWAY_WORKER_STALLED_AFTER": "4",
+        "GATEWAY_WORKER_UPKEEP_INTERVAL": "2",
+        "GATEWAY_BATCH_RETENTION_DAYS": "3",
     }
     assert set(env) == set(ENVIRONMENT)
     assert load_settings(env) == Settings(
@@ -42,6 +46,10 @@ def test_every_variable_is_read() -> None:
         db_timeout=0.5,
         retry_after_seconds=9,
         nonce_purge_interval=30.0,
+        worker_heartbeat=1.0,
+        worker_stalled_after=4.0,
+        worker_upkeep_interval=2.0,
+        batch_retention_days=3,
     )
 
 
@@ -56,6 +64,10 @@ def test_every_variable_is_read() -> None:
         (
             {"GATEWAY_DB_POOL_MIN": "5", "GATEWAY_DB_POOL_MAX": "2"},
             "GATEWAY_DB_POOL_MAX=2 must be at least GATEWAY_DB_POOL_MIN=5",
+        ),
+        (
+            {"GATEWAY_WORKER_HEARTBEAT": "5", "GATEWAY_WORKER_STALLED_AFTER": "6"},
+            "GATEWAY_WORKER_STALLED_AFTER=6.0 must be at least twice GATEWAY_WORKER_HEARTBEAT=5.0",
         ),
     ],
 )

@@ -103,7 +103,7 @@ def missing_header(t: Tenant) -> Request:
 
 
 def too_many_entries(t: Tenant) -> Request:
-    return _post(t, {"ids": t.ids * 51})  # 1,020 entries
+    return _post(t, {"ids": t.ids * 5_001})  # 100,020 entries
 
 
 def unknown_field(t: Tenant) -> Request:

@@ -1,0 +1,279 @@
+"""Dispatched deletion batches: accepted in one transaction, processed chunk by chunk.
+
+Each chunk of at most 1,000 entries is one transaction that takes the batch's row lock, deletes
+with one set-based statement, records every entry's result and moves the batch's counters, so a
+crash anywhere loses nothing and counts nothing twice: the next run starts at the first entry
+not yet done.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+
+from .deletions import (
+    DELETE_PRODUCTS,
+    DeletedProduct,
+    DeletionPlan,
+    Nonce,
+    Problem,
+    insert_nonce,
+)
+from .pool import Pool, connection
+
+__all__ = [
+    "Batch",
+    "BatchEntry",
+    "BatchJob",
+    "create_batch",
+    "get_batch",
+    "list_batch_entries",
+    "process_next_chunk",
+    "purge_old_batches",
+]
+
+CHUNK_SIZE = 1_000
+_FIELDS = ("ids", "externalIds")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """The job engine's row to create with the batch: a task name, a queue and a lock."""
+
+    task_name: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    store_id: int
+    id: uuid.UUID
+    status: str
+    total: int
+    processed: int
+    succeeded: int
+    failed: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEntry:
+    seq: int
+    field: str
+    row_index: int
+    value: str
+    problem: Problem | None  # None: deleted
+    product: DeletedProduct | None
+
+
+def _entry_rows(plan: DeletionPlan) -> list[tuple[int, int, int, str, str | None]]:
+    rows: list[tuple[int, int, int, str, str | None]] = []
+    for index, raw in enumerate(plan.ids):
+        problem = plan.id_failures.get(index)
+        rows.append((len(rows), 0, index, raw, problem.value if problem else None))
+    for index, raw in enumerate(plan.external_ids):
+        repeated = index in plan.external_id_repeats
+        rows.append((len(rows), 1, index, raw, Problem.REPEATED.value if repeated else None))
+    return rows
+
+
+async def create_batch(
+    pool: Pool,
+    *,
+    store_id: int,
+    nonce: Nonce,
+    request_id: uuid.UUID,
+    plan: DeletionPlan,
+    job: BatchJob,
+) -> Batch:
+    """Record the nonce, the batch, every entry (COPY) and the job: one transaction.
+
+    Raises :class:`Replayed` when the nonce is already recorded; then nothing is stored.
+    """
+    batch_id = uuid.uuid4()
+    async with connection(pool) as conn, conn.transaction():
+        await insert_nonce(conn, nonce)
+        cur = await conn.execute(
+            "INSERT INTO deletion_batches (store_id, id, partner_id, request_id, total)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING created_at, updated_at",
+            (store_id, batch_id, nonce.partner_id, request_id, plan.total),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        async with conn.cursor().copy(
+            "COPY deletion_batch_entries (store_id, batch_id, seq, field, row_index, value,"
+            " problem) FROM STDIN"
+        ) as copy:
+            for seq, field, index, raw, problem in _entry_rows(plan):
+                await copy.write_row((store_id, batch_id, seq, field, index, raw, problem))
+        args = msgspec.json.encode({"store_id": store_id, "batch_id": str(batch_id)}).decode()
+        await conn.execute(
+            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, NULL, %s::jsonb, NULL)"
+            "::procrastinate_job_to_defer_v1])",
+            (job.queue, job.task_name, f"deletion-batch-{batch_id}", args),
+        )
+    return Batch(store_id, batch_id, "pending", plan.total, 0, 0, 0, row[0], row[1])
+
+
+_BATCH_COLUMNS = "store_id, id, status, total, processed, succeeded, failed, created_at, updated_at"
+
+
+async def get_batch(pool: Pool, *, store_id: int, batch_id: uuid.UUID) -> Batch | None:
+    """The batch, only if it belongs to ``store_id``."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM deletion_batches WHERE store_id = %s AND id = %s",
+            (store_id, batch_id),
+        )
+        row = await cur.fetchone()
+    return Batch(*row) if row else None
+
+
+def _entry(row: Sequence[Any]) -> BatchEntry:
+    seq, field, row_index, value, code, product_id, external_id = row
+    return BatchEntry(
+        seq=seq,
+        field=_FIELDS[field],
+        row_index=row_index,
+        value=value,
+        problem=None if code is None else Problem(code),
+        product=None if product_id is None else DeletedProduct(product_id, external_id),
+    )
+
+
+async def list_batch_entries(
+    pool: Pool, *, store_id: int, batch_id: uuid.UUID, after_seq: int, limit: int
+) -> list[BatchEntry]:
+    """Finished entries in request order, from ``after_seq`` (exclusive), at most ``limit``."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT seq, field, row_index, value, code, product_id, external_id"
+            " FROM deletion_batch_entries WHERE store_id = %s AND batch_id = %s AND done"
+            " AND seq > %s ORDER BY seq LIMIT %s",
+            (store_id, batch_id, after_seq, limit),
+        )
+        return [_entry(row) for row in await cur.fetchall()]
+
+
+async def _delete_chunk(
+    conn: psycopg.AsyncConnection[Any],
+    store_id: int,
+    batch_id: uuid.UUID,
+    rows: Sequence[Sequence[Any]],
+) -> list[tuple[int, str | None, uuid.UUID | None, str | None]]:
+    """Delete what the chunk names; return (seq, code, product id, external id) per entry."""
+    ids = [uuid.UUID(r[3]) for r in rows if r[1] == 0 and r[4] is None]
+    externals = [r[3] for r in rows if r[1] == 1 and r[4] is None]
+    cur = await conn.execute(
+        DELETE_PRODUCTS, {"store": store_id, "ids": ids, "external_ids": externals}
+    )
+    deleted = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
+    by_id = {p.id: p for p in deleted}
+    by_external = {p.external_id: p for p in deleted if p.external_id is not None}
+    named_by_id = set(ids)
+    missing = [r[3] for r in rows if r[1] == 1 and r[4] is None and r[3] not in by_external]
+    earlier: set[str] = set()
+    if missing:
+        # An external id whose product an id entry of an earlier chunk already deleted is a
+        # repeat, as it would be in one synchronous request.
+        cur = await conn.execute(
+            "SELECT external_id FROM deletion_batch_entries WHERE store_id = %s"
+            " AND batch_id = %s AND done AND field = 0 AND external_id = ANY(%s)",
+            (store_id, batch_id, missing),
+        )
+        earlier = {row[0] for row in await cur.fetchall()}
+    results: list[tuple[int, str | None, uuid.UUID | None, str | None]] = []
+    for seq, field, _index, value, problem in rows:
+        if problem is not None:
+            results.append((seq, problem, None, None))
+        elif field == 0:
+            product = by_id.get(uuid.UUID(value))
+            if product is None:
+                results.append((seq, Problem.ID_NOT_FOUND.value, None, None))
+            else:
+                results.append((seq, None, product.id, product.external_id))
+        else:
+            product = by_external.get(value)
+            if product is None:
+                code = Problem.REPEATED if value in earlier else Problem.EXTERNAL_ID_NOT_FOUND
+                results.append((seq, code.value, None, None))
+            elif product.id in named_by_id:
+                results.append((seq, Problem.REPEATED.value, None, None))
+            else:
+                results.append((seq, None, product.id, product.external_id))
+    return results
+
+
+async def process_next_chunk(
+    pool: Pool, *, store_id: int, batch_id: uuid.UUID, chunk_size: int = CHUNK_SIZE
+) -> Batch | None:
+    """Process the next chunk of a batch in one transaction; return the batch as it then is,
+    or None when there was nothing left (or no such batch)."""
+    async with connection(pool) as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT status FROM deletion_batches WHERE store_id = %s AND id = %s FOR UPDATE",
+            (store_id, batch_id),
+        )
+        if await cur.fetchone() is None:
+            return None
+        cur = await conn.execute(
+            "SELECT seq, field, row_index, value, problem FROM deletion_batch_entries"
+            " WHERE store_id = %s AND batch_id = %s AND NOT done ORDER BY seq LIMIT %s",
+            (store_id, batch_id, chunk_size),
+        )
+        rows = await cur.fetchall()
+        if not rows:
+            return None
+        results = await _delete_chunk(conn, store_id, batch_id, rows)
+        await conn.execute(
+            "UPDATE deletion_batch_entries e SET done = true, code = r.code,"
+            " product_id = r.product_id, external_id = r.external_id"
+            " FROM unnest(%s::int[], %s::text[], %s::uuid[], %s::text[])"
+            " AS r (seq, code, product_id, external_id)"
+            " WHERE e.store_id = %s AND e.batch_id = %s AND e.seq = r.seq",
+            (
+                [r[0] for r in results],
+                [r[1] for r in results],
+                [r[2] for r in results],
+                [r[3] for r in results],
+                store_id,
+                batch_id,
+            ),
+        )
+        succeeded = sum(1 for r in results if r[1] is None)
+        cur = await conn.execute(
+            "UPDATE deletion_batches SET processed = processed + %(n)s,"
+            " succeeded = succeeded + %(ok)s, failed = failed + %(bad)s,"
+            " status = CASE WHEN processed + %(n)s < total THEN 'processing'"
+            " WHEN failed + %(bad)s = 0 THEN 'succeeded' ELSE 'completed' END,"
+            " updated_at = now() WHERE store_id = %(store)s AND id = %(id)s"
+            f" RETURNING {_BATCH_COLUMNS}",
+            {
+                "n": len(results),
+                "ok": succeeded,
+                "bad": len(results) - succeeded,
+                "store": store_id,
+                "id": batch_id,
+            },
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return Batch(*row)
+
+
+async def purge_old_batches(pool: Pool, *, older_than_days: int = 7) -> int:
+    """Delete finished batches (and their entries) created more than ``older_than_days`` ago."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "DELETE FROM deletion_batches WHERE created_at < now() - make_interval(days => %s)"
+            " AND status IN ('succeeded', 'completed')",
+            (older_than_days,),
+        )
+        return cur.rowcount

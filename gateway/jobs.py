@@ -1,0 +1,117 @@
+"""Dispatched batches on procrastinate: the task, the worker, and its upkeep loop.
+
+The job row is created by ``catalog_store.create_batch`` in the batch's own transaction (so a
+batch never exists without its job); the worker runs it chunk by chunk. A worker that dies
+mid-chunk loses only that chunk's uncommitted transaction; its job is found stalled (no
+heartbeat) by any live worker's upkeep loop and retried, and the retry starts at the first entry
+not yet done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import procrastinate
+import structlog
+
+import catalog_store as store
+
+from .settings import Settings
+
+__all__ = ["BATCH_JOB", "job_app", "migrations", "run_worker"]
+
+_log = structlog.get_logger("gateway.worker")
+
+QUEUE = "deletions"
+TASK_NAME = "process_deletion_batch"
+BATCH_JOB = store.BatchJob(task_name=TASK_NAME, queue=QUEUE)
+
+# Procrastinate's own schema, applied by our migration runner like any other migration.
+PROCRASTINATE_SCHEMA = store.Migration(
+    "0002_procrastinate", procrastinate.schema.SchemaManager.get_schema()
+)
+
+
+def migrations() -> list[store.Migration]:
+    """Every migration: the package's SQL files and procrastinate's schema."""
+    return sorted([*store.available_migrations(), PROCRASTINATE_SCHEMA], key=lambda m: m.name)
+
+
+async def migrate(conninfo: str) -> store.MigrationReport:
+    return await store.apply_migrations(conninfo, migrations=migrations())
+
+
+class _Pools:
+    """The worker's store pool, set while a worker runs (tasks are module-level functions)."""
+
+    pool: store.Pool | None = None
+
+
+def job_app(conninfo: str) -> procrastinate.App:
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
+    )
+
+    @app.task(name=TASK_NAME, queue=QUEUE)
+    async def process_deletion_batch(store_id: int, batch_id: str) -> None:
+        pool = _Pools.pool
+        assert pool is not None, "the worker sets the pool before taking jobs"
+        batch_uuid = uuid.UUID(batch_id)
+        while True:
+            batch = await store.process_next_chunk(pool, store_id=store_id, batch_id=batch_uuid)
+            if batch is None:
+                return
+            _log.info(
+                "chunk done",
+                batch_id=batch_id,
+                processed=batch.processed,
+                total=batch.total,
+                status=batch.status,
+            )
+
+    return app
+
+
+async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) -> None:
+    """Retry jobs whose worker stopped beating; purge old batches and replay records."""
+    while True:
+        try:
+            stalled = await app.job_manager.get_stalled_jobs(
+                queue=QUEUE, seconds_since_heartbeat=settings.worker_stalled_after
+            )
+            for job in stalled:
+                _log.warning("retrying stalled batch job", job_id=job.id)
+                await app.job_manager.retry_job(job)
+            await store.purge_old_batches(pool, older_than_days=settings.batch_retention_days)
+            await store.purge_expired_nonces(pool)
+        except (store.StoreUnavailable, OSError, procrastinate.exceptions.ConnectorException):
+            _log.warning("upkeep could not reach the database; will retry")
+        await asyncio.sleep(settings.worker_upkeep_interval)
+
+
+async def run_worker(conninfo: str, settings: Settings, *, concurrency: int = 1) -> None:
+    """Run until SIGINT/SIGTERM: take batch jobs, and keep the upkeep loop going."""
+    pool = store.create_pool(conninfo, min_size=1, max_size=max(2, concurrency + 1))
+    await pool.open(wait=True, timeout=30)
+    _Pools.pool = pool
+    app = job_app(conninfo)
+    try:
+        async with app.open_async():
+            upkeep = asyncio.create_task(_upkeep(app, pool, settings))
+            try:
+                await app.run_worker_async(
+                    queues=[QUEUE],
+                    concurrency=concurrency,
+                    update_heartbeat_interval=settings.worker_heartbeat,
+                    stalled_worker_timeout=settings.worker_stalled_after,
+                    delete_jobs="successful",
+                )
+            finally:
+                upkeep.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upkeep
+    finally:
+        _Pools.pool = None
+        await pool.close()
