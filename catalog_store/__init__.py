@@ -1,6 +1,7 @@
 """PostgreSQL store of credentials, catalogs, replay records and audit; no HTTP in here."""
 
 from .batches import (
+    CHUNK_SIZE,
     Batch,
     BatchEntry,
     BatchJob,
@@ -42,6 +43,7 @@ from .pool import Pool, connection, create_pool
 from .products import ProductRef, count_products, seed_products
 
 __all__ = [
+    "CHUNK_SIZE",
     "DEFAULT_SCOPES",
     "AuthRecord",
     "Batch",

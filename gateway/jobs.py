@@ -43,10 +43,11 @@ async def migrate(conninfo: str) -> store.MigrationReport:
     return await store.apply_migrations(conninfo, migrations=migrations())
 
 
-class _Pools:
-    """The worker's store pool, set while a worker runs (tasks are module-level functions)."""
+class _Worker:
+    """What the task needs, set while a worker runs."""
 
     pool: store.Pool | None = None
+    chunk_size: int = store.CHUNK_SIZE
 
 
 def job_app(conninfo: str) -> procrastinate.App:
@@ -56,11 +57,13 @@ def job_app(conninfo: str) -> procrastinate.App:
 
     @app.task(name=TASK_NAME, queue=QUEUE)
     async def process_deletion_batch(store_id: int, batch_id: str) -> None:
-        pool = _Pools.pool
+        pool = _Worker.pool
         assert pool is not None, "the worker sets the pool before taking jobs"
         batch_uuid = uuid.UUID(batch_id)
         while True:
-            batch = await store.process_next_chunk(pool, store_id=store_id, batch_id=batch_uuid)
+            batch = await store.process_next_chunk(
+                pool, store_id=store_id, batch_id=batch_uuid, chunk_size=_Worker.chunk_size
+            )
             if batch is None:
                 return
             _log.info(
@@ -95,7 +98,7 @@ async def run_worker(conninfo: str, settings: Settings, *, concurrency: int = 1)
     """Run until SIGINT/SIGTERM: take batch jobs, and keep the upkeep loop going."""
     pool = store.create_pool(conninfo, min_size=1, max_size=max(2, concurrency + 1))
     await pool.open(wait=True, timeout=30)
-    _Pools.pool = pool
+    _Worker.pool, _Worker.chunk_size = pool, settings.batch_chunk_size
     app = job_app(conninfo)
     try:
         async with app.open_async():
@@ -113,5 +116,5 @@ async def run_worker(conninfo: str, settings: Settings, *, concurrency: int = 1)
                 with contextlib.suppress(asyncio.CancelledError):
                     await upkeep
     finally:
-        _Pools.pool = None
+        _Worker.pool = None
         await pool.close()

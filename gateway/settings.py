@@ -57,6 +57,7 @@ class Settings:
     worker_stalled_after: float = 30.0
     worker_upkeep_interval: float = 10.0
     batch_retention_days: int = 7
+    batch_chunk_size: int = 1000
 
 
 #: Every variable read, with its meaning; the README lists the same.
@@ -76,6 +77,7 @@ ENVIRONMENT = {
     "GATEWAY_WORKER_STALLED_AFTER": "seconds without heartbeat before a batch job is retried (30)",
     "GATEWAY_WORKER_UPKEEP_INTERVAL": "seconds between stalled-job retries and purges (10)",
     "GATEWAY_BATCH_RETENTION_DAYS": "days a finished batch's results are kept (7)",
+    "GATEWAY_BATCH_CHUNK_SIZE": "entries per chunk transaction of a batch, 1 to 1,000 (1000)",
 }
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -150,4 +152,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             env, "GATEWAY_WORKER_UPKEEP_INTERVAL", 10.0, low=0.05, high=86400.0
         ),
         batch_retention_days=_int(env, "GATEWAY_BATCH_RETENTION_DAYS", 7, low=1, high=3650),
+        batch_chunk_size=_int(env, "GATEWAY_BATCH_CHUNK_SIZE", 1000, low=1, high=1000),
     )

@@ -32,6 +32,7 @@ def test_every_variable_is_read() -> None:
         "GATEWAY_WORKER_STALLED_AFTER": "4",
         "GATEWAY_WORKER_UPKEEP_INTERVAL": "2",
         "GATEWAY_BATCH_RETENTION_DAYS": "3",
+        "GATEWAY_BATCH_CHUNK_SIZE": "50",
     }
     assert set(env) == set(ENVIRONMENT)
     assert load_settings(env) == Settings(
@@ -50,6 +51,7 @@ def test_every_variable_is_read() -> None:
         worker_stalled_after=4.0,
         worker_upkeep_interval=2.0,
         batch_retention_days=3,
+        batch_chunk_size=50,
     )
 
 

@@ -1,0 +1,210 @@
+"""Dispatched batches in the store: chunked processing, exact counts, no entry twice, and the
+same per-item results as the synchronous path."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import catalog_store as store
+from gateway.jobs import BATCH_JOB
+from tests.support import Tenant, make_tenant
+
+pytestmark = pytest.mark.anyio
+
+
+def _nonce(tenant: Tenant, n: int) -> store.Nonce:
+    return store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000)
+
+
+async def _dispatch(
+    pool: store.Pool, tenant: Tenant, ids: list[str], ext: list[str], n: int = 1
+) -> store.Batch:
+    return await store.create_batch(
+        pool,
+        store_id=tenant.store_id,
+        nonce=_nonce(tenant, n),
+        request_id=uuid.uuid4(),
+        plan=store.plan_deletion(ids, ext),
+        job=BATCH_JOB,
+    )
+
+
+async def _run(pool: store.Pool, batch: store.Batch, chunk_size: int) -> store.Batch:
+    last = batch
+    while (
+        step := await store.process_next_chunk(
+            pool, store_id=batch.store_id, batch_id=batch.id, chunk_size=chunk_size
+        )
+    ) is not None:
+        last = step
+    return last
+
+
+async def test_a_batch_is_stored_with_its_job_and_processed_in_chunks(pool: store.Pool) -> None:
+    tenant = await make_tenant(pool, products=25)
+    batch = await _dispatch(pool, tenant, tenant.ids[:20] + ["bad"], tenant.external_ids[20:])
+    assert (batch.status, batch.total, batch.processed) == ("pending", 26, 0)
+    async with store.connection(pool) as conn:
+        cur = await conn.execute("SELECT task_name, queue_name, lock, args FROM procrastinate_jobs")
+        assert await cur.fetchall() == [
+            (
+                "process_deletion_batch",
+                "deletions",
+                f"deletion-batch-{batch.id}",
+                {"store_id": tenant.store_id, "batch_id": str(batch.id)},
+            )
+        ]
+    first = await store.process_next_chunk(
+        pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=10
+    )
+    assert first is not None
+    assert (first.status, first.processed, first.succeeded, first.failed) == (
+        "processing",
+        10,
+        10,
+        0,
+    )
+    done = await _run(pool, batch, 10)
+    assert (done.status, done.processed, done.succeeded, done.failed) == ("completed", 26, 25, 1)
+    assert await store.count_products(pool, store_id=tenant.store_id) == (0, 0)
+    entries = await store.list_batch_entries(
+        pool, store_id=tenant.store_id, batch_id=batch.id, after_seq=-1, limit=1000
+    )
+    assert [e.seq for e in entries] == list(range(26))
+    assert entries[20].problem is store.Problem.INVALID_ID
+
+
+async def test_a_clean_batch_ends_succeeded(pool: store.Pool) -> None:
+    tenant = await make_tenant(pool, products=3)
+    done = await _run(pool, await _dispatch(pool, tenant, tenant.ids, []), 1000)
+    assert (done.status, done.succeeded, done.failed) == ("succeeded", 3, 0)
+
+
+async def test_another_stores_batch_is_invisible(pool: store.Pool) -> None:
+    tenant = await make_tenant(pool, products=1)
+    other = await make_tenant(pool, name="other")
+    batch = await _dispatch(pool, tenant, tenant.ids, [])
+    assert await store.get_batch(pool, store_id=other.store_id, batch_id=batch.id) is None
+    assert await store.process_next_chunk(pool, store_id=other.store_id, batch_id=batch.id) is None
+    assert await store.count_products(pool, store_id=tenant.store_id) == (1, 2)
+
+
+async def test_a_replayed_nonce_stores_no_batch(pool: store.Pool) -> None:
+    tenant = await make_tenant(pool, products=1)
+    await _dispatch(pool, tenant, tenant.ids, [], n=7)
+    with pytest.raises(store.Replayed):
+        await _dispatch(pool, tenant, tenant.ids, [], n=7)
+    async with store.connection(pool) as conn:
+        cur = await conn.execute("SELECT count(*) FROM deletion_batches")
+        assert await cur.fetchone() == (1,)
+
+
+async def test_concurrent_runners_never_process_an_entry_twice(pool: store.Pool) -> None:
+    """Four runners on three batches at once: every entry done once, counts exact."""
+    tenant = await make_tenant(pool, products=600)
+    batches = [
+        await _dispatch(pool, tenant, tenant.ids[:300], tenant.external_ids[200:400], n=1),
+        await _dispatch(pool, tenant, tenant.ids[250:], [], n=2),
+        await _dispatch(pool, tenant, [], tenant.external_ids, n=3),
+    ]
+    async with anyio.create_task_group() as group:
+        for batch in batches:
+            for _ in range(2):
+                group.start_soon(_run, pool, batch, 37)
+    deleted: list[uuid.UUID] = []
+    for batch in batches:
+        final = await store.get_batch(pool, store_id=tenant.store_id, batch_id=batch.id)
+        assert final is not None and final.processed == final.total
+        assert final.succeeded + final.failed == final.total
+        entries = await store.list_batch_entries(
+            pool, store_id=tenant.store_id, batch_id=batch.id, after_seq=-1, limit=10_000
+        )
+        assert len(entries) == final.total
+        assert sum(e.product is not None for e in entries) == final.succeeded
+        deleted += [e.product.id for e in entries if e.product is not None]
+    assert sorted(deleted) == sorted(p.id for p in tenant.products)
+    assert await store.count_products(pool, store_id=tenant.store_id) == (0, 0)
+
+
+async def _twin_stores(pool: store.Pool, count: int) -> tuple[Tenant, Tenant]:
+    """Two stores holding the very same products (ids and external ids)."""
+    one = await make_tenant(pool, products=count, name="sync")
+    two = await make_tenant(pool, name="dispatch")
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "INSERT INTO products (store_id, id, external_id, name)"
+            " SELECT %s, id, external_id, name FROM products WHERE store_id = %s",
+            (two.store_id, one.store_id),
+        )
+    return one, Tenant(**{**two.__dict__, "products": one.products})
+
+
+@settings(
+    max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(
+    id_picks=st.lists(st.integers(0, 13), max_size=8),
+    ext_picks=st.lists(st.integers(0, 6), max_size=8),
+    chunk_size=st.integers(1, 5),
+)
+async def test_dispatched_results_equal_the_synchronous_ones(
+    pool: store.Pool, id_picks: list[int], ext_picks: list[int], chunk_size: int
+) -> None:
+    one, two = await _twin_stores(pool, 6)
+    ids_pool = one.ids + [i.upper() for i in one.ids] + ["bad", str(uuid.uuid4())]
+    ext_pool = one.external_ids + ["missing"]
+    ids = [ids_pool[i] for i in id_picks] or ["bad"]
+    ext = [ext_pool[i] for i in ext_picks]
+    sync = await store.delete_products(
+        pool,
+        store_id=one.store_id,
+        nonce=_nonce(one, 1),
+        request_id=uuid.uuid4(),
+        plan=store.plan_deletion(ids, ext),
+    )
+    batch = await _dispatch(pool, two, ids, ext, n=2)
+    final = await _run(pool, batch, chunk_size)
+    entries = await store.list_batch_entries(
+        pool, store_id=two.store_id, batch_id=batch.id, after_seq=-1, limit=100
+    )
+
+    def report(deleted: list[Any], failures: list[Any]) -> tuple[list[Any], list[Any]]:
+        return sorted(deleted, key=str), sorted(failures, key=str)
+
+    assert report(
+        [(p.id, p.external_id) for p in sync.deleted],
+        [(f.problem, f.field, f.row_index, f.value) for f in sync.failures],
+    ) == report(
+        [(e.product.id, e.product.external_id) for e in entries if e.product],
+        [(e.problem, e.field, e.row_index, e.value) for e in entries if e.problem],
+    )
+    assert (final.succeeded, final.failed) == (len(sync.deleted), len(sync.failures))
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "DELETE FROM products WHERE store_id IN (%s, %s)", (one.store_id, two.store_id)
+        )
+
+
+async def test_finished_batches_older_than_the_retention_are_purged(pool: store.Pool) -> None:
+    tenant = await make_tenant(pool, products=2)
+    old = await _run(pool, await _dispatch(pool, tenant, tenant.ids[:1], [], n=1), 1000)
+    new = await _run(pool, await _dispatch(pool, tenant, tenant.ids[1:], [], n=2), 1000)
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "UPDATE deletion_batches SET created_at = now() - interval '8 days' WHERE id = %s",
+            (old.id,),
+        )
+    assert await store.purge_old_batches(pool, older_than_days=7) == 1
+    assert await store.get_batch(pool, store_id=tenant.store_id, batch_id=old.id) is None
+    assert await store.get_batch(pool, store_id=tenant.store_id, batch_id=new.id) is not None
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM deletion_batch_entries WHERE batch_id = %s", (old.id,)
+        )
+        assert await cur.fetchone() == (0,)

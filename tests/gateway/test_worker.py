@@ -1,0 +1,184 @@
+"""Dispatched batches with real processes: a gateway, workers, a SIGKILL in the middle."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import catalog_store as store
+from gateway.client import PartnerAuth
+from tests.live import BIN, Server, clean_env, serving
+from tests.support import DELETIONS, Tenant, make_tenant
+
+FAST = {
+    "GATEWAY_BATCH_CHUNK_SIZE": "10",
+    "GATEWAY_WORKER_HEARTBEAT": "0.2",
+    "GATEWAY_WORKER_STALLED_AFTER": "1",
+    "GATEWAY_WORKER_UPKEEP_INTERVAL": "0.2",
+}
+
+
+@pytest.fixture
+def gateway(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    with serving(database_url, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def workers(database_url: str, tmp_path: Path) -> Iterator[Any]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"worker-{len(started)}.log").open("w")
+        process = subprocess.Popen(
+            [str(BIN), "worker"], env=clean_env(database_url, **FAST), stdout=log, stderr=log
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _tenant(database_url: str, products: int) -> Tenant:
+    async def make() -> Tenant:
+        pool = store.create_pool(database_url, min_size=1, max_size=1)
+        await pool.open(wait=True)
+        try:
+            return await make_tenant(pool, products=products, name="batch")
+        finally:
+            await pool.close()
+
+    return asyncio.run(make())
+
+
+def _client(server: Server, tenant: Tenant) -> httpx.Client:
+    auth = PartnerAuth(
+        partner_client_id=tenant.partner_client_id,
+        partner_secret=tenant.secret,
+        store_client_id=tenant.store_client_id,
+        store_token=tenant.token,
+    )
+    return httpx.Client(base_url=server.url, auth=auth, timeout=30)
+
+
+def _status(client: httpx.Client, batch_id: str, query: str = "") -> dict[str, Any]:
+    response = client.get(f"{DELETIONS}/{batch_id}" + (f"?{query}" if query else ""))
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def _wait(client: httpx.Client, batch_id: str, done: Any, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        data = _status(client, batch_id)
+        if done(data):
+            return data
+        assert time.monotonic() < deadline, data
+        time.sleep(0.02)
+
+
+def _all_results(client: httpx.Client, batch_id: str) -> tuple[list[str], list[Any]]:
+    deleted: list[str] = []
+    errors: list[Any] = []
+    query = "limit=1000"
+    while True:
+        page = _status(client, batch_id, query)
+        deleted += [item["id"] for item in page["successItems"]]
+        errors += page["errors"]
+        if page["nextCursor"] is None:
+            return deleted, errors
+        query = f"limit=1000&cursor={page['nextCursor']}"
+
+
+def _remaining(database_url: str, tenant: Tenant) -> tuple[int, int]:
+    async def count() -> tuple[int, int]:
+        pool = store.create_pool(database_url, min_size=1, max_size=1)
+        await pool.open(wait=True)
+        try:
+            return await store.count_products(pool, store_id=tenant.store_id)
+        finally:
+            await pool.close()
+
+    return asyncio.run(count())
+
+
+def test_a_worker_killed_mid_batch_is_finished_by_another_exactly(
+    database_url: str, gateway: Server, workers: Any
+) -> None:
+    """SIGKILL in the middle; a second worker takes the stalled job over; the summary is
+    exact and the products gone are exactly those reported deleted."""
+    tenant = _tenant(database_url, 3000)
+    with _client(gateway, tenant) as client:
+        accepted = client.post(
+            DELETIONS,
+            json={
+                "ids": tenant.ids[:2990] + ["nope"] * 2,
+                "externalIds": tenant.external_ids[2990:] + ["gone"],
+            },
+        )
+        assert accepted.status_code == 202, accepted.text
+        batch_id = accepted.json()["data"]["batchId"]
+        first = workers()
+        seen = _wait(client, batch_id, lambda d: d["progress"]["processed"] > 0)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert seen["progress"]["processed"] < seen["progress"]["total"] == 3003
+        stalled = _status(client, batch_id)
+        assert stalled["status"] == "processing"
+        workers()
+        final = _wait(client, batch_id, lambda d: d["status"] in ("succeeded", "completed"))
+        deleted, errors = _all_results(client, batch_id)
+    assert final["status"] == "completed"
+    assert final["progress"] == {"processed": 3003, "total": 3003}
+    assert final["summary"] == {"total": 3003, "succeeded": 3000, "failed": 3}
+    assert sorted(deleted) == sorted(tenant.ids) and len(deleted) == len(set(deleted))
+    assert [(e["code"], e.get("id") or e.get("externalId")) for e in errors] == [
+        ("PRD_017", "nope"),
+        ("PRD_017", "nope"),
+        ("PRD_015", "gone"),
+    ]
+    assert _remaining(database_url, tenant) == (0, 0)
+
+
+def test_two_workers_and_several_batches_never_process_an_entry_twice(
+    database_url: str, gateway: Server, workers: Any
+) -> None:
+    tenant = _tenant(database_url, 1500)
+    with _client(gateway, tenant) as client:
+        batch_ids = [
+            client.post(
+                DELETIONS, json={"ids": tenant.ids[start : start + 900], "dispatch": True}
+            ).json()["data"]["batchId"]
+            for start in (0, 300, 600)
+        ]
+        workers()
+        workers()
+        finals = [
+            _wait(client, b, lambda d: d["status"] in ("succeeded", "completed")) for b in batch_ids
+        ]
+        results = [_all_results(client, b) for b in batch_ids]
+    deleted = [product for ids, _ in results for product in ids]
+    assert sorted(deleted) == sorted(tenant.ids[:1500])  # each product reported deleted once
+    for final, (ids, errors) in zip(finals, results, strict=True):
+        summary = final["summary"]
+        assert summary["total"] == 900 == summary["succeeded"] + summary["failed"]
+        assert (len(ids), len(errors)) == (summary["succeeded"], summary["failed"])
+        assert {e["code"] for e in errors} <= {"PRD_014"}
+    assert _remaining(database_url, tenant) == (0, 0)
