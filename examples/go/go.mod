@@ -1,0 +1,3 @@
+module example.com/deleteproducts
+
+go 1.19
