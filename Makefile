@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck check clean toolchains
+.PHONY: run test lint typecheck check clean toolchains bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ toolchains:
 
 test: $(STAMP) toolchains
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# Benchmarks are measured here, never asserted in a test.
+bench: $(STAMP)
+	$(BIN)/python bench/batch_memory.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

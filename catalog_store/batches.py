@@ -17,14 +17,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from .deletions import (
-    DELETE_PRODUCTS,
-    DeletedProduct,
-    DeletionPlan,
-    Nonce,
-    Problem,
-    insert_nonce,
-)
+from .deletions import DELETE_PRODUCTS, DeletedProduct, Nonce, Problem, insert_nonce
 from .pool import Pool, connection
 
 __all__ = [
@@ -73,15 +66,27 @@ class BatchEntry:
     product: DeletedProduct | None
 
 
-def _entry_rows(plan: DeletionPlan) -> list[tuple[int, int, int, str, str | None]]:
-    rows: list[tuple[int, int, int, str, str | None]] = []
-    for index, raw in enumerate(plan.ids):
-        problem = plan.id_failures.get(index)
-        rows.append((len(rows), 0, index, raw, problem.value if problem else None))
-    for index, raw in enumerate(plan.external_ids):
-        repeated = index in plan.external_id_repeats
-        rows.append((len(rows), 1, index, raw, Problem.REPEATED.value if repeated else None))
-    return rows
+# Entries are streamed (COPY) into a staging table of the transaction, then inserted with their
+# problem decided in the same statement, so the gateway never holds more than the decoded body:
+# an id must be a canonical UUID (any case; PRD_017 first), and an entry equal to an earlier one
+# of its array (ids compared case-insensitively, external ids exactly) is a repeat (PRD_016),
+# the same rules as ``plan_deletion`` for the synchronous path.
+_STAGE = (
+    "CREATE TEMPORARY TABLE batch_stage (seq integer, field smallint, row_index integer,"
+    " value text) ON COMMIT DROP"
+)
+_INSERT_ENTRIES = """
+INSERT INTO deletion_batch_entries (store_id, batch_id, seq, field, row_index, value, problem)
+SELECT %(store)s, %(batch)s, seq, field, row_index, value,
+       CASE WHEN invalid THEN 'invalid_id'
+            WHEN row_number() OVER (PARTITION BY field, invalid, key ORDER BY seq) > 1
+            THEN 'repeated'
+       END
+  FROM (SELECT *, field = 0 AND NOT value ~ %(uuid)s AS invalid,
+               CASE WHEN field = 0 THEN lower(value) ELSE value END AS key
+          FROM batch_stage) staged
+"""
+_UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 async def create_batch(
@@ -90,36 +95,45 @@ async def create_batch(
     store_id: int,
     nonce: Nonce,
     request_id: uuid.UUID,
-    plan: DeletionPlan,
+    ids: Sequence[str],
+    external_ids: Sequence[str],
     job: BatchJob,
 ) -> Batch:
-    """Record the nonce, the batch, every entry (COPY) and the job: one transaction.
+    """Record the nonce, the batch, every entry (streamed with COPY, then inserted classified
+    in one statement) and the job: one transaction, the same statements whatever the size.
 
     Raises :class:`Replayed` when the nonce is already recorded; then nothing is stored.
     """
     batch_id = uuid.uuid4()
+    total = len(ids) + len(external_ids)
     async with connection(pool) as conn, conn.transaction():
         await insert_nonce(conn, nonce)
         cur = await conn.execute(
             "INSERT INTO deletion_batches (store_id, id, partner_id, request_id, total)"
             " VALUES (%s, %s, %s, %s, %s) RETURNING created_at, updated_at",
-            (store_id, batch_id, nonce.partner_id, request_id, plan.total),
+            (store_id, batch_id, nonce.partner_id, request_id, total),
         )
         row = await cur.fetchone()
         assert row is not None
+        await conn.execute(_STAGE)
         async with conn.cursor().copy(
-            "COPY deletion_batch_entries (store_id, batch_id, seq, field, row_index, value,"
-            " problem) FROM STDIN"
+            "COPY batch_stage (seq, field, row_index, value) FROM STDIN"
         ) as copy:
-            for seq, field, index, raw, problem in _entry_rows(plan):
-                await copy.write_row((store_id, batch_id, seq, field, index, raw, problem))
+            for index, value in enumerate(ids):
+                await copy.write_row((index, 0, index, value))
+            offset = len(ids)
+            for index, value in enumerate(external_ids):
+                await copy.write_row((offset + index, 1, index, value))
+        await conn.execute(
+            _INSERT_ENTRIES, {"uuid": _UUID_PATTERN, "store": store_id, "batch": batch_id}
+        )
         args = msgspec.json.encode({"store_id": store_id, "batch_id": str(batch_id)}).decode()
         await conn.execute(
             "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, NULL, %s::jsonb, NULL)"
             "::procrastinate_job_to_defer_v1])",
             (job.queue, job.task_name, f"deletion-batch-{batch_id}", args),
         )
-    return Batch(store_id, batch_id, "pending", plan.total, 0, 0, 0, row[0], row[1])
+    return Batch(store_id, batch_id, "pending", total, 0, 0, 0, row[0], row[1])
 
 
 _BATCH_COLUMNS = "store_id, id, status, total, processed, succeeded, failed, created_at, updated_at"

@@ -153,9 +153,9 @@ async def delete_products(request: Request) -> Response:
             raise
         raise _validation_error(exc, body) from None
     request_id = uuid.UUID(request.scope["state"]["request_id"])
+    if payload.dispatch or len(payload.ids) + len(payload.externalIds) > MAX_SYNC_ENTRIES:
+        return await _dispatch(request, auth, request_id, payload)
     plan = store.plan_deletion(payload.ids, payload.externalIds)
-    if payload.dispatch or plan.total > MAX_SYNC_ENTRIES:
-        return await _dispatch(request, auth, request_id, plan)
     try:
         outcome = await store.delete_products(
             pool, store_id=auth.store_id, nonce=auth.nonce, request_id=request_id, plan=plan
@@ -178,7 +178,7 @@ async def delete_products(request: Request) -> Response:
 
 
 async def _dispatch(
-    request: Request, auth: AuthContext, request_id: uuid.UUID, plan: store.DeletionPlan
+    request: Request, auth: AuthContext, request_id: uuid.UUID, payload: DeletionRequest
 ) -> Response:
     """Contract §3, dispatched: store the batch and its job in one transaction, answer 202."""
     try:
@@ -187,7 +187,8 @@ async def _dispatch(
             store_id=auth.store_id,
             nonce=auth.nonce,
             request_id=request_id,
-            plan=plan,
+            ids=payload.ids,
+            external_ids=payload.externalIds,
             job=BATCH_JOB,
         )
     except store.Replayed:

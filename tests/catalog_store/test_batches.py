@@ -30,7 +30,8 @@ async def _dispatch(
         store_id=tenant.store_id,
         nonce=_nonce(tenant, n),
         request_id=uuid.uuid4(),
-        plan=store.plan_deletion(ids, ext),
+        ids=ids,
+        external_ids=ext,
         job=BATCH_JOB,
     )
 
