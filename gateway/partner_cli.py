@@ -56,14 +56,38 @@ def _url(args: argparse.Namespace) -> str:
     return str(args.url or os.environ.get("GATEWAY_URL") or _DEFAULT_URL).rstrip("/")
 
 
+def _ids_from_file(path: str) -> list[str]:
+    """One product per line: a bare id, or a JSON object with "id" (as `products seed` prints)."""
+    ids = []
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                ids.append(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                raise CommandError(f"{path}:{number}: expected a JSON object with an id") from None
+        else:
+            ids.append(line)
+    return ids
+
+
 def _deletion_body(args: argparse.Namespace) -> bytes:
-    if not args.ids and not args.external_ids:
-        raise CommandError("name products with --ids and/or --external-ids")
+    ids = list(args.ids) + (_ids_from_file(args.ids_file) if args.ids_file else [])
+    if not ids and not args.external_ids:
+        raise CommandError("name products with --ids, --ids-file and/or --external-ids")
     body: dict[str, Any] = {}
-    if args.ids:
-        body["ids"] = args.ids
+    if ids:
+        body["ids"] = ids
     if args.external_ids:
         body["externalIds"] = args.external_ids
+    if args.dispatch:
+        body["dispatch"] = True
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -101,7 +125,7 @@ def _cmd_sign(args: argparse.Namespace) -> int:
         body = Path(args.body_file).read_bytes()
     elif args.body is not None:
         body = args.body.encode("utf-8")
-    elif args.ids or args.external_ids:
+    elif args.ids or args.ids_file or args.external_ids:
         body = _deletion_body(args)
     else:
         body = b""
@@ -157,6 +181,12 @@ def _credential_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store-token", help="or STORE_TOKEN")
     parser.add_argument("--ids", nargs="+", default=[], help="product ids to delete")
     parser.add_argument("--external-ids", nargs="+", default=[], help="external ids to delete")
+    parser.add_argument(
+        "--ids-file", help="ids to delete, one per line (ids or `products seed` JSON lines)"
+    )
+    parser.add_argument(
+        "--dispatch", action="store_true", help='send "dispatch": true (an asynchronous batch)'
+    )
 
 
 def add_partner_commands(commands: Any) -> None:

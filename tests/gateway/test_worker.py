@@ -182,3 +182,48 @@ def test_two_workers_and_several_batches_never_process_an_entry_twice(
         assert (len(ids), len(errors)) == (summary["succeeded"], summary["failed"])
         assert {e["code"] for e in errors} <= {"PRD_014"}
     assert _remaining(database_url, tenant) == (0, 0)
+
+
+def test_a_newcomer_dispatches_from_a_seed_file_and_watches_it_finish(
+    database_url: str, gateway: Server, workers: Any, tmp_path: Path
+) -> None:
+    """`products seed --out`, `call --ids-file` (202), then `call --batch` until it is done."""
+    import json
+
+    from tests.live import cli
+
+    tenant = _tenant(database_url, 0)
+    seeded = tmp_path / "products.jsonl"
+    made = cli(
+        database_url,
+        "products",
+        "seed",
+        "--store",
+        tenant.store_client_id,
+        "--count",
+        "2500",
+        "--out",
+        str(seeded),
+    )
+    assert made.returncode == 0, made.stderr
+    credentials = {
+        "GATEWAY_URL": gateway.url,
+        "PARTNER_CLIENT_ID": tenant.partner_client_id,
+        "PARTNER_SECRET": tenant.secret,
+        "STORE_CLIENT_ID": tenant.store_client_id,
+        "STORE_TOKEN": tenant.token,
+    }
+    sent = cli(database_url, "call", "--ids-file", str(seeded), **credentials)
+    reply = json.loads(sent.stdout)
+    assert sent.returncode == 0 and reply["status"] == 202, sent.stdout + sent.stderr
+    batch_id = reply["body"]["data"]["batchId"]
+    workers()
+    deadline = time.monotonic() + 90
+    while True:
+        watched = json.loads(cli(database_url, "call", "--batch", batch_id, **credentials).stdout)
+        if watched["body"]["data"]["status"] == "succeeded":
+            break
+        assert time.monotonic() < deadline, watched
+        time.sleep(0.2)
+    assert watched["body"]["data"]["summary"] == {"total": 2500, "succeeded": 2500, "failed": 0}
+    assert _remaining(database_url, tenant) == (0, 0)
