@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -18,6 +19,7 @@ import signing
 from gateway.app import create_app
 from gateway.settings import Settings
 
+T = TypeVar("T")
 DELETIONS = "/api/v1/partner/stores/products/deletions"
 NOW_MS = 1_758_100_350_458
 
@@ -75,6 +77,20 @@ async def make_tenant(
         token=token.token,
         products=refs,
     )
+
+
+def run_with_pool(database_url: str, work: Callable[[store.Pool], Awaitable[T]]) -> T:
+    """Run store work from a synchronous test (one that drives real processes)."""
+
+    async def go() -> T:
+        pool = store.create_pool(database_url, min_size=1, max_size=1)
+        await pool.open(wait=True)
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
 
 
 def signed_headers(

@@ -3,7 +3,6 @@ shared vector file. A missing toolchain fails these tests; it never skips them."
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -14,10 +13,9 @@ from typing import Any
 
 import pytest
 
-import catalog_store as store
 import signing
 from tests.live import ROOT, Server, serving
-from tests.support import Tenant, make_tenant
+from tests.support import Tenant, make_tenant, run_with_pool
 
 VECTORS = ROOT / "tests" / "vectors" / "signing_v1.json"
 LANGUAGES = ["curl", "python", "node", "go", "java"]
@@ -59,15 +57,7 @@ def gateway(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def _tenant(database_url: str) -> Tenant:
-    async def make() -> Tenant:
-        pool = store.create_pool(database_url, min_size=1, max_size=1)
-        await pool.open(wait=True)
-        try:
-            return await make_tenant(pool, products=3, name="example")
-        finally:
-            await pool.close()
-
-    return asyncio.run(make())
+    return run_with_pool(database_url, lambda p: make_tenant(p, products=3, name="example"))
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

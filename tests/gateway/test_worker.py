@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ import pytest
 import catalog_store as store
 from gateway.client import PartnerAuth
 from tests.live import BIN, Server, clean_env, serving
-from tests.support import DELETIONS, Tenant, make_tenant
+from tests.support import DELETIONS, Tenant, make_tenant, run_with_pool
 
 FAST = {
     "GATEWAY_BATCH_CHUNK_SIZE": "10",
@@ -56,15 +55,7 @@ def workers(database_url: str, tmp_path: Path) -> Iterator[Any]:
 
 
 def _tenant(database_url: str, products: int) -> Tenant:
-    async def make() -> Tenant:
-        pool = store.create_pool(database_url, min_size=1, max_size=1)
-        await pool.open(wait=True)
-        try:
-            return await make_tenant(pool, products=products, name="batch")
-        finally:
-            await pool.close()
-
-    return asyncio.run(make())
+    return run_with_pool(database_url, lambda p: make_tenant(p, products=products, name="batch"))
 
 
 def _client(server: Server, tenant: Tenant) -> httpx.Client:
@@ -108,15 +99,7 @@ def _all_results(client: httpx.Client, batch_id: str) -> tuple[list[str], list[A
 
 
 def _remaining(database_url: str, tenant: Tenant) -> tuple[int, int]:
-    async def count() -> tuple[int, int]:
-        pool = store.create_pool(database_url, min_size=1, max_size=1)
-        await pool.open(wait=True)
-        try:
-            return await store.count_products(pool, store_id=tenant.store_id)
-        finally:
-            await pool.close()
-
-    return asyncio.run(count())
+    return run_with_pool(database_url, lambda p: store.count_products(p, store_id=tenant.store_id))
 
 
 def test_a_worker_killed_mid_batch_is_finished_by_another_exactly(
