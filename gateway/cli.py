@@ -111,7 +111,19 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def _start_worker(conninfo: str) -> subprocess.Popen[bytes]:
     """A `partner-gateway worker` beside `serve` (for `make run`), stopped with it."""
     env = {**os.environ, "DATABASE_URL": conninfo}
-    return subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "worker"], env=env, preexec_fn=_die_with_parent
+    )
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM if `serve` dies without stopping it (SIGKILL, say)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -213,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--store", required=True, help="store client id")
     seed.add_argument("--count", type=_natural, required=True)
     seed.add_argument("--variants", type=_natural, default=2)
-    seed.add_argument("--out", help="write the products to FILE instead of standard output")
+    seed.add_argument("--out", help="also write the products to FILE")
     seed.set_defaults(run=_cmd_products_seed)
 
     add_partner_commands(commands)

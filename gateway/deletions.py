@@ -254,20 +254,26 @@ async def batch_status(request: Request) -> Response:
     body = await read_capped_body(request)
     auth = await _authenticated(request, body)
     pool = request.app.state.pool
+    raw_id = request.path_params["batch_id"]
+    try:
+        limit, offset = _page(request)
+        try:
+            batch_id = uuid.UUID(raw_id)
+        except ValueError:
+            batch = None
+        else:
+            batch = await store.get_batch(pool, store_id=auth.store_id, batch_id=batch_id)
+        if batch is None:
+            raise ApiError("BAT_001", context={"batchId": raw_id})
+    except ApiError:
+        # Replay (step 6) comes first; a read answered with an error records nothing.
+        if await store.nonce_seen(pool, auth.nonce):
+            raise ApiError("AUTH_006") from None
+        raise
     try:
         await store.accept_nonce(pool, auth.nonce)
     except store.Replayed:
         raise ApiError("AUTH_006") from None
-    limit, offset = _page(request)
-    raw_id = request.path_params["batch_id"]
-    try:
-        batch_id = uuid.UUID(raw_id)
-    except ValueError:
-        batch = None
-    else:
-        batch = await store.get_batch(pool, store_id=auth.store_id, batch_id=batch_id)
-    if batch is None:
-        raise ApiError("BAT_001", context={"batchId": raw_id})
     entries = await store.list_batch_entries(
         pool, store_id=auth.store_id, batch_id=batch.id, after_seq=offset - 1, limit=limit
     )

@@ -55,7 +55,12 @@ def job_app(conninfo: str) -> procrastinate.App:
         connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
     )
 
-    @app.task(name=TASK_NAME, queue=QUEUE)
+    # A chunk that fails (the database went away, say) rolled back whole; try again later.
+    @app.task(
+        name=TASK_NAME,
+        queue=QUEUE,
+        retry=procrastinate.RetryStrategy(max_attempts=50, wait=2, linear_wait=2),
+    )
     async def process_deletion_batch(store_id: int, batch_id: str) -> None:
         pool = _Worker.pool
         assert pool is not None, "the worker sets the pool before taking jobs"

@@ -19,8 +19,9 @@ CREATE TABLE deletion_batches (
 CREATE INDEX deletion_batches_created ON deletion_batches (created_at);
 
 -- field: 0 for ids, 1 for externalIds. problem: decided when the batch is accepted
--- ('invalid_id', 'repeated') or when its chunk runs. code: the item code once done, NULL for a
--- deleted entry; product_id/external_id: the product it deleted.
+-- ('invalid_id', 'repeated'). code: once done, the entry's outcome ('id_not_found',
+-- 'external_id_not_found', 'repeated', 'invalid_id'; NULL for a deleted entry);
+-- product_id/external_id: the product it deleted.
 CREATE TABLE deletion_batch_entries (
     store_id     bigint NOT NULL,
     batch_id     uuid NOT NULL,

@@ -185,3 +185,15 @@ async def test_a_replayed_dispatch_creates_no_second_batch(
     async with store.connection(pool) as conn:
         cur = await conn.execute("SELECT count(*) FROM deletion_batches")
         assert await cur.fetchone() == (1,)
+
+
+async def test_a_status_read_answered_200_cannot_be_replayed(
+    database_url: str, tenant: Tenant
+) -> None:
+    async with gateway_client(database_url) as client:
+        accepted = await delete(client, tenant, {"ids": tenant.ids[:1], "dispatch": True})
+        batch_id = accepted.json()["data"]["batchId"]
+        first = await status(client, tenant, batch_id, ts=NOW_MS + 1)
+        again = await status(client, tenant, batch_id, ts=NOW_MS + 1)
+    assert first.status_code == 200
+    assert_error(again, 401, "AUTH_006", "Replayed request")
