@@ -41,6 +41,7 @@ from .errors import MigrationError, Replayed, StoreError, StoreUnavailable, Unkn
 from .migrate import Migration, MigrationReport, apply_migrations, available_migrations
 from .pool import Pool, connection, create_pool
 from .products import ProductRef, count_products, seed_products
+from .stats import QueueStats, queue_stats
 
 __all__ = [
     "CHUNK_SIZE",
@@ -63,6 +64,7 @@ __all__ = [
     "Pool",
     "Problem",
     "ProductRef",
+    "QueueStats",
     "Replayed",
     "StoreError",
     "StoreUnavailable",
@@ -88,5 +90,6 @@ __all__ = [
     "process_next_chunk",
     "purge_old_batches",
     "purge_expired_nonces",
+    "queue_stats",
     "seed_products",
 ]

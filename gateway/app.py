@@ -23,7 +23,9 @@ import catalog_store as store
 from .deletions import DELETIONS_PATH, batch_status, delete_products
 from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
 from .errors import ApiError
+from .jobs import QUEUE
 from .logs import configure_logging
+from .metrics import CONTENT_TYPE, DB_ERRORS, render_metrics, sample_pool, sample_pool_forever
 from .middleware import RequestContextMiddleware
 from .openapi import build_openapi, render_docs
 from .settings import Settings, load_settings
@@ -64,6 +66,17 @@ async def _readyz(request: Request) -> Response:
     return _health(request, "Ready")
 
 
+async def _metrics(request: Request) -> Response:
+    """Every process's samples, and the batch queue as the database has it now."""
+    pool: store.Pool = request.app.state.pool
+    sample_pool(pool)
+    try:
+        stats = await store.queue_stats(pool, queue=QUEUE)
+    except store.StoreUnavailable:
+        stats = None  # shown as gateway_database_up 0; the scrape itself still answers
+    return Response(render_metrics(stats), media_type=CONTENT_TYPE)
+
+
 async def _openapi(request: Request) -> Response:
     return Response(request.app.state.openapi_json, media_type="application/json")
 
@@ -79,6 +92,7 @@ async def _on_api_error(request: Request, exc: Exception) -> Response:
 
 async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
     _log.warning("database unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
+    DB_ERRORS.inc()
     retry_after = str(request.app.state.settings.retry_after_seconds)
     return error_response(request, ApiError("SYS_001", headers={"Retry-After": retry_after}))
 
@@ -131,12 +145,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pool.open(wait=False)
         purger = asyncio.create_task(_purge_nonces_forever(pool, settings.nonce_purge_interval))
+        sampler = asyncio.create_task(sample_pool_forever(pool))
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in (purger, sampler):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await pool.close()
 
     app = Starlette(
@@ -147,6 +163,7 @@ def create_app(
             Route("/readyz", _readyz, methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/docs", _docs, methods=["GET"]),
+            Route("/metrics", _metrics, methods=["GET"]),
         ],
         middleware=[Middleware(RequestContextMiddleware, clock=clock)],
         exception_handlers={

@@ -10,6 +10,7 @@ import signing
 from catalog_store import Nonce, Pool, lookup_auth
 
 from .errors import CATALOG, ApiError
+from .metrics import CLOCK_SKEW
 
 __all__ = [
     "AuthContext",
@@ -148,6 +149,8 @@ async def authenticate(
 ) -> AuthContext:
     """Run steps 1 to 5 of contract §2; step 6 (replay) commits with the request's own work."""
     signed = parse_headers(headers)
+    # Every well-formed timestamp, in the window or not: drift shows before it breaks a partner.
+    CLOCK_SKEW.observe((int(signed.timestamp) - now_ms) / 1000)
     _check_window(signed.timestamp, now_ms)
     record = await lookup_auth(
         pool,

@@ -23,7 +23,8 @@ from .demo import ensure_demo, print_welcome
 from .jobs import QUEUE, migrate, run_worker
 from .logs import configure_logging
 from .partner_cli import CommandError, add_partner_commands
-from .settings import Settings, SettingsError, load_settings
+from .serving import metrics_folder, run_servers
+from .settings import Settings, SettingsError, effective_settings, load_settings
 
 __all__ = ["main"]
 
@@ -139,28 +140,45 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print_welcome(demo, f"http://{host}:{port}")
     else:
         _print({"serving": f"http://{host}:{port}", "migrationsApplied": report.applied})
-    # The workers build their own app from the environment; hand them the resolved database.
+    # The processes build their own app from the environment; hand them the resolved database.
     os.environ["DATABASE_URL"] = conninfo
-    worker = _start_worker(conninfo) if args.with_worker else None
-    try:
-        uvicorn.run(
-            "gateway.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers,
-            access_log=False,
-            log_level="warning",
-            server_header=False,
-        )
-    finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+    config = uvicorn.Config(
+        "gateway.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
+    )
+    with metrics_folder(settings.metrics_dir) as folder:
+        # Started inside: the worker writes its batch counters to the same metrics folder.
+        worker = _start_worker(conninfo) if args.with_worker else None
+        try:
+            return run_servers(
+                config, workers=args.workers, grace=settings.shutdown_grace, metrics=folder
+            )
+        finally:
+            if worker is not None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+
+
+def _cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    _print(effective_settings(settings))
     return 0
+
+
+def _workers(text: str) -> int:
+    value = _natural(text)
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} must be between 1 and 256")
+    return value
 
 
 def _natural(text: str) -> int:
@@ -181,10 +199,14 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_cmd_migrate)
 
+    commands.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
+        run=_cmd_config
+    )
+
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=_workers, default=1, help="server processes (1)")
     serve.add_argument(
         "--demo", action="store_true", help="create demo credentials and products on first start"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
 
 import procrastinate
@@ -18,6 +19,7 @@ import structlog
 
 import catalog_store as store
 
+from .metrics import BATCH_CHUNKS, ENTRIES
 from .settings import Settings
 
 __all__ = ["BATCH_JOB", "job_app", "migrations", "run_worker"]
@@ -48,6 +50,8 @@ class _Worker:
 
     pool: store.Pool | None = None
     chunk_size: int = store.CHUNK_SIZE
+    #: Set on SIGTERM/SIGINT: each running job ends after its current chunk and hands back.
+    stopping: asyncio.Event | None = None
 
 
 def job_app(conninfo: str) -> procrastinate.App:
@@ -65,12 +69,15 @@ def job_app(conninfo: str) -> procrastinate.App:
         pool = _Worker.pool
         assert pool is not None, "the worker sets the pool before taking jobs"
         batch_uuid = uuid.UUID(batch_id)
+        before = await store.get_batch(pool, store_id=store_id, batch_id=batch_uuid)
         while True:
             batch = await store.process_next_chunk(
                 pool, store_id=store_id, batch_id=batch_uuid, chunk_size=_Worker.chunk_size
             )
             if batch is None:
                 return
+            _count_chunk(before, batch)
+            before = batch
             _log.info(
                 "chunk done",
                 batch_id=batch_id,
@@ -78,8 +85,23 @@ def job_app(conninfo: str) -> procrastinate.App:
                 total=batch.total,
                 status=batch.status,
             )
+            stopping = _Worker.stopping
+            if stopping is not None and stopping.is_set() and batch.processed < batch.total:
+                # Hand the rest back: a new job (same lock) that any worker resumes at the
+                # first entry not done. This one ends now, so the worker can exit.
+                await process_deletion_batch.configure(
+                    lock=f"deletion-batch-{batch_id}"
+                ).defer_async(store_id=store_id, batch_id=batch_id)
+                _log.info("batch handed back", batch_id=batch_id, processed=batch.processed)
+                return
 
     return app
+
+
+def _count_chunk(before: store.Batch | None, after: store.Batch) -> None:
+    BATCH_CHUNKS.inc()
+    ENTRIES.labels("batch", "deleted").inc(after.succeeded - (before.succeeded if before else 0))
+    ENTRIES.labels("batch", "failed").inc(after.failed - (before.failed if before else 0))
 
 
 async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) -> None:
@@ -100,26 +122,48 @@ async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) 
 
 
 async def run_worker(conninfo: str, settings: Settings, *, concurrency: int = 1) -> None:
-    """Run until SIGINT/SIGTERM: take batch jobs, and keep the upkeep loop going."""
+    """Run until SIGINT/SIGTERM: take batch jobs, and keep the upkeep loop going.
+
+    On the signal, no new job is taken; each running job finishes the chunk it is in (one
+    short transaction), hands the rest of its batch back to the queue, and the worker returns.
+    """
     pool = store.create_pool(conninfo, min_size=1, max_size=max(2, concurrency + 1))
     await pool.open(wait=True, timeout=30)
-    _Worker.pool, _Worker.chunk_size = pool, settings.batch_chunk_size
+    stopping = asyncio.Event()
+    _Worker.pool, _Worker.chunk_size, _Worker.stopping = pool, settings.batch_chunk_size, stopping
     app = job_app(conninfo)
+    loop = asyncio.get_running_loop()
     try:
         async with app.open_async():
             upkeep = asyncio.create_task(_upkeep(app, pool, settings))
-            try:
-                await app.run_worker_async(
+            worker = asyncio.create_task(
+                app.run_worker_async(
                     queues=[QUEUE],
                     concurrency=concurrency,
                     update_heartbeat_interval=settings.worker_heartbeat,
                     stalled_worker_timeout=settings.worker_stalled_after,
                     delete_jobs="successful",
+                    install_signal_handlers=False,
                 )
+            )
+
+            def stop() -> None:
+                stopping.set()
+                # Cancelling procrastinate's run is its graceful stop: it takes no new job and
+                # waits for the running ones, which now end at their next chunk boundary.
+                worker.cancel()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop)
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
                 upkeep.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await upkeep
     finally:
-        _Worker.pool = None
+        _Worker.pool, _Worker.stopping = None, None
         await pool.close()

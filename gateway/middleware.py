@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .envelope import Clock, error_body
 from .errors import ApiError
+from .metrics import observe_request
 from .wire import encode
 
 __all__ = ["RequestContextMiddleware"]
@@ -68,11 +69,23 @@ class RequestContextMiddleware:
                 )
                 await send_with_id({"type": "http.response.body", "body": body})
         finally:
+            seconds = time.perf_counter() - scope["state"]["started"]
+            route = log_fields.pop("route", None)
+            observe_request(
+                route=route,
+                path=scope["path"],
+                method=scope["method"],
+                status=status,
+                code=log_fields.get("code", ""),
+                seconds=seconds,
+                deleted=log_fields.get("succeeded", 0),
+                failed=log_fields.get("failed", 0),
+            )
             _log.info(
                 "request",
                 method=scope["method"],
-                route=log_fields.pop("route", None) or scope["path"][:200],
+                route=route or scope["path"][:200],
                 status=status,
-                duration_ms=round((time.perf_counter() - scope["state"]["started"]) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
                 **log_fields,
             )

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["ENVIRONMENT", "Secret", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "ENVIRONMENT",
+    "Secret",
+    "Settings",
+    "SettingsError",
+    "effective_settings",
+    "load_settings",
+]
 
 
 class SettingsError(ValueError):
@@ -50,7 +57,7 @@ class Settings:
     log_level: str = "info"
     pool_min: int = 2
     pool_max: int = 10
-    db_timeout: float = 2.0
+    db_timeout: float = 1.0
     retry_after_seconds: int = 5
     nonce_purge_interval: float = 60.0
     worker_heartbeat: float = 5.0
@@ -58,6 +65,8 @@ class Settings:
     worker_upkeep_interval: float = 10.0
     batch_retention_days: int = 7
     batch_chunk_size: int = 1000
+    shutdown_grace: float = 30.0
+    metrics_dir: Path | None = None
 
 
 #: Every variable read, with its meaning; the README lists the same.
@@ -70,7 +79,7 @@ ENVIRONMENT = {
     "GATEWAY_LOG_LEVEL": "debug, info, warning or error (info)",
     "GATEWAY_DB_POOL_MIN": "database connections kept open per process (2)",
     "GATEWAY_DB_POOL_MAX": "most database connections per process (10)",
-    "GATEWAY_DB_TIMEOUT": "seconds to wait for a database connection before SYS_001 (2)",
+    "GATEWAY_DB_TIMEOUT": "seconds to wait for a database connection before SYS_001 (1)",
     "GATEWAY_RETRY_AFTER": "seconds sent in Retry-After with SYS_001 (5)",
     "GATEWAY_NONCE_PURGE_INTERVAL": "seconds between purges of expired replay records (60)",
     "GATEWAY_WORKER_HEARTBEAT": "seconds between a worker's heartbeats (5)",
@@ -78,6 +87,8 @@ ENVIRONMENT = {
     "GATEWAY_WORKER_UPKEEP_INTERVAL": "seconds between stalled-job retries and purges (10)",
     "GATEWAY_BATCH_RETENTION_DAYS": "days a finished batch's results are kept (7)",
     "GATEWAY_BATCH_CHUNK_SIZE": "entries per chunk transaction of a batch, 1 to 1,000 (1000)",
+    "GATEWAY_SHUTDOWN_GRACE": "seconds serve lets in-flight requests finish on SIGTERM (30)",
+    "PROMETHEUS_MULTIPROC_DIR": "folder of the metrics files of serve's processes (a temp dir)",
 }
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -141,7 +152,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=log_level,
         pool_min=pool_min,
         pool_max=pool_max,
-        db_timeout=_float(env, "GATEWAY_DB_TIMEOUT", 2.0, low=0.1, high=60.0),
+        db_timeout=_float(env, "GATEWAY_DB_TIMEOUT", 1.0, low=0.1, high=60.0),
         retry_after_seconds=_int(env, "GATEWAY_RETRY_AFTER", 5, low=1, high=3600),
         nonce_purge_interval=_float(
             env, "GATEWAY_NONCE_PURGE_INTERVAL", 60.0, low=0.05, high=86400.0
@@ -153,4 +164,47 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         batch_retention_days=_int(env, "GATEWAY_BATCH_RETENTION_DAYS", 7, low=1, high=3650),
         batch_chunk_size=_int(env, "GATEWAY_BATCH_CHUNK_SIZE", 1000, low=1, high=1000),
+        shutdown_grace=_float(env, "GATEWAY_SHUTDOWN_GRACE", 30.0, low=0.0, high=3600.0),
+        metrics_dir=_metrics_dir(env),
     )
+
+
+def _metrics_dir(env: Mapping[str, str]) -> Path | None:
+    raw = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if raw is None:
+        return None
+    path = Path(raw)
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR={raw!r} is not a folder")
+    return path
+
+
+_MASK = "**********"
+# A field of one of these names holds a secret even if someone forgot to wrap it in Secret.
+_SECRET_WORDS = ("secret", "password", "token", "key", "credential")
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """Every field of ``settings`` as JSON values, secrets masked: what ``config`` prints.
+
+    It walks the dataclass's fields, so a setting added later is printed without more code.
+    """
+    shown: dict[str, Any] = {}
+    for spec in fields(settings):
+        value = getattr(settings, spec.name)
+        secret_name = any(word in spec.name for word in _SECRET_WORDS)
+        if value is not None and (isinstance(value, Secret) or secret_name):
+            shown[spec.name] = _MASK
+        else:
+            shown[spec.name] = _plain(value)
+    return shown
+
+
+def _plain(value: object) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return str(value)

@@ -99,8 +99,8 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
 
     # One JSON line per request, with what an operator needs and nothing secret.
     server.process.send_signal(signal.SIGTERM)
-    # uvicorn shuts down gracefully, then re-raises the signal as its exit status.
-    assert server.process.wait(timeout=20) == -signal.SIGTERM
+    # A graceful stop on SIGTERM is a success: exit status 0.
+    assert server.process.wait(timeout=20) == 0
     text = server.log.read_text()
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     requests = [line for line in lines if line["event"] == "request"]

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from gateway.settings import ENVIRONMENT, Secret, Settings, SettingsError, load_settings
+from gateway.settings import (
+    ENVIRONMENT,
+    Secret,
+    Settings,
+    SettingsError,
+    effective_settings,
+    load_settings,
+)
 
 
 def test_defaults_serve_on_loopback_with_the_embedded_database() -> None:
@@ -33,6 +42,8 @@ def test_every_variable_is_read() -> None:
         "GATEWAY_WORKER_UPKEEP_INTERVAL": "2",
         "GATEWAY_BATCH_RETENTION_DAYS": "3",
         "GATEWAY_BATCH_CHUNK_SIZE": "50",
+        "GATEWAY_SHUTDOWN_GRACE": "4.5",
+        "PROMETHEUS_MULTIPROC_DIR": "/run/gw-metrics",
     }
     assert set(env) == set(ENVIRONMENT)
     assert load_settings(env) == Settings(
@@ -52,6 +63,8 @@ def test_every_variable_is_read() -> None:
         worker_upkeep_interval=2.0,
         batch_retention_days=3,
         batch_chunk_size=50,
+        shutdown_grace=4.5,
+        metrics_dir=Path("/run/gw-metrics"),
     )
 
 
@@ -83,3 +96,26 @@ def test_the_database_url_never_shows_in_a_repr() -> None:
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.database_url)
     assert settings.database_url is not None
     assert settings.database_url.reveal() == "postgresql://u:hunter2@db/x"
+
+
+def test_a_bad_grace_period_or_metrics_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^GATEWAY_SHUTDOWN_GRACE=-1.0 must be between 0"):
+        load_settings({"GATEWAY_SHUTDOWN_GRACE": "-1"})
+    a_file = tmp_path / "metrics"
+    a_file.write_text("not a folder")
+    with pytest.raises(SettingsError, match=r"^PROMETHEUS_MULTIPROC_DIR='.*metrics' is not a"):
+        load_settings({"PROMETHEUS_MULTIPROC_DIR": str(a_file)})
+
+
+def test_effective_settings_show_every_field_and_mask_secrets() -> None:
+    settings = load_settings(
+        {"DATABASE_URL": "postgresql://u:hunter2@db/x", "GATEWAY_DATA_DIR": "/srv/gw"}
+    )
+    shown = effective_settings(settings)
+    assert list(shown) == [spec.name for spec in fields(Settings)]
+    assert shown["database_url"] == "**********"
+    assert shown["data_dir"] == "/srv/gw" and shown["port"] == 8000
+    assert shown["metrics_dir"] is None and shown["db_timeout"] == 1.0
+    assert "hunter2" not in json.dumps(shown)
+    # Every value is plain JSON, whatever its type in Settings.
+    assert json.loads(json.dumps(shown)) == shown

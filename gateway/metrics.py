@@ -1,0 +1,226 @@
+"""Prometheus metrics: what each process counts, and the text that ``GET /metrics`` answers.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``serve`` always sets it for its processes), every
+process writes its samples to files in that folder and a scrape of any one process reads them
+all: prometheus-client's multiprocess mode. Without it (the tests' in-process app), the samples
+live in this process's default registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+import catalog_store as store
+
+__all__ = [
+    "AUTH_FAILURES",
+    "BATCH_CHUNKS",
+    "CLOCK_SKEW",
+    "CONTENT_TYPE",
+    "DB_ERRORS",
+    "ENTRIES",
+    "KNOWN_PATHS",
+    "observe_request",
+    "render_metrics",
+    "sample_pool",
+    "sample_pool_forever",
+]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+REQUESTS = Counter(
+    "gateway_requests",
+    "HTTP requests answered, by route, method, status and error code (empty on success)",
+    ["route", "method", "status", "code"],
+)
+LATENCY = Histogram(
+    "gateway_request_duration_seconds",
+    "Time from the first byte of a request to the end of its answer",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+AUTH_FAILURES = Counter(
+    "gateway_auth_failures", "Requests refused by authentication, by reason", ["reason"]
+)
+CLOCK_SKEW = Histogram(
+    "gateway_partner_clock_skew_seconds",
+    "x-timestamp minus the gateway's clock, for every well-formed x-timestamp (negative: the"
+    " partner's clock is behind); beyond +-300 s a request is refused with AUTH_003",
+    buckets=(-600, -300, -120, -60, -30, -10, -5, -2, -1, 0, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+)
+ENTRIES = Counter(
+    "gateway_entries",
+    "Deletion entries done: mode sync (HTTP 200) or batch (by a worker); outcome deleted or"
+    " failed (an item error)",
+    ["mode", "outcome"],
+)
+BATCH_CHUNKS = Counter("gateway_batch_chunks", "Batch chunks committed by workers")
+DB_ERRORS = Counter(
+    "gateway_db_errors", "Requests answered SYS_001 because the database work failed"
+)
+POOL_SIZE = Gauge(
+    "gateway_db_pool_size",
+    "Database connections open in the pools of the serve processes",
+    multiprocess_mode="livesum",
+)
+POOL_AVAILABLE = Gauge(
+    "gateway_db_pool_available",
+    "Open database connections idle in the pools",
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "gateway_db_pool_waiting",
+    "Requests waiting for a database connection",
+    multiprocess_mode="livesum",
+)
+POOL_ERRORS = Counter(
+    "gateway_db_pool_errors",
+    "Pool failures: kind connection (a connection attempt failed) or request (a request got"
+    " no connection in time)",
+    ["kind"],
+)
+
+_AUTH_REASONS = {
+    "AUTH_001": "malformed_headers",
+    "AUTH_002": "bad_signature",
+    "AUTH_003": "timestamp_out_of_window",
+    "AUTH_004": "unknown_partner",
+    "AUTH_005": "token_refused",
+    "AUTH_006": "replayed",
+}
+#: Routes labelled by their path; anything else unmatched is "unmatched" (no label explosion).
+KNOWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"})
+# Every series that alerts look at exists from the start, at 0, so a rate() is never "absent".
+for _reason in _AUTH_REASONS.values():
+    AUTH_FAILURES.labels(_reason)
+for _mode in ("sync", "batch"):
+    for _outcome in ("deleted", "failed"):
+        ENTRIES.labels(_mode, _outcome)
+for _kind in ("connection", "request"):
+    POOL_ERRORS.labels(_kind)
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def observe_request(
+    *,
+    route: str | None,
+    path: str,
+    method: str,
+    status: int,
+    code: str,
+    seconds: float,
+    deleted: int = 0,
+    failed: int = 0,
+) -> None:
+    """Count one answered request; ``route`` is the template a signed route set, if any, and
+    ``deleted``/``failed`` the entries of a deletion answered with HTTP 200."""
+    label = route or (path if path in KNOWN_PATHS else "unmatched")
+    method = method if method in _METHODS else "OTHER"
+    REQUESTS.labels(label, method, str(status), code).inc()
+    LATENCY.labels(label, method).observe(seconds)
+    if deleted:
+        ENTRIES.labels("sync", "deleted").inc(deleted)
+    if failed:
+        ENTRIES.labels("sync", "failed").inc(failed)
+    reason = _AUTH_REASONS.get(code)
+    if reason is not None:
+        AUTH_FAILURES.labels(reason).inc()
+
+
+def sample_pool(pool: store.Pool) -> None:
+    """Copy this process's pool figures into the gauges (and its error counts since last)."""
+    stats = pool.pop_stats()
+    POOL_SIZE.set(stats.get("pool_size", 0))
+    POOL_AVAILABLE.set(stats.get("pool_available", 0))
+    POOL_WAITING.set(stats.get("requests_waiting", 0))
+    POOL_ERRORS.labels("connection").inc(stats.get("connections_errors", 0))
+    POOL_ERRORS.labels("request").inc(stats.get("requests_errors", 0))
+
+
+class _Families:
+    """A collector that yields metric families computed just before the scrape."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def _queue_families(stats: store.QueueStats | None) -> list[Metric]:
+    up = GaugeMetricFamily(
+        "gateway_database_up", "1 when this scrape could read the queue figures, else 0"
+    )
+    up.add_metric([], 0 if stats is None else 1)
+    if stats is None:
+        return [up]
+    batches = GaugeMetricFamily(
+        "gateway_batches", "Dispatched batches kept in the database, by status", labels=["status"]
+    )
+    for status in ("pending", "processing", "succeeded", "completed"):
+        batches.add_metric([status], stats.batches.get(status, 0))
+    depth = GaugeMetricFamily(
+        "gateway_batch_queue_depth", "Batch jobs waiting for a worker (procrastinate todo)"
+    )
+    depth.add_metric([], stats.jobs_waiting)
+    running = GaugeMetricFamily("gateway_batch_jobs_running", "Batch jobs a worker is running")
+    running.add_metric([], stats.jobs_running)
+    failed = GaugeMetricFamily(
+        "gateway_batch_jobs_failed", "Batch jobs that failed every retry and wait for an operator"
+    )
+    failed.add_metric([], stats.jobs_failed)
+    oldest = GaugeMetricFamily(
+        "gateway_batch_oldest_unfinished_seconds",
+        "Age of the oldest batch still pending or processing (0 when none)",
+    )
+    oldest.add_metric([], stats.oldest_unfinished_seconds)
+    return [up, batches, depth, running, failed, oldest]
+
+
+def render_metrics(stats: store.QueueStats | None) -> bytes:
+    """The Prometheus text of every process's samples plus the queue figures read just now."""
+    registry = CollectorRegistry()
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_Forward(REGISTRY))
+    registry.register(_Families(_queue_families(stats)))
+    return generate_latest(registry)
+
+
+class _Forward:
+    """This process's default registry, inside a scrape registry of its own."""
+
+    def __init__(self, source: Collector) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        return self._source.collect()
+
+
+#: Seconds between two copies of a process's pool figures into the shared gauges.
+POOL_SAMPLE_INTERVAL = 1.0
+
+
+async def sample_pool_forever(pool: store.Pool) -> None:
+    """Keep this process's pool gauges fresh, so a scrape of any process sees every pool."""
+    while True:
+        sample_pool(pool)
+        await asyncio.sleep(POOL_SAMPLE_INTERVAL)

@@ -1,0 +1,128 @@
+"""`serve`: N uvicorn processes on one socket, a graceful stop on SIGTERM, shared metrics files.
+
+The parent binds the socket once and supervises N child processes that each run the app. On
+SIGTERM or SIGINT it passes the signal on; each child stops accepting connections, lets its
+in-flight requests finish (for at most the grace period), runs the app's shutdown and exits 0.
+The parent exits 0 once every child has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+from types import FrameType
+
+import structlog
+import uvicorn
+from prometheus_client import multiprocess
+from uvicorn._subprocess import get_subprocess
+
+__all__ = ["metrics_folder", "run_servers"]
+
+_log = structlog.get_logger("gateway.serve")
+
+#: The exit status of a uvicorn process whose app could not start (bad app, port taken).
+_STARTUP_FAILURE = 3
+#: Beyond the grace period: time for the app's own shutdown (closing the pool) before a kill.
+_SHUTDOWN_MARGIN = 10.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the stopping signal once it has shut down, so the process would end
+    "killed by SIGTERM"; a graceful stop is a success, so it exits 0 instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
+def _child_main(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+    _Server(config).run(sockets=sockets)
+
+
+def _spawn(config: uvicorn.Config, sock: socket.socket) -> SpawnProcess:
+    process = get_subprocess(config, functools.partial(_child_main, config), [sock])
+    process.start()
+    return process
+
+
+@contextlib.contextmanager
+def metrics_folder(given: Path | None) -> Iterator[Path]:
+    """The folder of prometheus-client's multiprocess files, emptied at start (samples of an
+    earlier run would be counted again); a temporary one, removed at the end, when none given."""
+    if given is None:
+        folder = Path(tempfile.mkdtemp(prefix="partner-gateway-metrics-"))
+    else:
+        folder = given
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if given is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_servers(config: uvicorn.Config, *, workers: int, grace: float, metrics: Path) -> int:
+    """Serve with ``workers`` processes until SIGTERM/SIGINT; 0 when all stopped cleanly."""
+    sock = config.bind_socket()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    children: list[SpawnProcess] = []
+    ok = True
+    try:
+        children = [_spawn(config, sock) for _ in range(workers)]
+        while not stop.wait(0.2):
+            for index, child in enumerate(children):
+                if child.is_alive():
+                    continue
+                child.join()
+                _forget(metrics, child.pid)
+                if child.exitcode == _STARTUP_FAILURE:
+                    _log.error("server process could not start; stopping", pid=child.pid)
+                    ok = False
+                    stop.set()
+                    break
+                _log.warning("server process died; starting another", exit_code=child.exitcode)
+                children[index] = _spawn(config, sock)
+    finally:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace + _SHUTDOWN_MARGIN
+        for child in children:
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.is_alive():
+                _log.error("server process did not stop in time; killed", pid=child.pid)
+                child.kill()
+                child.join()
+            ok = ok and child.exitcode == 0
+            _forget(metrics, child.pid)
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if ok else 1
+
+
+def _forget(metrics: Path, pid: int | None) -> None:
+    """Drop a finished process's live gauges (pool figures); its counters stay counted."""
+    if pid is not None:
+        multiprocess.mark_process_dead(pid, str(metrics))  # type: ignore[no-untyped-call]
