@@ -148,6 +148,9 @@ async def run_worker(conninfo: str, settings: Settings, *, concurrency: int = 1)
             )
 
             def stop() -> None:
+                if stopping.is_set():
+                    return
+                _log.info("worker stopping: no new job; running batches hand back after a chunk")
                 stopping.set()
                 # Cancelling procrastinate's run is its graceful stop: it takes no new job and
                 # waits for the running ones, which now end at their next chunk boundary.

@@ -9,10 +9,31 @@ live in this process's default registry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import (
+_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _set_aside_unusable_folder() -> str | None:
+    """prometheus-client picks its mode when imported and fails on every metric when the folder
+    is missing or not one. Create it; if that is impossible, import without it and put it back,
+    so that load_settings stops the command with a message naming the variable, not a trace."""
+    folder = os.environ.get(_FOLDER_VARIABLE)
+    if not folder:
+        return None
+    with contextlib.suppress(OSError):
+        os.makedirs(folder, exist_ok=True)
+    if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+        return None
+    del os.environ[_FOLDER_VARIABLE]
+    return folder
+
+
+_SET_ASIDE = _set_aside_unusable_folder()
+
+from prometheus_client import (  # noqa: E402
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
@@ -22,10 +43,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.core import GaugeMetricFamily, Metric  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
 
-import catalog_store as store
+import catalog_store as store  # noqa: E402
+
+if _SET_ASIDE is not None:
+    os.environ[_FOLDER_VARIABLE] = _SET_ASIDE
 
 __all__ = [
     "AUTH_FAILURES",

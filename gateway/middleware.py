@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -14,7 +15,7 @@ from .errors import ApiError
 from .metrics import observe_request
 from .wire import encode
 
-__all__ = ["RequestContextMiddleware"]
+__all__ = ["CUT_OFF_HINT", "RequestContextMiddleware"]
 
 _log = structlog.get_logger("gateway.request")
 
@@ -49,25 +50,32 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        async def answer(error: ApiError) -> None:
+            log_fields["code"] = error.code
+            body = encode(error_body(request_id, error, self.clock()))
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+            ]
+            await send_with_id(
+                {"type": "http.response.start", "status": error.status, "headers": headers}
+            )
+            await send_with_id({"type": "http.response.body", "body": body})
+
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # The server cut the request off: its grace period on shutdown ran out. The
+            # transaction was rolled back, so say so in the envelope rather than let the server
+            # send a bare 500.
+            if status == 0:
+                await answer(_cut_off(scope))
+            raise
         except Exception:
             _log.exception("unhandled error")
             if status == 0:
-                error = ApiError("SYS_002")
-                log_fields["code"] = error.code
-                body = encode(error_body(request_id, error, self.clock()))
-                await send_with_id(
-                    {
-                        "type": "http.response.start",
-                        "status": error.status,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send_with_id({"type": "http.response.body", "body": body})
+                await answer(ApiError("SYS_002"))
         finally:
             seconds = time.perf_counter() - scope["state"]["started"]
             route = log_fields.pop("route", None)
@@ -89,3 +97,16 @@ class RequestContextMiddleware:
                 duration_ms=round(seconds * 1000, 2),
                 **log_fields,
             )
+
+
+def _cut_off(scope: Scope) -> ApiError:
+    app = scope.get("app")
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    retry_after = getattr(settings, "retry_after_seconds", 5)
+    return ApiError("SYS_001", hint=CUT_OFF_HINT, headers={"Retry-After": str(retry_after)})
+
+
+CUT_OFF_HINT = (
+    "The gateway process stopped before this request finished; nothing was changed."
+    " Retry after Retry-After seconds"
+)

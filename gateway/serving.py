@@ -107,6 +107,9 @@ def run_servers(config: uvicorn.Config, *, workers: int, grace: float, metrics: 
         for child in children:
             if child.is_alive() and child.pid is not None:
                 os.kill(child.pid, signal.SIGTERM)
+        # The children close their copies of the socket as they stop; once this one is closed
+        # too, a new connection is refused at once instead of waiting in a dead backlog.
+        sock.close()
         deadline = time.monotonic() + grace + _SHUTDOWN_MARGIN
         for child in children:
             child.join(max(0.0, deadline - time.monotonic()))
@@ -116,7 +119,6 @@ def run_servers(config: uvicorn.Config, *, workers: int, grace: float, metrics: 
                 child.join()
             ok = ok and child.exitcode == 0
             _forget(metrics, child.pid)
-        sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0 if ok else 1

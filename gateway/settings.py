@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -176,6 +177,8 @@ def _metrics_dir(env: Mapping[str, str]) -> Path | None:
     path = Path(raw)
     if path.exists() and not path.is_dir():
         raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR={raw!r} is not a folder")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR={raw!r} is not writable")
     return path
 
 

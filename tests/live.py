@@ -47,14 +47,15 @@ class Server:
 
 
 @contextmanager
-def serving(database_url: str, folder: Path, *extra: str) -> Iterator[Server]:
-    """`partner-gateway serve` on 127.0.0.1 and a free port, until the block ends."""
+def serving(database_url: str, folder: Path, *extra: str, **env: str) -> Iterator[Server]:
+    """`partner-gateway serve` on 127.0.0.1 and a free port, until the block ends; ``env`` adds
+    variables to its environment."""
     port = free_port()
     log = folder / f"serve-{port}.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
-            env=clean_env(database_url, GATEWAY_DATA_DIR=str(folder / "data")),
+            env=clean_env(database_url, GATEWAY_DATA_DIR=str(folder / "data"), **env),
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
