@@ -112,6 +112,18 @@ def build_openapi() -> dict[str, Any]:
                     "responses": {**health, **_errors("SYS_001")},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics of every gateway process (text format)",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {"schemas": components},
     }

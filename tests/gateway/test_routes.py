@@ -155,6 +155,7 @@ async def test_openapi_document_is_generated_from_the_wire_types(database_url: s
         DELETIONS + "/{batchId}",
         "/healthz",
         "/readyz",
+        "/metrics",
     }
     schemas = document["components"]["schemas"]
     assert set(schemas["DeletionRequest"]["properties"]) == {"ids", "externalIds", "dispatch"}

@@ -1,0 +1,178 @@
+"""GET /metrics: requests, latency, authentication failures, clock skew, entries, batches and
+the queue, the pool; in one process, and summed over the processes of `serve --workers 2`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.settings import Settings
+from tests.live import serving
+from tests.support import (
+    DELETIONS,
+    NOW_MS,
+    Tenant,
+    body_of,
+    delete,
+    gateway_client,
+    signed_headers,
+)
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _samples(text: str) -> Samples:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _get(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def _scrape(client: httpx.AsyncClient) -> Samples:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return _samples(response.text)
+
+
+@pytest.mark.anyio
+async def test_a_deletion_is_counted_by_route_status_and_entries(
+    database_url: str, tenant: Tenant
+) -> None:
+    async with gateway_client(database_url) as client:
+        before = await _scrape(client)
+        response = await delete(client, tenant, {"ids": [*tenant.ids[:2], tenant.ids[0]]})
+        assert response.status_code == 200
+        after = await _scrape(client)
+    route = {"route": DELETIONS, "method": "POST"}
+    ok = {**route, "status": "200", "code": ""}
+    assert (
+        _get(after, "gateway_requests_total", **ok) - _get(before, "gateway_requests_total", **ok)
+        == 1
+    )
+    for outcome, count in (("deleted", 2), ("failed", 1)):
+        labels = {"mode": "sync", "outcome": outcome}
+        delta = _get(after, "gateway_entries_total", **labels) - _get(
+            before, "gateway_entries_total", **labels
+        )
+        assert delta == count, outcome
+    timed = "gateway_request_duration_seconds_count"
+    assert _get(after, timed, **route) - _get(before, timed, **route) == 1
+    assert _get(after, "gateway_db_pool_size") >= 1
+    assert _get(after, "gateway_database_up") == 1
+
+
+@pytest.mark.anyio
+async def test_authentication_failures_by_reason_and_the_clock_skew(
+    database_url: str, tenant: Tenant
+) -> None:
+    """A bad signature and a timestamp 400 s behind are counted by reason; the skew histogram
+    sees the late one in its below-300-seconds-behind bucket."""
+    body = body_of({"ids": tenant.ids[:1]})
+    async with gateway_client(database_url) as client:
+        before = await _scrape(client)
+        bad = await client.post(
+            DELETIONS, content=body, headers=signed_headers(tenant, body=body, secret="nope")
+        )
+        late = await client.post(
+            DELETIONS,
+            content=body,
+            headers=signed_headers(tenant, body=body, timestamp=NOW_MS - 400_000),
+        )
+        unknown = await client.get("/no/such/path/42")
+        after = await _scrape(client)
+    assert (bad.status_code, late.status_code, unknown.status_code) == (401, 401, 404)
+
+    def delta(name: str, **labels: str) -> float:
+        return _get(after, name, **labels) - _get(before, name, **labels)
+
+    assert delta("gateway_auth_failures_total", reason="bad_signature") == 1
+    assert delta("gateway_auth_failures_total", reason="timestamp_out_of_window") == 1
+    assert delta("gateway_auth_failures_total", reason="replayed") == 0
+    refused = {"route": DELETIONS, "method": "POST", "status": "401"}
+    assert delta("gateway_requests_total", **refused, code="AUTH_002") == 1
+    assert delta("gateway_requests_total", **refused, code="AUTH_003") == 1
+    # Unknown paths share one label, so a scan cannot blow up the number of series.
+    assert delta("gateway_requests_total", route="unmatched", method="GET", status="404",
+                 code="ROUTE_001") == 1  # fmt: skip
+    skew = "gateway_partner_clock_skew_seconds_bucket"
+    assert delta(skew, le="-300.0") == 1  # the late one: 400 s behind
+    assert delta(skew, le="0.0") == 2  # and the other, on time (the fake clock's now)
+    assert delta("gateway_partner_clock_skew_seconds_count") == 2
+
+
+@pytest.mark.anyio
+async def test_dispatched_batches_by_status_and_the_queue_depth(
+    database_url: str, tenant: Tenant
+) -> None:
+    async with gateway_client(database_url) as client:
+        empty = await _scrape(client)
+        response = await delete(client, tenant, {"ids": tenant.ids[:3], "dispatch": True})
+        assert response.status_code == 202
+        queued = await _scrape(client)
+    assert _get(empty, "gateway_batches", status="pending") == 0
+    assert _get(empty, "gateway_batch_queue_depth") == 0
+    assert _get(queued, "gateway_batches", status="pending") == 1
+    assert _get(queued, "gateway_batches", status="succeeded") == 0
+    assert _get(queued, "gateway_batch_queue_depth") == 1
+    assert _get(queued, "gateway_batch_jobs_running") == 0
+    assert _get(queued, "gateway_batch_oldest_unfinished_seconds") >= 0
+
+
+@pytest.mark.anyio
+async def test_metrics_answer_while_the_database_is_down(tenant: Tenant) -> None:
+    """The scrape still answers, with gateway_database_up 0, and SYS_001s are counted."""
+    from tests.gateway.test_routes import UNREACHABLE
+
+    settings = Settings(pool_min=0, pool_max=2, db_timeout=0.3)
+    body = body_of({"ids": tenant.ids[:1]})
+    async with gateway_client(UNREACHABLE, settings=settings) as client:
+        before = await _scrape(client)
+        failed = await client.post(
+            DELETIONS, content=body, headers=signed_headers(tenant, body=body)
+        )
+        after = await _scrape(client)
+    assert failed.status_code == 503
+    assert _get(after, "gateway_database_up") == 0
+    assert ("gateway_batches", frozenset({("status", "pending")})) not in after
+    assert _get(after, "gateway_db_errors_total") - _get(before, "gateway_db_errors_total") == 1
+    assert _get(after, "gateway_db_pool_errors_total", kind="request") > _get(
+        before, "gateway_db_pool_errors_total", kind="request"
+    )
+
+
+@pytest.mark.slow
+def test_every_process_of_serve_is_counted_whichever_answers_the_scrape(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With `serve --workers 2`, each scrape shows the sum over both processes."""
+    healthz = {"route": "/healthz", "method": "GET", "status": "200", "code": ""}
+    with serving(
+        database_url, tmp_path, "--workers", "2", GATEWAY_DB_POOL_MIN="3", GATEWAY_DB_POOL_MAX="3"
+    ) as server:
+
+        def scrape() -> Samples:
+            # A new connection each time: the kernel hands it to either process.
+            response = httpx.get(server.url + "/metrics", headers={"connection": "close"})
+            assert response.status_code == 200
+            return _samples(response.text)
+
+        base = _get(scrape(), "gateway_requests_total", **healthz)
+        for _ in range(20):
+            httpx.get(server.url + "/healthz", headers={"connection": "close"})
+        counts = [_get(scrape(), "gateway_requests_total", **healthz) for _ in range(8)]
+        deadline = time.monotonic() + 30
+        while (pools := _get(scrape(), "gateway_db_pool_size")) != 6:
+            assert time.monotonic() < deadline, pools  # pools fill in the background
+            time.sleep(0.2)
+    assert counts == [base + 20] * 8
+    assert pools == 6  # both processes' pools of 3 connections each
