@@ -3,6 +3,7 @@ request in flight; a batch worker on SIGTERM finishes its chunk and hands the ba
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -21,7 +23,7 @@ import catalog_store as store
 from gateway.client import PartnerAuth
 from gateway.jobs import BATCH_JOB
 from gateway.middleware import CUT_OFF_HINT
-from tests.live import BIN, Server, clean_env, serving
+from tests.live import BIN, Server, clean_env, cli, serving
 from tests.support import DELETIONS, Tenant, assert_error, make_tenant, run_with_pool
 
 pytestmark = pytest.mark.slow
@@ -240,3 +242,103 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
     assert (done.status, done.processed, done.succeeded, done.failed) == ("succeeded", 60, 60, 0)
     left = run_with_pool(database_url, lambda p: store.count_products(p, store_id=tenant.store_id))
     assert left == (0, 0)
+
+
+def test_two_gateways_and_a_worker_on_one_machine(database_url: str, tmp_path: Path) -> None:
+    """docs/operations.md's walkthrough: seed, two `serve`, one worker; delete through one,
+    dispatch through it, read the batch through the other; every process stops with 0."""
+    made = [
+        json.loads(cli(database_url, *args).stdout)
+        for args in (
+            ("partner", "create", "--name", "Acme PIM"),
+            ("store", "create", "--name", "Shop"),
+        )
+    ]
+    partner, shop = made
+    token = json.loads(
+        cli(
+            database_url,
+            "token",
+            "issue",
+            "--partner",
+            partner["partnerClientId"],
+            "--store",
+            shop["storeClientId"],
+        ).stdout
+    )
+    seeded = tmp_path / "products.jsonl"
+    seed = cli(
+        database_url,
+        "products",
+        "seed",
+        "--store",
+        shop["storeClientId"],
+        "--count",
+        "2500",
+        "--out",
+        str(seeded),
+    )
+    assert seed.returncode == 0, seed.stderr
+    first_id = json.loads(seeded.read_text().splitlines()[0])["id"]
+    credentials = {
+        "PARTNER_CLIENT_ID": partner["partnerClientId"],
+        "PARTNER_SECRET": partner["secret"],
+        "STORE_CLIENT_ID": shop["storeClientId"],
+        "STORE_TOKEN": token["storeToken"],
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    worker = _start_worker(database_url, tmp_path / "worker.log")
+    try:
+        with (
+            serving(database_url, tmp_path / "a") as one,
+            serving(database_url, tmp_path / "b") as two,
+        ):
+            deleted = json.loads(
+                cli(
+                    database_url, "call", "--ids", first_id, GATEWAY_URL=one.url, **credentials
+                ).stdout
+            )
+            assert deleted["status"] == 200
+            assert deleted["body"]["data"]["summary"] == {"total": 1, "succeeded": 1, "failed": 0}
+            sent = json.loads(
+                cli(
+                    database_url,
+                    "call",
+                    "--ids-file",
+                    str(seeded),
+                    GATEWAY_URL=one.url,
+                    **credentials,
+                ).stdout
+            )
+            assert sent["status"] == 202
+            batch_id = sent["body"]["data"]["batchId"]
+
+            def read() -> dict[str, Any]:
+                answer = cli(
+                    database_url, "call", "--batch", batch_id, GATEWAY_URL=two.url, **credentials
+                )
+                data: dict[str, Any] = json.loads(answer.stdout)["body"]["data"]
+                return data
+
+            _wait_for(lambda: read()["status"] == "completed", "the batch, read on the other")
+            done = read()
+            assert done["summary"] == {"total": 2500, "succeeded": 2499, "failed": 1}
+            assert [e["code"] for e in done["errors"]] == ["PRD_014"]
+            metrics = httpx.get(one.url + "/metrics").text
+            assert 'gateway_entries_total{mode="sync",outcome="deleted"} 1.0' in metrics
+            assert 'gateway_batches{status="completed"} 1.0' in httpx.get(two.url + "/metrics").text
+            for server in (one, two):
+                server.process.send_signal(signal.SIGTERM)
+            assert [s.process.wait(timeout=30) for s in (one, two)] == [0, 0]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    # The request log line names the partner and its clock skew (the test's clock is the server's).
+    lines = [json.loads(line) for line in one.log.read_text().splitlines() if line.startswith("{")]
+    deletion = next(line for line in lines if line.get("succeeded") == 1)
+    assert deletion["partner"] == partner["partnerClientId"]
+    assert abs(deletion["clock_skew_ms"]) < 300_000
