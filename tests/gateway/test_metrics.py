@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.client import PartnerAuth
 from gateway.settings import Settings
 from tests.live import serving
 from tests.support import (
@@ -19,6 +20,8 @@ from tests.support import (
     body_of,
     delete,
     gateway_client,
+    make_tenant,
+    run_with_pool,
     signed_headers,
 )
 
@@ -176,3 +179,34 @@ def test_every_process_of_serve_is_counted_whichever_answers_the_scrape(
             time.sleep(0.2)
     assert counts == [base + 20] * 8
     assert pools == 6  # both processes' pools of 3 connections each
+
+
+@pytest.mark.slow
+def test_the_batch_counters_of_a_with_worker_worker_show_in_the_gateways_metrics(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`serve --with-worker`: the worker writes to serve's metrics folder."""
+    tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=25, name="m"))
+    auth = PartnerAuth(
+        partner_client_id=tenant.partner_client_id,
+        partner_secret=tenant.secret,
+        store_client_id=tenant.store_client_id,
+        store_token=tenant.token,
+    )
+    with (
+        serving(database_url, tmp_path, "--with-worker", GATEWAY_BATCH_CHUNK_SIZE="10") as server,
+        httpx.Client(base_url=server.url, auth=auth, timeout=30) as client,
+    ):
+        sent = client.post(DELETIONS, json={"ids": [*tenant.ids, tenant.ids[0]], "dispatch": True})
+        assert sent.status_code == 202, sent.text
+        batch_path = f"{DELETIONS}/{sent.json()['data']['batchId']}"
+        deadline = time.monotonic() + 60
+        while client.get(batch_path).json()["data"]["status"] != "completed":
+            assert time.monotonic() < deadline, "the batch did not finish"
+            time.sleep(0.1)
+        samples = _samples(httpx.get(server.url + "/metrics").text)
+    assert _get(samples, "gateway_entries_total", mode="batch", outcome="deleted") == 25
+    assert _get(samples, "gateway_entries_total", mode="batch", outcome="failed") == 1
+    assert _get(samples, "gateway_batch_chunks_total") == 3
+    assert _get(samples, "gateway_batches", status="completed") == 1
+    assert _get(samples, "gateway_batch_queue_depth") == 0
