@@ -1,5 +1,7 @@
-"""PostgreSQL store of credentials, catalogs, replay records and audit; no HTTP in here."""
+"""PostgreSQL store of credentials, catalogs, replay records, audit, the archive of deleted
+products and idempotency keys; no HTTP in here."""
 
+from .archive import RestoreItem, RestoreRefusal, purge_archive, restore_products
 from .batches import (
     CHUNK_SIZE,
     Batch,
@@ -27,6 +29,7 @@ from .deletions import (
     DeletedProduct,
     DeletionOutcome,
     DeletionPlan,
+    DeletionPreview,
     EntryFailure,
     Nonce,
     Problem,
@@ -34,10 +37,22 @@ from .deletions import (
     delete_products,
     nonce_seen,
     plan_deletion,
+    preview_deletion,
     purge_expired_nonces,
 )
 from .embedded import embedded_conninfo
-from .errors import MigrationError, Replayed, StoreError, StoreUnavailable, UnknownClient
+from .errors import (
+    AnsweredBefore,
+    IdempotencyError,
+    IdempotencyInProgress,
+    IdempotencyMismatch,
+    MigrationError,
+    Replayed,
+    StoreError,
+    StoreUnavailable,
+    UnknownClient,
+)
+from .idempotency import IDEMPOTENCY_HOURS, Idempotency, StoredResponse, purge_expired_keys
 from .migrate import Migration, MigrationReport, apply_migrations, available_migrations
 from .pool import Pool, connection, create_pool
 from .products import ProductRef, count_products, seed_products
@@ -46,6 +61,8 @@ from .stats import QueueStats, queue_stats
 __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_SCOPES",
+    "IDEMPOTENCY_HOURS",
+    "AnsweredBefore",
     "AuthRecord",
     "Batch",
     "BatchEntry",
@@ -53,7 +70,12 @@ __all__ = [
     "DeletedProduct",
     "DeletionOutcome",
     "DeletionPlan",
+    "DeletionPreview",
     "EntryFailure",
+    "Idempotency",
+    "IdempotencyError",
+    "IdempotencyInProgress",
+    "IdempotencyMismatch",
     "IssuedToken",
     "Migration",
     "MigrationError",
@@ -66,17 +88,20 @@ __all__ = [
     "ProductRef",
     "QueueStats",
     "Replayed",
+    "RestoreItem",
+    "RestoreRefusal",
     "StoreError",
     "StoreUnavailable",
+    "StoredResponse",
     "UnknownClient",
     "accept_nonce",
     "apply_migrations",
     "available_migrations",
     "connection",
     "count_products",
+    "create_batch",
     "create_partner",
     "create_pool",
-    "create_batch",
     "create_store",
     "delete_products",
     "embedded_conninfo",
@@ -87,9 +112,13 @@ __all__ = [
     "lookup_auth",
     "nonce_seen",
     "plan_deletion",
+    "preview_deletion",
     "process_next_chunk",
-    "purge_old_batches",
+    "purge_archive",
+    "purge_expired_keys",
     "purge_expired_nonces",
+    "purge_old_batches",
     "queue_stats",
+    "restore_products",
     "seed_products",
 ]

@@ -17,7 +17,16 @@ from typing import Any
 import msgspec
 import psycopg
 
-from .deletions import DELETE_PRODUCTS, DeletedProduct, Nonce, Problem, insert_nonce
+from .deletions import (
+    DELETE_PRODUCTS,
+    DeletedProduct,
+    Nonce,
+    Problem,
+    begin_request,
+    end_request,
+)
+from .errors import AnsweredBefore
+from .idempotency import Idempotency
 from .pool import Pool, connection
 
 __all__ = [
@@ -98,41 +107,64 @@ async def create_batch(
     ids: Sequence[str],
     external_ids: Sequence[str],
     job: BatchJob,
+    idempotency: Idempotency[Batch] | None = None,
 ) -> Batch:
     """Record the nonce, the batch, every entry (streamed with COPY, then inserted classified
     in one statement) and the job: one transaction, the same statements whatever the size.
 
-    Raises :class:`Replayed` when the nonce is already recorded; then nothing is stored.
+    Raises :class:`Replayed` when the nonce is already recorded; then nothing is stored. With
+    an idempotency key, raises as ``delete_products`` does, and keeps the answer with the batch.
     """
+    async with connection(pool) as conn:
+        async with conn.transaction():
+            before = await begin_request(conn, nonce, store_id, idempotency)
+            if before is None:
+                batch = await _store_batch(
+                    conn, store_id, nonce, request_id, ids, external_ids, job
+                )
+                await end_request(conn, nonce, store_id, idempotency, batch)
+    if before is not None:
+        assert idempotency is not None
+        raise AnsweredBefore(idempotency.key, before)
+    return batch
+
+
+async def _store_batch(
+    conn: psycopg.AsyncConnection[Any],
+    store_id: int,
+    nonce: Nonce,
+    request_id: uuid.UUID,
+    ids: Sequence[str],
+    external_ids: Sequence[str],
+    job: BatchJob,
+) -> Batch:
     batch_id = uuid.uuid4()
     total = len(ids) + len(external_ids)
-    async with connection(pool) as conn, conn.transaction():
-        await insert_nonce(conn, nonce)
-        cur = await conn.execute(
-            "INSERT INTO deletion_batches (store_id, id, partner_id, request_id, total)"
-            " VALUES (%s, %s, %s, %s, %s) RETURNING created_at, updated_at",
-            (store_id, batch_id, nonce.partner_id, request_id, total),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        await conn.execute(_STAGE)
-        async with conn.cursor().copy(
-            "COPY batch_stage (seq, field, row_index, value) FROM STDIN"
-        ) as copy:
-            for index, value in enumerate(ids):
-                await copy.write_row((index, 0, index, value))
-            offset = len(ids)
-            for index, value in enumerate(external_ids):
-                await copy.write_row((offset + index, 1, index, value))
-        await conn.execute(
-            _INSERT_ENTRIES, {"uuid": _UUID_PATTERN, "store": store_id, "batch": batch_id}
-        )
-        args = msgspec.json.encode({"store_id": store_id, "batch_id": str(batch_id)}).decode()
-        await conn.execute(
-            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, NULL, %s::jsonb, NULL)"
-            "::procrastinate_job_to_defer_v1])",
-            (job.queue, job.task_name, f"deletion-batch-{batch_id}", args),
-        )
+    cur = await conn.execute(
+        "INSERT INTO deletion_batches (store_id, id, partner_id, request_id, total)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING created_at, updated_at",
+        (store_id, batch_id, nonce.partner_id, request_id, total),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    await conn.execute(_STAGE)
+    async with conn.cursor().copy(
+        "COPY batch_stage (seq, field, row_index, value) FROM STDIN"
+    ) as copy:
+        for index, value in enumerate(ids):
+            await copy.write_row((index, 0, index, value))
+        offset = len(ids)
+        for index, value in enumerate(external_ids):
+            await copy.write_row((offset + index, 1, index, value))
+    await conn.execute(
+        _INSERT_ENTRIES, {"uuid": _UUID_PATTERN, "store": store_id, "batch": batch_id}
+    )
+    args = msgspec.json.encode({"store_id": store_id, "batch_id": str(batch_id)}).decode()
+    await conn.execute(
+        "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, NULL, %s::jsonb, NULL)"
+        "::procrastinate_job_to_defer_v1])",
+        (job.queue, job.task_name, f"deletion-batch-{batch_id}", args),
+    )
     return Batch(store_id, batch_id, "pending", total, 0, 0, 0, row[0], row[1])
 
 
@@ -179,14 +211,24 @@ async def list_batch_entries(
 async def _delete_chunk(
     conn: psycopg.AsyncConnection[Any],
     store_id: int,
-    batch_id: uuid.UUID,
+    batch: Sequence[Any],
     rows: Sequence[Sequence[Any]],
 ) -> list[tuple[int, str | None, uuid.UUID | None, str | None]]:
-    """Delete what the chunk names; return (seq, code, product id, external id) per entry."""
+    """Delete (and archive) what the chunk names; return (seq, code, product id, external id)
+    per entry. ``batch`` is the batch's (id, request id, partner id)."""
+    batch_id, request_id, partner_id = batch
     ids = [uuid.UUID(r[3]) for r in rows if r[1] == 0 and r[4] is None]
     externals = [r[3] for r in rows if r[1] == 1 and r[4] is None]
     cur = await conn.execute(
-        DELETE_PRODUCTS, {"store": store_id, "ids": ids, "external_ids": externals}
+        DELETE_PRODUCTS,
+        {
+            "store": store_id,
+            "ids": ids,
+            "external_ids": externals,
+            "request": request_id,
+            "batch": batch_id,
+            "partner": partner_id,
+        },
     )
     deleted = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
     by_id = {p.id: p for p in deleted}
@@ -232,10 +274,12 @@ async def process_next_chunk(
     or None when there was nothing left (or no such batch)."""
     async with connection(pool) as conn, conn.transaction():
         cur = await conn.execute(
-            "SELECT status FROM deletion_batches WHERE store_id = %s AND id = %s FOR UPDATE",
+            "SELECT id, request_id, partner_id FROM deletion_batches"
+            " WHERE store_id = %s AND id = %s FOR UPDATE",
             (store_id, batch_id),
         )
-        if await cur.fetchone() is None:
+        batch = await cur.fetchone()
+        if batch is None:
             return None
         cur = await conn.execute(
             "SELECT seq, field, row_index, value, problem FROM deletion_batch_entries"
@@ -245,7 +289,7 @@ async def process_next_chunk(
         rows = await cur.fetchall()
         if not rows:
             return None
-        results = await _delete_chunk(conn, store_id, batch_id, rows)
+        results = await _delete_chunk(conn, store_id, batch, rows)
         await conn.execute(
             "UPDATE deletion_batch_entries e SET done = true, code = r.code,"
             " product_id = r.product_id, external_id = r.external_id"

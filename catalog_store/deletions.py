@@ -7,16 +7,19 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import psycopg
 
-from .errors import Replayed
+from .errors import AnsweredBefore, Replayed
+from .idempotency import Idempotency, StoredResponse, claim_key, record_response
 from .pool import Pool, connection
 
 __all__ = [
     "DeletedProduct",
     "DeletionOutcome",
     "DeletionPlan",
+    "DeletionPreview",
     "EntryFailure",
     "Nonce",
     "Problem",
@@ -24,8 +27,11 @@ __all__ = [
     "delete_products",
     "nonce_seen",
     "plan_deletion",
+    "preview_deletion",
     "purge_expired_nonces",
 ]
+
+T = TypeVar("T")
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -155,10 +161,30 @@ _INSERT_NONCE = (
     "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
     " VALUES (%s, %s, to_timestamp(%s / 1000.0)) ON CONFLICT DO NOTHING"
 )
-DELETE_PRODUCTS = (
-    "DELETE FROM products WHERE store_id = %(store)s"
-    " AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))"
-    " RETURNING id, external_id"
+# The delete archives what it deletes in the same statement: the products' rows and, read from
+# the statement's snapshot (before the cascade removes them), their variants' rows, tagged with
+# the request, the batch (NULL for a synchronous request) and the partner.
+DELETE_PRODUCTS = """
+WITH deleted AS (
+    DELETE FROM products WHERE store_id = %(store)s
+       AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
+    RETURNING *
+), archived AS (
+    INSERT INTO archived_products
+        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
+    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
+           to_jsonb(d),
+           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
+                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
+      FROM deleted d
+)
+SELECT id, external_id FROM deleted
+"""
+_PREVIEW = (
+    "SELECT p.id, p.external_id, (SELECT count(*) FROM product_variants v"
+    " WHERE v.store_id = p.store_id AND v.product_id = p.id)"
+    " FROM products p WHERE p.store_id = %(store)s"
+    " AND (p.id = ANY(%(ids)s::uuid[]) OR p.external_id = ANY(%(external_ids)s::text[]))"
 )
 _AUDIT = (
     "INSERT INTO deletion_audit"
@@ -175,39 +201,134 @@ async def insert_nonce(conn: psycopg.AsyncConnection[object], nonce: Nonce) -> N
         raise Replayed("signature already accepted")
 
 
-async def delete_products(
-    pool: Pool, *, store_id: int, nonce: Nonce, request_id: uuid.UUID, plan: DeletionPlan
-) -> DeletionOutcome:
-    """Record the nonce, delete, audit: one transaction, three statements, any batch size.
+async def begin_request(
+    conn: psycopg.AsyncConnection[Any],
+    nonce: Nonce,
+    store_id: int,
+    idempotency: Idempotency[Any] | None,
+) -> StoredResponse | None:
+    """Inside the request's transaction: record the nonce, then claim the idempotency key;
+    return the key's earlier answer, if any (then the request must do nothing else)."""
+    await insert_nonce(conn, nonce)
+    if idempotency is None:
+        return None
+    return await claim_key(conn, partner_id=nonce.partner_id, store_id=store_id, key=idempotency)
 
-    Raises :class:`Replayed` (nothing changed) when the nonce was already recorded. Two
-    concurrent requests naming one product serialise on its row: only one gets it back.
+
+async def end_request(
+    conn: psycopg.AsyncConnection[Any],
+    nonce: Nonce,
+    store_id: int,
+    idempotency: Idempotency[T] | None,
+    result: T,
+) -> None:
+    """Inside the request's transaction, after its work: keep its answer under its key."""
+    if idempotency is not None:
+        await record_response(
+            conn,
+            partner_id=nonce.partner_id,
+            store_id=store_id,
+            key=idempotency,
+            response=idempotency.respond(result),
+        )
+
+
+async def delete_products(
+    pool: Pool,
+    *,
+    store_id: int,
+    nonce: Nonce,
+    request_id: uuid.UUID,
+    plan: DeletionPlan,
+    idempotency: Idempotency[DeletionOutcome] | None = None,
+) -> DeletionOutcome:
+    """Record the nonce, delete and archive, audit: one transaction, three statements, any
+    batch size (two more with an idempotency key: its lock and its lookup, then its answer).
+
+    Raises :class:`Replayed` (nothing changed) when the nonce was already recorded, and the
+    errors of :func:`claim_key`; :class:`AnsweredBefore` when the key already has an answer
+    (only the nonce was recorded). Two concurrent requests naming one product serialise on its
+    row: only one gets it back.
     """
-    async with connection(pool) as conn, conn.transaction():
-        await insert_nonce(conn, nonce)
-        cur = await conn.execute(
-            DELETE_PRODUCTS,
-            {
-                "store": store_id,
-                "ids": plan.target_ids,
-                "external_ids": plan.target_external_ids,
-            },
-        )
-        rows = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
-        outcome = plan.resolve(rows)
-        await conn.execute(
-            _AUDIT,
-            (
-                request_id,
-                nonce.partner_id,
-                store_id,
-                outcome.total,
-                len(outcome.deleted),
-                len(outcome.failures),
-                [row.id for row in rows],
-            ),
-        )
+    async with connection(pool) as conn:
+        async with conn.transaction():
+            before = await begin_request(conn, nonce, store_id, idempotency)
+            if before is None:
+                cur = await conn.execute(
+                    DELETE_PRODUCTS,
+                    {
+                        "store": store_id,
+                        "ids": plan.target_ids,
+                        "external_ids": plan.target_external_ids,
+                        "request": request_id,
+                        "batch": None,
+                        "partner": nonce.partner_id,
+                    },
+                )
+                rows = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
+                outcome = plan.resolve(rows)
+                await conn.execute(
+                    _AUDIT,
+                    (
+                        request_id,
+                        nonce.partner_id,
+                        store_id,
+                        outcome.total,
+                        len(outcome.deleted),
+                        len(outcome.failures),
+                        [row.id for row in rows],
+                    ),
+                )
+                await end_request(conn, nonce, store_id, idempotency, outcome)
+    if before is not None:
+        assert idempotency is not None
+        raise AnsweredBefore(idempotency.key, before)
     return outcome
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionPreview:
+    """What a request would delete: its report, and the variants of each product it names."""
+
+    outcome: DeletionOutcome
+    variants: dict[uuid.UUID, int]
+
+
+async def preview_deletion(
+    pool: Pool,
+    *,
+    store_id: int,
+    nonce: Nonce,
+    plan: DeletionPlan,
+    idempotency: Idempotency[DeletionPreview] | None = None,
+) -> DeletionPreview:
+    """A dry run: the report that :func:`delete_products` would give now, with variant counts.
+
+    Records the nonce (and the idempotency key's answer) and nothing else: no delete, no
+    archive, no audit. Raises as :func:`delete_products` does.
+    """
+    async with connection(pool) as conn:
+        async with conn.transaction():
+            before = await begin_request(conn, nonce, store_id, idempotency)
+            if before is None:
+                cur = await conn.execute(
+                    _PREVIEW,
+                    {
+                        "store": store_id,
+                        "ids": plan.target_ids,
+                        "external_ids": plan.target_external_ids,
+                    },
+                )
+                found = await cur.fetchall()
+                preview = DeletionPreview(
+                    outcome=plan.resolve([DeletedProduct(row[0], row[1]) for row in found]),
+                    variants={row[0]: int(row[2]) for row in found},
+                )
+                await end_request(conn, nonce, store_id, idempotency, preview)
+    if before is not None:
+        assert idempotency is not None
+        raise AnsweredBefore(idempotency.key, before)
+    return preview
 
 
 async def accept_nonce(pool: Pool, nonce: Nonce) -> None:

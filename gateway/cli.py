@@ -23,6 +23,7 @@ from .demo import ensure_demo, print_welcome
 from .jobs import QUEUE, migrate, run_worker
 from .logs import configure_logging
 from .partner_cli import CommandError, add_partner_commands
+from .restore import add_restore_command
 from .serving import metrics_folder, run_servers
 from .settings import Settings, SettingsError, effective_settings, load_settings
 
@@ -249,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--variants", type=_natural, default=2)
     seed.add_argument("--out", help="also write the products to FILE")
     seed.set_defaults(run=_cmd_products_seed)
+    add_restore_command(products, _with_pool)
 
     add_partner_commands(commands)
     return parser

@@ -105,7 +105,8 @@ def _count_chunk(before: store.Batch | None, after: store.Batch) -> None:
 
 
 async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) -> None:
-    """Retry jobs whose worker stopped beating; purge old batches and replay records."""
+    """Retry jobs whose worker stopped beating; purge old batches, replay records, archived
+    products and idempotency keys."""
     while True:
         try:
             stalled = await app.job_manager.get_stalled_jobs(
@@ -116,6 +117,8 @@ async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) 
                 await app.job_manager.retry_job(job)
             await store.purge_old_batches(pool, older_than_days=settings.batch_retention_days)
             await store.purge_expired_nonces(pool)
+            await store.purge_archive(pool, older_than_days=settings.archive_retention_days)
+            await store.purge_expired_keys(pool)
         except (store.StoreUnavailable, OSError, procrastinate.exceptions.ConnectorException):
             _log.warning("upkeep could not reach the database; will retry")
         await asyncio.sleep(settings.worker_upkeep_interval)

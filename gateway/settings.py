@@ -68,6 +68,7 @@ class Settings:
     batch_chunk_size: int = 1000
     shutdown_grace: float = 30.0
     metrics_dir: Path | None = None
+    archive_retention_days: int = 30
 
 
 #: Every variable read, with its meaning; the README lists the same.
@@ -90,6 +91,7 @@ ENVIRONMENT = {
     "GATEWAY_BATCH_CHUNK_SIZE": "entries per chunk transaction of a batch, 1 to 1,000 (1000)",
     "GATEWAY_SHUTDOWN_GRACE": "seconds serve lets in-flight requests finish on SIGTERM (30)",
     "PROMETHEUS_MULTIPROC_DIR": "folder of the metrics files of serve's processes (a temp dir)",
+    "GATEWAY_ARCHIVE_RETENTION_DAYS": "days a deleted product stays restorable (30)",
 }
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -167,6 +169,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         batch_chunk_size=_int(env, "GATEWAY_BATCH_CHUNK_SIZE", 1000, low=1, high=1000),
         shutdown_grace=_float(env, "GATEWAY_SHUTDOWN_GRACE", 30.0, low=0.0, high=3600.0),
         metrics_dir=_metrics_dir(env),
+        archive_retention_days=_int(env, "GATEWAY_ARCHIVE_RETENTION_DAYS", 30, low=1, high=3650),
     )
 
 

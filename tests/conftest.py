@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _TABLES = (
     "product_variants, products, store_tokens, partner_secrets, stores, partners,"
     " replay_nonces, deletion_audit, deletion_batch_entries, deletion_batches,"
-    " procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers"
+    " procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
+    " archived_products, idempotency_keys"
 )
 
 

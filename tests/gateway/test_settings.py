@@ -44,6 +44,7 @@ def test_every_variable_is_read() -> None:
         "GATEWAY_BATCH_CHUNK_SIZE": "50",
         "GATEWAY_SHUTDOWN_GRACE": "4.5",
         "PROMETHEUS_MULTIPROC_DIR": "/run/gw-metrics",
+        "GATEWAY_ARCHIVE_RETENTION_DAYS": "90",
     }
     assert set(env) == set(ENVIRONMENT)
     assert load_settings(env) == Settings(
@@ -65,6 +66,7 @@ def test_every_variable_is_read() -> None:
         batch_chunk_size=50,
         shutdown_grace=4.5,
         metrics_dir=Path("/run/gw-metrics"),
+        archive_retention_days=90,
     )
 
 
@@ -76,6 +78,10 @@ def test_every_variable_is_read() -> None:
         ({"GATEWAY_DB_TIMEOUT": "soon"}, "GATEWAY_DB_TIMEOUT='soon' is not a number"),
         ({"GATEWAY_LOG_FORMAT": "xml"}, "GATEWAY_LOG_FORMAT='xml' must be json, console or auto"),
         ({"GATEWAY_LOG_LEVEL": "loud"}, "GATEWAY_LOG_LEVEL='loud' must be one of"),
+        (
+            {"GATEWAY_ARCHIVE_RETENTION_DAYS": "0"},
+            "GATEWAY_ARCHIVE_RETENTION_DAYS=0 must be between 1 and 3650",
+        ),
         (
             {"GATEWAY_DB_POOL_MIN": "5", "GATEWAY_DB_POOL_MAX": "2"},
             "GATEWAY_DB_POOL_MAX=2 must be at least GATEWAY_DB_POOL_MIN=5",

@@ -1,0 +1,186 @@
+"""The archive: every deleted product kept with its variants, restored exactly, per product."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+import catalog_store as store
+from gateway.jobs import BATCH_JOB
+from tests.support import Tenant, make_tenant
+
+pytestmark = pytest.mark.anyio
+R = store.RestoreRefusal
+
+
+async def catalog(pool: store.Pool, tenant: Tenant) -> tuple[list[Any], list[Any]]:
+    """Every row of the store's products and variants, every column, in a stable order."""
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT to_jsonb(p) FROM products p WHERE store_id = %s ORDER BY id",
+            (tenant.store_id,),
+        )
+        products = [row[0] for row in await cur.fetchall()]
+        cur = await conn.execute(
+            "SELECT to_jsonb(v) FROM product_variants v WHERE store_id = %s ORDER BY id",
+            (tenant.store_id,),
+        )
+        variants = [row[0] for row in await cur.fetchall()]
+    return products, variants
+
+
+def nonce(tenant: Tenant, n: int) -> store.Nonce:
+    return store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000)
+
+
+async def delete(
+    pool: store.Pool, tenant: Tenant, ids: list[str], n: int = 1, ext: list[str] | None = None
+) -> uuid.UUID:
+    request_id = uuid.uuid4()
+    await store.delete_products(
+        pool,
+        store_id=tenant.store_id,
+        nonce=nonce(tenant, n),
+        request_id=request_id,
+        plan=store.plan_deletion(ids, ext or []),
+    )
+    return request_id
+
+
+async def archived(pool: store.Pool) -> list[tuple[Any, ...]]:
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT request_id, batch_id, partner_id, store_id, id, external_id,"
+            " jsonb_array_length(variants), restored_at IS NOT NULL"
+            " FROM archived_products ORDER BY deleted_at, id"
+        )
+        return list(await cur.fetchall())
+
+
+async def test_a_deleted_product_is_archived_with_its_variants_and_tags(
+    pool: store.Pool, tenant: Tenant
+) -> None:
+    request_id = await delete(pool, tenant, tenant.ids[:2])
+    expected = sorted(tenant.products[:2], key=lambda p: p.id)
+    assert await archived(pool) == [
+        (request_id, None, tenant.partner_id, tenant.store_id, p.id, p.external_id, 2, False)
+        for p in expected
+    ]
+
+
+async def test_a_thousand_deleted_and_restored_leave_the_catalog_identical(
+    pool: store.Pool,
+) -> None:
+    tenant = await make_tenant(pool, products=1000, variants=3)
+    other = await make_tenant(pool, products=3, name="other")
+    before = await catalog(pool, tenant)
+    request_id = await delete(pool, tenant, tenant.ids)
+    assert await store.count_products(pool, store_id=tenant.store_id) == (0, 0)
+    items = await store.restore_products(pool, request_id=request_id)
+    assert len(items) == 1000
+    assert all(item.refusal is None and item.variants == 3 for item in items)
+    assert {item.id for item in items} == set(tenant.ids)
+    assert await catalog(pool, tenant) == before
+    assert await store.count_products(pool, store_id=other.store_id) == (3, 6)
+
+
+async def test_a_restore_refuses_per_product_and_says_why(pool: store.Pool, tenant: Tenant) -> None:
+    first = await delete(pool, tenant, tenant.ids[:3])
+    reused = tenant.products[1].external_id
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "INSERT INTO products (store_id, id, external_id, name) VALUES (%s, %s, %s, 'new')",
+            (tenant.store_id, uuid.uuid4(), reused),
+        )
+    items = await store.restore_products(pool, request_id=first)
+    by_id = {item.id: item.refusal for item in items}
+    assert by_id == {tenant.ids[0]: None, tenant.ids[1]: R.EXTERNAL_ID_IN_USE, tenant.ids[2]: None}
+    again = await store.restore_products(pool, request_id=first)
+    assert {item.id: item.refusal for item in again} == {
+        tenant.ids[0]: R.ALREADY_RESTORED,
+        tenant.ids[1]: R.EXTERNAL_ID_IN_USE,
+        tenant.ids[2]: R.ALREADY_RESTORED,
+    }
+    # 20 - 3 deleted + 1 new + 2 restored; the new product has no variants
+    assert await store.count_products(pool, store_id=tenant.store_id) == (20, 38)
+
+
+async def test_a_restored_product_can_be_deleted_and_restored_again(
+    pool: store.Pool, tenant: Tenant
+) -> None:
+    before = await catalog(pool, tenant)
+    await delete(pool, tenant, tenant.ids[:1], n=1)
+    await store.restore_products(
+        pool, store_client_id=tenant.store_client_id, ids=[tenant.products[0].id]
+    )
+    second = await delete(pool, tenant, tenant.ids[:1], n=2)
+    assert await store.count_products(pool, store_id=tenant.store_id) == (19, 38)
+    # By ids, the latest deletion is restored; the first one is already undone.
+    items = await store.restore_products(
+        pool, store_client_id=tenant.store_client_id, ids=[tenant.products[0].id, uuid.UUID(int=7)]
+    )
+    assert [(i.id, i.request_id, i.refusal) for i in items] == [
+        (tenant.ids[0], second, None),
+        (str(uuid.UUID(int=7)), None, R.NOT_ARCHIVED),
+    ]
+    assert await catalog(pool, tenant) == before
+
+
+async def test_a_product_back_in_the_catalog_is_id_in_use(pool: store.Pool, tenant: Tenant) -> None:
+    request_id = await delete(pool, tenant, tenant.ids[:1])
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "INSERT INTO products (store_id, id, external_id, name) VALUES (%s, %s, 'other', 'x')",
+            (tenant.store_id, tenant.products[0].id),
+        )
+    [item] = await store.restore_products(pool, request_id=request_id)
+    assert item.refusal is R.ID_IN_USE
+
+
+async def test_an_unknown_store_is_refused(pool: store.Pool) -> None:
+    with pytest.raises(store.UnknownClient):
+        await store.restore_products(pool, store_client_id="nope", ids=[uuid.uuid4()])
+
+
+async def test_a_dispatched_batch_of_10000_is_archived_and_restored_by_batch_id(
+    pool: store.Pool,
+) -> None:
+    tenant = await make_tenant(pool, products=10_000, variants=1)
+    before = await catalog(pool, tenant)
+    request_id = uuid.uuid4()
+    batch = await store.create_batch(
+        pool,
+        store_id=tenant.store_id,
+        nonce=nonce(tenant, 1),
+        request_id=request_id,
+        ids=tenant.ids[:5000],
+        external_ids=tenant.external_ids[5000:],
+        job=BATCH_JOB,
+    )
+    while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id):
+        pass
+    assert await store.count_products(pool, store_id=tenant.store_id) == (0, 0)
+    rows = await archived(pool)
+    assert len(rows) == 10_000
+    assert {(r[0], r[1], r[2]) for r in rows} == {(request_id, batch.id, tenant.partner_id)}
+    items = await store.restore_products(pool, batch_id=batch.id)
+    assert len(items) == 10_000 and all(i.refusal is None for i in items)
+    assert await catalog(pool, tenant) == before
+
+
+async def test_archived_products_older_than_the_retention_are_purged(
+    pool: store.Pool, tenant: Tenant
+) -> None:
+    old = await delete(pool, tenant, tenant.ids[:2], n=1)
+    recent = await delete(pool, tenant, tenant.ids[2:3], n=2)
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "UPDATE archived_products SET deleted_at = now() - interval '31 days'"
+            " WHERE request_id = %s",
+            (old,),
+        )
+    assert await store.purge_archive(pool, older_than_days=30) == 2
+    assert [row[0] for row in await archived(pool)] == [recent]
+    assert await store.restore_products(pool, request_id=old) == []
