@@ -17,6 +17,7 @@ from .auth import AuthContext, authenticate
 from .body import read_capped_body
 from .envelope import iso_ms, json_response, response_meta
 from .errors import ITEM_CODES, ApiError
+from .idempotency import Reply, idempotency_key, run_once
 from .jobs import BATCH_JOB
 from .wire import (
     MAX_DISPATCH_ENTRIES,
@@ -28,6 +29,10 @@ from .wire import (
     DeletionResponse,
     DispatchData,
     DispatchResponse,
+    DryRunData,
+    DryRunItem,
+    DryRunResponse,
+    DryRunSummary,
     ItemError,
     Progress,
     SuccessItem,
@@ -86,7 +91,7 @@ def _validation_error(exc: msgspec.DecodeError, body: bytes) -> ApiError:
     unknown = _UNKNOWN_FIELD.match(reason)
     if unknown and not path:
         field = unknown.group("field")
-        reason = "is not a field of this request; expected ids, externalIds, dispatch"
+        reason = "is not a field of this request; expected ids, externalIds, dispatch, dryRun"
     elif field_match:
         field = field_match.group("field")
         reason = f"{reason} (at {path[1:]})" if path != f".{field}" else reason
@@ -142,6 +147,7 @@ async def delete_products(request: Request) -> Response:
     auth = await _authenticated(request, body)
     pool = request.app.state.pool
     try:
+        key = idempotency_key(request)
         payload = decode_deletion_request(body)
         _check_entries(payload)
     except (msgspec.DecodeError, ApiError) as exc:
@@ -152,61 +158,129 @@ async def delete_products(request: Request) -> Response:
         if isinstance(exc, ApiError):
             raise
         raise _validation_error(exc, body) from None
-    request_id = uuid.UUID(request.scope["state"]["request_id"])
+    request_id = request.scope["state"]["request_id"]
+    if payload.dryRun:
+        return await _dry_run(request, auth, key, body, payload)
     if payload.dispatch or len(payload.ids) + len(payload.externalIds) > MAX_SYNC_ENTRIES:
-        return await _dispatch(request, auth, request_id, payload)
+        return await _dispatch(request, auth, key, body, payload)
     plan = store.plan_deletion(payload.ids, payload.externalIds)
-    try:
-        outcome = await store.delete_products(
-            pool, store_id=auth.store_id, nonce=auth.nonce, request_id=request_id, plan=plan
+
+    def render(outcome: store.DeletionOutcome) -> tuple[int, msgspec.Struct]:
+        data = _report(outcome)
+        request.scope["state"]["log"].update(
+            succeeded=data.summary.succeeded, failed=data.summary.failed
         )
-    except store.Replayed:
-        raise ApiError("AUTH_006") from None
-    data = _report(outcome)
-    request.scope["state"]["log"].update(
-        succeeded=data.summary.succeeded, failed=data.summary.failed
-    )
-    return json_response(
-        DeletionResponse(
+        return 200, DeletionResponse(
             success=True,
             message="Products deleted successfully",
-            requestId=str(request_id),
+            requestId=request_id,
             meta=response_meta(request, dispatch=False),
             data=data,
         )
+
+    return await run_once(
+        request,
+        key,
+        body,
+        Reply(request_id, render),
+        lambda idempotency: store.delete_products(
+            pool,
+            store_id=auth.store_id,
+            nonce=auth.nonce,
+            request_id=uuid.UUID(request_id),
+            plan=plan,
+            idempotency=idempotency,
+        ),
+    )
+
+
+async def _dry_run(
+    request: Request, auth: AuthContext, key: str | None, body: bytes, payload: DeletionRequest
+) -> Response:
+    """Contract §7: the report a real run would give now, with variant counts; no change."""
+    request_id = request.scope["state"]["request_id"]
+    plan = store.plan_deletion(payload.ids, payload.externalIds)
+
+    def render(preview: store.DeletionPreview) -> tuple[int, msgspec.Struct]:
+        outcome = preview.outcome
+        items = [
+            DryRunItem(
+                id=str(p.id), externalId=p.external_id, variants=preview.variants.get(p.id, 0)
+            )
+            for p in outcome.deleted
+        ]
+        request.scope["state"]["log"].update(
+            dry_run=True, succeeded=len(outcome.deleted), failed=len(outcome.failures)
+        )
+        return 200, DryRunResponse(
+            success=True,
+            message="Dry run: nothing was deleted",
+            requestId=request_id,
+            meta=response_meta(request, dispatch=False, dry_run=True),
+            data=DryRunData(
+                summary=DryRunSummary(
+                    total=outcome.total,
+                    succeeded=len(outcome.deleted),
+                    failed=len(outcome.failures),
+                    variants=sum(item.variants for item in items),
+                ),
+                successItems=items,
+                errors=[
+                    _item_error(f.problem, f.field, f.row_index, f.value) for f in outcome.failures
+                ],
+            ),
+        )
+
+    return await run_once(
+        request,
+        key,
+        body,
+        Reply(request_id, render),
+        lambda idempotency: store.preview_deletion(
+            request.app.state.pool,
+            store_id=auth.store_id,
+            nonce=auth.nonce,
+            plan=plan,
+            idempotency=idempotency,
+        ),
     )
 
 
 async def _dispatch(
-    request: Request, auth: AuthContext, request_id: uuid.UUID, payload: DeletionRequest
+    request: Request, auth: AuthContext, key: str | None, body: bytes, payload: DeletionRequest
 ) -> Response:
     """Contract §3, dispatched: store the batch and its job in one transaction, answer 202."""
-    try:
-        batch = await store.create_batch(
-            request.app.state.pool,
-            store_id=auth.store_id,
-            nonce=auth.nonce,
-            request_id=request_id,
-            ids=payload.ids,
-            external_ids=payload.externalIds,
-            job=BATCH_JOB,
-        )
-    except store.Replayed:
-        raise ApiError("AUTH_006") from None
-    request.scope["state"]["log"].update(batch_id=str(batch.id), total=batch.total)
-    return json_response(
-        DispatchResponse(
+    request_id = request.scope["state"]["request_id"]
+
+    def render(batch: store.Batch) -> tuple[int, msgspec.Struct]:
+        request.scope["state"]["log"].update(batch_id=str(batch.id), total=batch.total)
+        return 202, DispatchResponse(
             success=True,
             message="Deletion batch accepted",
-            requestId=str(request_id),
+            requestId=request_id,
             meta=response_meta(request, dispatch=True),
             data=DispatchData(
                 batchId=str(batch.id),
                 status=batch.status,
                 summary=Summary(total=batch.total, succeeded=0, failed=0),
             ),
+        )
+
+    return await run_once(
+        request,
+        key,
+        body,
+        Reply(request_id, render),
+        lambda idempotency: store.create_batch(
+            request.app.state.pool,
+            store_id=auth.store_id,
+            nonce=auth.nonce,
+            request_id=uuid.UUID(request_id),
+            ids=payload.ids,
+            external_ids=payload.externalIds,
+            job=BATCH_JOB,
+            idempotency=idempotency,
         ),
-        status=202,
     )
 
 

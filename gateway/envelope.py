@@ -42,13 +42,16 @@ def _state(request: Request) -> dict[str, Any]:
     return state
 
 
-def response_meta(request: Request, *, dispatch: bool | None = None) -> ResponseMeta:
+def response_meta(
+    request: Request, *, dispatch: bool | None = None, dry_run: bool | None = None
+) -> ResponseMeta:
     state = _state(request)
     duration_ms = int((time.perf_counter() - state["started"]) * 1000)
     return ResponseMeta(
         timestamp=iso_ms(state["clock"]()),
         durationMs=duration_ms,
         dispatch=msgspec.UNSET if dispatch is None else dispatch,
+        dryRun=msgspec.UNSET if dry_run is None else dry_run,
     )
 
 

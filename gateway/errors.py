@@ -56,6 +56,18 @@ CATALOG: dict[str, ErrorSpec] = {
     "BAT_001": ErrorSpec(
         404, "Batch not found", "Check the batchId: a batch is visible only to its own store"
     ),
+    "IDEM_001": ErrorSpec(
+        409,
+        "Idempotency key reused with a different body",
+        "An idempotency-key is kept for 24 hours with the exact body it was first sent with:"
+        " retry with the same body, or use a new key for a new request",
+    ),
+    "IDEM_002": ErrorSpec(
+        409,
+        "Request with this idempotency key still running",
+        "The first request with this idempotency-key has not finished: retry after"
+        " Retry-After seconds, signed anew, with the same key and body",
+    ),
     "SYS_001": ErrorSpec(
         503,
         "Service temporarily unavailable",

@@ -8,7 +8,15 @@ from typing import Any
 import msgspec
 
 from .errors import CATALOG, ITEM_CODES
-from .wire import DeletionRequest, DeletionResponse, ErrorResponse, HealthResponse
+from .idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
+from .wire import (
+    DeletionRequest,
+    DeletionResponse,
+    DispatchResponse,
+    DryRunResponse,
+    ErrorResponse,
+    HealthResponse,
+)
 
 __all__ = ["build_openapi", "render_docs"]
 
@@ -40,13 +48,36 @@ def _errors(*codes: str) -> dict[str, Any]:
     }
 
 
+_IDEMPOTENCY_PARAM = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Optional, 1-255 printable ASCII characters, not signed; scoped to partner"
+    " and store, kept 24 hours. Retry with the same key and body, signed anew",
+}
+_REPLAYED = {
+    REPLAYED_HEADER: {
+        "description": "true when this is the stored answer to an earlier request with the"
+        " same idempotency-key and body (same requestId); absent otherwise",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 _AUTH_CODES = ("AUTH_001", "AUTH_002", "AUTH_003", "AUTH_004", "AUTH_005", "AUTH_006")
 
 
 def build_openapi() -> dict[str, Any]:
     """Build the whole document; the schemas come from msgspec, nothing is written by hand."""
     _, components = msgspec.json.schema_components(
-        [DeletionRequest, DeletionResponse, ErrorResponse, HealthResponse], ref_template=_REF
+        [
+            DeletionRequest,
+            DeletionResponse,
+            DryRunResponse,
+            DispatchResponse,
+            ErrorResponse,
+            HealthResponse,
+        ],
+        ref_template=_REF,
     )
     signed_params = [
         {
@@ -73,16 +104,44 @@ def build_openapi() -> dict[str, Any]:
                 "post": {
                     "operationId": "deleteProducts",
                     "summary": "Delete products of the caller's store by ids and external ids",
-                    "description": "Up to 1,000 entries in one transaction."
-                    f" Item codes: {item_codes}.",
-                    "parameters": signed_params,
+                    "description": "Up to 1,000 entries in one transaction (200); 1,001 to"
+                    " 100,000, or dispatch true, as a batch (202). dryRun true reports what"
+                    " would be deleted and changes nothing (200). With an idempotency-key, a"
+                    " retry with the same key and body gets the first answer again, byte for"
+                    f" byte, with {REPLAYED_HEADER}: true. Item codes: {item_codes}.",
+                    "parameters": [*signed_params, _IDEMPOTENCY_PARAM],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("DeletionRequest")}},
                     },
                     "responses": {
-                        "200": _json("DeletionResponse", "Per-item report"),
-                        **_errors(*_AUTH_CODES, "VAL_001", "VAL_002", "SYS_001"),
+                        "200": {
+                            "description": "Per-item report (DeletionResponse), or the report"
+                            " of a dry run (DryRunResponse, meta.dryRun true)",
+                            "headers": _REPLAYED,
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            _ref("DeletionResponse"),
+                                            _ref("DryRunResponse"),
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                        "202": {
+                            **_json("DispatchResponse", "Dispatched as a batch"),
+                            "headers": _REPLAYED,
+                        },
+                        **_errors(
+                            *_AUTH_CODES,
+                            "VAL_001",
+                            "VAL_002",
+                            "IDEM_001",
+                            "IDEM_002",
+                            "SYS_001",
+                        ),
                     },
                 }
             },

@@ -17,6 +17,10 @@ __all__ = [
     "DeletionResponse",
     "DispatchData",
     "DispatchResponse",
+    "DryRunData",
+    "DryRunItem",
+    "DryRunResponse",
+    "DryRunSummary",
     "ErrorBody",
     "ErrorDetails",
     "ErrorResponse",
@@ -55,12 +59,20 @@ class DeletionRequest(Wire, frozen=True):
     dispatch: Annotated[
         bool, Meta(description="Run as an asynchronous batch, whatever the size")
     ] = False
+    dryRun: Annotated[
+        bool,
+        Meta(
+            description="Report what would be deleted, variant counts included, and change"
+            " nothing; always answered at once (HTTP 200), whatever the size or dispatch"
+        ),
+    ] = False
 
 
 class ResponseMeta(Wire, frozen=True):
     timestamp: Annotated[str, Meta(description="ISO-8601 UTC with milliseconds")]
     durationMs: int
     dispatch: bool | UnsetType = UNSET
+    dryRun: bool | UnsetType = UNSET
 
 
 class Summary(Wire, frozen=True):
@@ -94,6 +106,35 @@ class DeletionResponse(Wire, frozen=True):
     requestId: str
     meta: ResponseMeta
     data: DeletionData
+
+
+class DryRunSummary(Wire, frozen=True):
+    total: int
+    succeeded: Annotated[int, Meta(description="Entries that would delete a product")]
+    failed: int
+    variants: Annotated[int, Meta(description="Variants that would go with those products")]
+
+
+class DryRunItem(Wire, frozen=True):
+    id: str
+    externalId: str | None
+    variants: Annotated[int, Meta(description="Variants that would go with the product")]
+
+
+class DryRunData(Wire, frozen=True):
+    summary: DryRunSummary
+    successItems: list[DryRunItem]
+    errors: list[ItemError]
+
+
+class DryRunResponse(Wire, frozen=True):
+    """The report of a dry run (``"dryRun": true``): what a real run would do now."""
+
+    success: bool
+    message: str
+    requestId: str
+    meta: ResponseMeta
+    data: DryRunData
 
 
 class DispatchData(Wire, frozen=True):

@@ -331,7 +331,10 @@ async def test_statement_count_is_constant_whatever_the_batch_size(
         ({"dispatch": "yes", "ids": ["a"]}, {"dispatch": "Expected `bool`, got `str`"}),
         (
             {"externalIDs": ["a"]},
-            {"externalIDs": "is not a field of this request; expected ids, externalIds, dispatch"},
+            {
+                "externalIDs": "is not a field of this request;"
+                " expected ids, externalIds, dispatch, dryRun"
+            },
         ),
         (["a"], {"body": "must be a JSON object: Expected `object`, got `array`"}),
         (

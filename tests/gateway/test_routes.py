@@ -158,7 +158,12 @@ async def test_openapi_document_is_generated_from_the_wire_types(database_url: s
         "/metrics",
     }
     schemas = document["components"]["schemas"]
-    assert set(schemas["DeletionRequest"]["properties"]) == {"ids", "externalIds", "dispatch"}
+    assert set(schemas["DeletionRequest"]["properties"]) == {
+        "ids",
+        "externalIds",
+        "dispatch",
+        "dryRun",
+    }
     assert schemas["DeletionRequest"]["additionalProperties"] is False
     assert set(schemas["DeletionResponse"]["required"]) == {
         "success",
@@ -169,6 +174,18 @@ async def test_openapi_document_is_generated_from_the_wire_types(database_url: s
     }
     post = document["paths"][DELETIONS]["post"]
     assert {"200", "400", "401", "403", "413", "503"} <= set(post["responses"])
+    assert {"202", "409"} <= set(post["responses"])
+    assert post["responses"]["409"]["description"] == (
+        "IDEM_001 Idempotency key reused with a different body,"
+        " IDEM_002 Request with this idempotency key still running"
+    )
+    assert set(post["responses"]["200"]["headers"]) == {"idempotent-replayed"}
+    [key] = [p for p in post["parameters"] if p["name"] == "idempotency-key"]
+    assert key["required"] is False and key["schema"]["maxLength"] == 255
+    assert set(schemas["DryRunResponse"]["required"]) == set(
+        schemas["DeletionResponse"]["required"]
+    )
+    assert set(schemas["DryRunItem"]["properties"]) == {"id", "externalId", "variants"}
 
 
 async def test_docs_page_renders_the_api(database_url: str) -> None:
