@@ -1,0 +1,203 @@
+"""`partner-gateway products restore` with real processes: a gateway, a worker, a batch of
+10,000 deleted, retried with its idempotency key, then restored row for row."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import catalog_store as store
+from gateway.client import PartnerAuth
+from tests.live import BIN, Server, clean_env, cli, serving
+from tests.support import DELETIONS, Tenant, make_tenant, run_with_pool
+
+pytestmark = pytest.mark.slow
+
+
+async def _rows(pool: store.Pool, sql: str, *args: Any) -> list[Any]:
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(sql, args or None)
+        return list(await cur.fetchall())
+
+
+def rows(database_url: str, sql: str, *args: Any) -> list[Any]:
+    return run_with_pool(database_url, lambda p: _rows(p, sql, *args))
+
+
+CATALOG = (
+    "SELECT (SELECT jsonb_agg(to_jsonb(p) ORDER BY id) FROM products p),"
+    " (SELECT jsonb_agg(to_jsonb(v) ORDER BY id) FROM product_variants v)"
+)
+
+
+@pytest.fixture
+def worker(database_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = (tmp_path / "worker.log").open("w")
+    process = subprocess.Popen(
+        [str(BIN), "worker"],
+        env=clean_env(database_url, GATEWAY_WORKER_UPKEEP_INTERVAL="0.2"),
+        stdout=log,
+        stderr=log,
+    )
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _client(server: Server, tenant: Tenant) -> httpx.Client:
+    auth = PartnerAuth(
+        partner_client_id=tenant.partner_client_id,
+        partner_secret=tenant.secret,
+        store_client_id=tenant.store_client_id,
+        store_token=tenant.token,
+    )
+    return httpx.Client(base_url=server.url, auth=auth, timeout=60)
+
+
+def test_a_batch_of_10000_is_restored_by_batch_id_row_for_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=10_000, name="big"))
+    before = rows(database_url, CATALOG)
+    body = json.dumps({"ids": tenant.ids[:5000], "externalIds": tenant.external_ids[5000:]})
+    with serving(database_url, tmp_path) as server, _client(server, tenant) as client:
+        headers = {"idempotency-key": "nightly-sync-2026-11-22", "content-type": "application/json"}
+        accepted = client.post(DELETIONS, content=body, headers=headers)
+        time.sleep(0.002)  # a retry is signed anew: another timestamp
+        retried = client.post(DELETIONS, content=body, headers=headers)
+    assert accepted.status_code == retried.status_code == 202
+    assert retried.headers["idempotent-replayed"] == "true"
+    assert retried.content == accepted.content
+    batch_id = accepted.json()["data"]["batchId"]
+    assert rows(database_url, "SELECT count(*) FROM deletion_batches") == [(1,)]
+
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [str(BIN), "worker"], env=clean_env(database_url), stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while rows(database_url, "SELECT status FROM deletion_batches") != [("succeeded",)]:
+            assert time.monotonic() < deadline and worker.poll() is None
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert rows(database_url, "SELECT count(*) FROM products") == [(0,)]
+
+    restored = cli(database_url, "products", "restore", "--batch-id", batch_id)
+    assert restored.returncode == 0, restored.stderr
+    report = json.loads(restored.stdout)
+    assert (report["restored"], report["refused"], len(report["items"])) == (10_000, 0, 10_000)
+    by_id = {item["id"]: item for item in report["items"]}
+    first = tenant.products[0]
+    assert by_id[str(first.id)] == {
+        "id": str(first.id),
+        "externalId": first.external_id,
+        "variants": 2,
+        "requestId": accepted.json()["requestId"],
+        "batchId": batch_id,
+        "status": "restored",
+    }
+    assert rows(database_url, CATALOG) == before
+
+    again = cli(database_url, "products", "restore", "--batch-id", batch_id)
+    assert again.returncode == 1
+    report = json.loads(again.stdout)
+    assert (report["restored"], report["refused"]) == (0, 10_000)
+    assert {(i["status"], i["reason"]) for i in report["items"]} == {
+        ("refused", "already_restored")
+    }
+
+
+def test_restore_by_store_and_ids_reports_each_id(database_url: str, tmp_path: Path) -> None:
+    tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=3, name="ids"))
+    with serving(database_url, tmp_path) as server, _client(server, tenant) as client:
+        deleted = client.post(DELETIONS, json={"ids": tenant.ids[:2]})
+    assert deleted.json()["data"]["summary"]["succeeded"] == 2
+    unknown = str(uuid.UUID(int=5))
+    result = cli(
+        database_url,
+        "products",
+        "restore",
+        "--store",
+        tenant.store_client_id,
+        "--ids",
+        tenant.ids[0],
+        unknown,
+    )
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert (report["restored"], report["refused"]) == (1, 1)
+    assert [(i["id"], i["status"], i.get("reason")) for i in report["items"]] == [
+        (tenant.ids[0], "restored", None),
+        (unknown, "refused", "not_archived"),
+    ]
+    assert rows(database_url, "SELECT count(*) FROM products") == [(2,)]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ([], "give exactly one of --request-id, --batch-id, or --store with --ids"),
+        (["--request-id", "x", "--batch-id", "y"], "give exactly one of --request-id,"),
+        (["--request-id", "nope"], "--request-id 'nope' is not a UUID"),
+        (["--store", "1"], "--store needs --ids: the product ids to restore"),
+        (["--batch-id", str(uuid.UUID(int=1)), "--ids", "x"], "--ids needs --store"),
+        (["--store", "nope", "--ids", str(uuid.UUID(int=1))], "no store with client id 'nope'"),
+    ],
+)
+def test_bad_restore_arguments_are_json_errors(
+    database_url: str, args: list[str], error: str
+) -> None:
+    result = cli(database_url, "products", "restore", *args)
+    assert result.returncode == 2
+    message = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert message.startswith(error), message
+
+
+def test_the_worker_upkeep_purges_old_archives_and_expired_keys(
+    database_url: str, worker: subprocess.Popen[bytes]
+) -> None:
+    tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=1, name="purge"))
+
+    async def seed(pool: store.Pool) -> None:
+        async with store.connection(pool) as conn:
+            for days, request in ((31, uuid.UUID(int=1)), (29, uuid.UUID(int=2))):
+                await conn.execute(
+                    "INSERT INTO archived_products (store_id, request_id, id, partner_id,"
+                    " deleted_at, product, variants) VALUES (%s, %s, %s, %s,"
+                    " now() - make_interval(days => %s), '{}', '[]')",
+                    (tenant.store_id, request, uuid.uuid4(), tenant.partner_id, days),
+                )
+            for key, hours in (("old", -1), ("live", 1)):
+                await conn.execute(
+                    "INSERT INTO idempotency_keys (partner_id, store_id, key, body_sha256,"
+                    " request_id, status, response, expires_at) VALUES (%s, %s, %s, '', %s,"
+                    " 200, '', now() + make_interval(hours => %s))",
+                    (tenant.partner_id, tenant.store_id, key, uuid.uuid4(), hours),
+                )
+
+    run_with_pool(database_url, seed)
+    deadline = time.monotonic() + 60
+    while rows(database_url, "SELECT count(*) FROM idempotency_keys") != [(1,)]:
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.1)
+    while rows(database_url, "SELECT count(*) FROM archived_products") != [(1,)]:
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.1)
+    assert rows(database_url, "SELECT request_id FROM archived_products") == [(uuid.UUID(int=2),)]
+    assert rows(database_url, "SELECT key FROM idempotency_keys") == [("live",)]
