@@ -88,6 +88,8 @@ def _deletion_body(args: argparse.Namespace) -> bytes:
         body["externalIds"] = args.external_ids
     if args.dispatch:
         body["dispatch"] = True
+    if args.dry_run:
+        body["dryRun"] = True
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -107,11 +109,10 @@ def _cmd_call(args: argparse.Namespace) -> int:
         if args.batch:
             response = client.get(f"{DELETIONS_PATH}/{args.batch}")
         else:
-            response = client.post(
-                DELETIONS_PATH,
-                content=_deletion_body(args),
-                headers={"content-type": "application/json"},
-            )
+            headers = {"content-type": "application/json"}
+            if args.idempotency_key:
+                headers["idempotency-key"] = args.idempotency_key
+            response = client.post(DELETIONS_PATH, content=_deletion_body(args), headers=headers)
     try:
         _print({"status": response.status_code, "body": response.json()})
     except ValueError:
@@ -187,6 +188,9 @@ def _credential_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dispatch", action="store_true", help='send "dispatch": true (an asynchronous batch)'
     )
+    parser.add_argument(
+        "--dry-run", action="store_true", help='send "dryRun": true (report, change nothing)'
+    )
 
 
 def add_partner_commands(commands: Any) -> None:
@@ -194,6 +198,9 @@ def add_partner_commands(commands: Any) -> None:
     call = commands.add_parser("call", help="sign a deletion (or batch read) and send it")
     _credential_flags(call)
     call.add_argument("--batch", help="read this batch instead of deleting")
+    call.add_argument(
+        "--idempotency-key", help="send this idempotency-key: a retry with it gets the first answer"
+    )
     call.set_defaults(run=lambda settings, args: _cmd_call(args))
 
     sign = commands.add_parser(

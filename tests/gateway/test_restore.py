@@ -125,9 +125,30 @@ def test_a_batch_of_10000_is_restored_by_batch_id_row_for_row(
 
 def test_restore_by_store_and_ids_reports_each_id(database_url: str, tmp_path: Path) -> None:
     tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=3, name="ids"))
-    with serving(database_url, tmp_path) as server, _client(server, tenant) as client:
-        deleted = client.post(DELETIONS, json={"ids": tenant.ids[:2]})
-    assert deleted.json()["data"]["summary"]["succeeded"] == 2
+    with serving(database_url, tmp_path) as server:
+        credentials = {
+            "GATEWAY_URL": server.url,
+            "PARTNER_CLIENT_ID": tenant.partner_client_id,
+            "PARTNER_SECRET": tenant.secret,
+            "STORE_CLIENT_ID": tenant.store_client_id,
+            "STORE_TOKEN": tenant.token,
+        }
+        call = ["call", "--ids", *tenant.ids[:2], "--idempotency-key", "cli-1"]
+        dry = cli(database_url, *call, "--dry-run", **credentials)
+        dry_again = cli(database_url, *call, "--dry-run", **credentials)
+        deleted = cli(database_url, *call, **credentials)
+        with _client(server, tenant) as client:
+            plain = client.post(DELETIONS, json={"ids": tenant.ids[:2]})
+    assert dry.returncode == 0 and dry.stdout == dry_again.stdout
+    assert json.loads(dry.stdout)["body"]["data"]["summary"] == {
+        "total": 2,
+        "succeeded": 2,
+        "failed": 0,
+        "variants": 4,
+    }
+    # The same key with another body (no dryRun) is refused; without a key it runs.
+    assert json.loads(deleted.stdout)["body"]["error"]["code"] == "IDEM_001"
+    assert plain.json()["data"]["summary"]["succeeded"] == 2
     unknown = str(uuid.UUID(int=5))
     result = cli(
         database_url,
