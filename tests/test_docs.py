@@ -42,3 +42,14 @@ def test_the_readme_lists_every_setting_and_both_commands() -> None:
     for name in ENVIRONMENT:
         assert f"`{name}`" in readme, name
     assert "make run" in readme and "make test" in readme
+
+
+def test_the_safety_net_page_names_every_restore_reason_and_the_headers() -> None:
+    import catalog_store as store
+    from gateway.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
+
+    page = (ROOT / "docs" / "safety-net.md").read_text("utf-8")
+    for refusal in store.RestoreRefusal:
+        assert f"| `{refusal.value}` |" in page, refusal
+    assert f"{IDEMPOTENCY_HEADER}: " in page and f"`{REPLAYED_HEADER}: true`" in page
+    assert "Dry run: nothing was deleted" in page
