@@ -38,6 +38,7 @@ test: $(STAMP) toolchains
 # Benchmarks are measured here, never asserted in a test.
 bench: $(STAMP)
 	$(BIN)/python bench/batch_memory.py
+	$(BIN)/python bench/archive_restore.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

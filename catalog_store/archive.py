@@ -1,9 +1,10 @@
 """The archive of deleted products (contract §7): restore, per product, and purge.
 
 Products get into the archive in the statement that deletes them (``DELETE_PRODUCTS`` in
-``deletions.py``). A restore is one transaction of two statements whatever its size: one reads
-and locks the archived rows it names, with what now stands in their way; one puts the free ones
-back, variants included, and marks them restored.
+``deletions.py``). A restore is one transaction of three statements whatever its size: one
+reads and locks the archived rows it names, with what now stands in their way; one puts the free
+products back; one puts their variants back and marks them restored. Archived rows are found by
+primary key from parallel arrays, so the work grows linearly with the products restored.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ SELECT a.store_id, a.request_id, a.id, a.external_id, a.batch_id,
        EXISTS (SELECT 1 FROM products p WHERE p.store_id = a.store_id AND p.id = a.id),
        a.external_id IS NOT NULL AND EXISTS (SELECT 1 FROM products p
             WHERE p.store_id = a.store_id AND p.external_id = a.external_id),
-       EXISTS (SELECT 1 FROM jsonb_array_elements(a.variants) e JOIN product_variants v
-                 ON v.store_id = a.store_id AND v.id = (e ->> 'id')::uuid)
+       EXISTS (SELECT 1 FROM product_variants v WHERE v.store_id = a.store_id
+                  AND v.id = ANY(ARRAY(SELECT (e ->> 'id')::uuid
+                                         FROM jsonb_array_elements(a.variants) e)))
   FROM archived_products a
 """
 _BY_REQUEST = _CANDIDATES + " WHERE a.request_id = %s ORDER BY a.deleted_at, a.id FOR UPDATE OF a"
@@ -60,27 +62,30 @@ _BY_IDS = (
     " AND a.deleted_at = (SELECT max(b.deleted_at) FROM archived_products b"
     " WHERE b.store_id = a.store_id AND b.id = a.id) ORDER BY a.id FOR UPDATE OF a"
 )
-_PUT_BACK = """
-WITH chosen AS (
-    SELECT a.* FROM archived_products a
-      JOIN unnest(%(stores)s::bigint[], %(requests)s::uuid[], %(ids)s::uuid[])
-           AS k (store_id, request_id, id) USING (store_id, request_id, id)
-), restored AS (
-    INSERT INTO products SELECT (jsonb_populate_record(NULL::products, c.product)).*
-      FROM chosen c
-    ON CONFLICT DO NOTHING
-    RETURNING store_id, id
-), restored_variants AS (
+# The archived rows named by three parallel arrays: looked up by primary key, one per entry.
+_KEYS = """
+unnest(%(stores)s::bigint[], %(requests)s::uuid[], %(ids)s::uuid[]) AS k (store_id, request_id, id)
+JOIN archived_products a USING (store_id, request_id, id)
+"""
+_PUT_BACK_PRODUCTS = (
+    "INSERT INTO products SELECT (jsonb_populate_record(NULL::products, a.product)).*"
+    " FROM " + _KEYS + " ON CONFLICT DO NOTHING RETURNING store_id, id"
+)
+_PUT_BACK_VARIANTS = (
+    """
+WITH restored_variants AS (
     INSERT INTO product_variants
     SELECT (jsonb_populate_record(NULL::product_variants, v.value)).*
-      FROM chosen c JOIN restored r USING (store_id, id), jsonb_array_elements(c.variants) v
-), marked AS (
-    UPDATE archived_products a SET restored_at = now()
-      FROM chosen c JOIN restored r USING (store_id, id)
-     WHERE a.store_id = c.store_id AND a.request_id = c.request_id AND a.id = c.id
+      FROM """
+    + _KEYS
+    + """, jsonb_array_elements(a.variants) v
 )
-SELECT id FROM restored
+UPDATE archived_products a SET restored_at = now()
+  FROM unnest(%(stores)s::bigint[], %(requests)s::uuid[], %(ids)s::uuid[])
+       AS k (store_id, request_id, id)
+ WHERE a.store_id = k.store_id AND a.request_id = k.request_id AND a.id = k.id
 """
+)
 
 
 def _refusal(row: Sequence[Any], taken_external: set[str]) -> RestoreRefusal | None:
@@ -138,14 +143,25 @@ async def restore_products(
         restored: set[uuid.UUID] = set()
         if chosen:
             cur = await conn.execute(
-                _PUT_BACK,
+                _PUT_BACK_PRODUCTS,
                 {
                     "stores": [r[0] for r in chosen],
                     "requests": [r[1] for r in chosen],
                     "ids": [r[2] for r in chosen],
                 },
             )
-            restored = {row[0] for row in await cur.fetchall()}
+            restored = {row[1] for row in await cur.fetchall()}
+            # Only the products inserted: one whose external id a concurrent insert took was
+            # skipped by ON CONFLICT, and keeps its archive row as it was.
+            chosen = [r for r in chosen if r[2] in restored]
+            await conn.execute(
+                _PUT_BACK_VARIANTS,
+                {
+                    "stores": [r[0] for r in chosen],
+                    "requests": [r[1] for r in chosen],
+                    "ids": [r[2] for r in chosen],
+                },
+            )
     items: dict[uuid.UUID, RestoreItem] = {}
     for row in rows:
         product_id = row[2]
