@@ -177,6 +177,10 @@ WITH deleted AS (
            COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
                       WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
       FROM deleted d
+    -- Deleted again by the same batch after a restore: the archive keeps the latest deletion.
+    ON CONFLICT (store_id, request_id, id) DO UPDATE SET external_id = excluded.external_id,
+       deleted_at = excluded.deleted_at, product = excluded.product,
+       variants = excluded.variants, restored_at = NULL
 )
 SELECT id, external_id FROM deleted
 """

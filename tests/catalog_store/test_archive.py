@@ -184,3 +184,32 @@ async def test_archived_products_older_than_the_retention_are_purged(
     assert await store.purge_archive(pool, older_than_days=30) == 2
     assert [row[0] for row in await archived(pool)] == [recent]
     assert await store.restore_products(pool, request_id=old) == []
+
+
+async def test_a_product_restored_mid_batch_and_deleted_again_by_it_stays_restorable(
+    pool: store.Pool, tenant: Tenant
+) -> None:
+    before = await catalog(pool, tenant)
+    product = tenant.products[0]
+    batch = await store.create_batch(
+        pool,
+        store_id=tenant.store_id,
+        nonce=nonce(tenant, 1),
+        request_id=uuid.uuid4(),
+        ids=[str(product.id)],
+        external_ids=[str(product.external_id)],
+        job=BATCH_JOB,
+    )
+    await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=1)
+    [item] = await store.restore_products(
+        pool, store_client_id=tenant.store_client_id, ids=[product.id]
+    )
+    assert item.refusal is None
+    done = await store.process_next_chunk(
+        pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=1
+    )
+    assert done is not None and (done.status, done.succeeded) == ("succeeded", 2)
+    assert await store.count_products(pool, store_id=tenant.store_id) == (19, 38)
+    [again] = await store.restore_products(pool, batch_id=batch.id)
+    assert again.refusal is None
+    assert await catalog(pool, tenant) == before
