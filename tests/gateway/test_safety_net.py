@@ -359,3 +359,19 @@ async def test_with_a_key_the_statement_count_is_still_constant(
         "INSERT",
         "INSERT",
     ]
+
+
+async def test_a_batch_read_ignores_the_key(
+    database_url: str, pool: store.Pool, tenant: Tenant
+) -> None:
+    async with gateway_client(database_url) as client:
+        accepted = await send(client, tenant, {"ids": tenant.ids[:1], "dispatch": True})
+        path = f"{DELETIONS}/{accepted.json()['data']['batchId']}"
+        reads = []
+        for n in (1, 2):
+            headers = signed_headers(tenant, method="GET", path=path, timestamp=NOW_MS + n)
+            reads.append(await client.get(path, headers={**headers, "idempotency-key": "r"}))
+    assert [r.status_code for r in reads] == [200, 200]
+    assert all("idempotent-replayed" not in r.headers for r in reads)
+    assert reads[0].json()["requestId"] != reads[1].json()["requestId"]
+    assert await rows(pool, "SELECT 1 FROM idempotency_keys") == []
