@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import catalog_store as store
 from gateway.jobs import BATCH_JOB
@@ -212,4 +215,41 @@ async def test_a_product_restored_mid_batch_and_deleted_again_by_it_stays_restor
     assert await store.count_products(pool, store_id=tenant.store_id) == (19, 38)
     [again] = await store.restore_products(pool, batch_id=batch.id)
     assert again.refusal is None
+    assert await catalog(pool, tenant) == before
+
+
+@settings(
+    max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(
+    id_picks=st.lists(st.integers(0, 9), max_size=8),
+    ext_picks=st.lists(st.integers(0, 5), max_size=8),
+)
+async def test_dry_run_delete_restore_round_trip(
+    pool: store.Pool, id_picks: list[int], ext_picks: list[int]
+) -> None:
+    """For any entries, a dry run reports what the deletion then does, and restoring that
+    deletion by request id brings the catalog back row for row."""
+    tenant = await make_tenant(pool, products=5, variants=1, name=secrets.token_hex(4))
+    ids_pool = tenant.ids + [i.upper() for i in tenant.ids[:3]] + ["bad", str(uuid.uuid4())]
+    ext_pool = tenant.external_ids + ["missing"]
+    ids = [ids_pool[i] for i in id_picks]
+    ext = [ext_pool[i] for i in ext_picks] or ["missing"]
+    plan = store.plan_deletion(ids, ext)
+    before = await catalog(pool, tenant)
+
+    def fresh() -> store.Nonce:
+        return store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000)
+
+    preview = await store.preview_deletion(pool, store_id=tenant.store_id, nonce=fresh(), plan=plan)
+    assert await catalog(pool, tenant) == before
+    request_id = uuid.uuid4()
+    outcome = await store.delete_products(
+        pool, store_id=tenant.store_id, nonce=fresh(), request_id=request_id, plan=plan
+    )
+    assert preview.outcome == outcome
+    assert [preview.variants[p.id] for p in outcome.deleted] == [1] * len(outcome.deleted)
+    items = await store.restore_products(pool, request_id=request_id)
+    assert sorted(i.id for i in items) == sorted(str(p.id) for p in outcome.deleted)
+    assert all(i.refusal is None for i in items)
     assert await catalog(pool, tenant) == before
