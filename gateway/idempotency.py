@@ -29,7 +29,9 @@ IDEM_002_RETRY_AFTER = "1"
 def idempotency_key(request: Request) -> str | None:
     """The header's value, or None when it is absent; VAL_001 when it is not 1-255 printable
     ASCII characters, or is sent twice."""
-    values = request.headers.getlist(IDEMPOTENCY_HEADER)
+    # Leading and trailing spaces are not part of a header value (HTTP servers strip them; an
+    # in-process ASGI call may not), so they are not part of the key.
+    values = [value.strip(" \t") for value in request.headers.getlist(IDEMPOTENCY_HEADER)]
     if not values:
         return None
     problem: str | None = None

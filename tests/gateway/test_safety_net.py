@@ -4,12 +4,16 @@ that every deletion writes."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import catalog_store as store
 from tests.support import (
@@ -143,6 +147,7 @@ async def test_a_replayed_signature_is_auth_006_even_with_a_key(
     ("headers", "problem"),
     [
         ([("idempotency-key", "")], "must be 1 to 255 characters; got 0"),
+        ([("idempotency-key", "   ")], "must be 1 to 255 characters; got 0"),
         ([("idempotency-key", "x" * 256)], "must be 1 to 255 characters; got 256"),
         ([("idempotency-key", "caf\u00e9")], "must be printable ASCII characters (space to ~)"),
         ([("idempotency-key", "a"), ("idempotency-key", "b")], "must be sent once"),
@@ -375,3 +380,40 @@ async def test_a_batch_read_ignores_the_key(
     assert all("idempotent-replayed" not in r.headers for r in reads)
     assert reads[0].json()["requestId"] != reads[1].json()["requestId"]
     assert await rows(pool, "SELECT 1 FROM idempotency_keys") == []
+
+
+_key_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=300)
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway_client(database_url) as c:
+        yield c
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(key=_key_text, take=st.integers(0, 2))
+async def test_any_key_is_accepted_or_val_001_never_a_500(
+    client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, key: str, take: int
+) -> None:
+    """A key of 1-255 printable ASCII characters is used; any other is VAL_001, changing
+    nothing. Keys repeat across examples with other bodies: those are IDEM_001."""
+    body = body_of({"ids": tenant.ids[:take], "externalIds": ["x"]})
+    headers = signed_headers(tenant, body=body, timestamp=NOW_MS - next(_counter))
+    before = await product_count(pool, tenant)
+    response = await client.post(
+        DELETIONS,
+        content=body,
+        headers=[
+            *[(k.encode(), v.encode()) for k, v in headers.items()],
+            (b"idempotency-key", key.encode("latin-1")),
+        ],
+    )
+    # A value's leading and trailing spaces are not part of it: " a " is the key "a".
+    stripped = key.strip(" ")
+    valid = 1 <= len(stripped) <= 255 and all(" " <= c <= "~" for c in stripped)
+    assert response.status_code in ({200, 409} if valid else {400}), response.text
+    assert response.json()["requestId"] == response.headers["x-request-id"]
+    if response.status_code != 200:
+        assert await product_count(pool, tenant) == before
