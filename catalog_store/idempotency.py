@@ -93,7 +93,7 @@ async def record_response(
         "INSERT INTO idempotency_keys (partner_id, store_id, key, body_sha256, request_id,"
         " status, response, expires_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, now() + make_interval(hours => %s))"
-        " ON CONFLICT (partner_id, store_id, key) DO UPDATE SET body_sha256 = excluded.body_sha256,"
+        " ON CONFLICT (store_id, partner_id, key) DO UPDATE SET body_sha256 = excluded.body_sha256,"
         " request_id = excluded.request_id, status = excluded.status,"
         " response = excluded.response, created_at = now(), expires_at = excluded.expires_at",
         (

@@ -23,12 +23,13 @@ CREATE INDEX archived_products_batch ON archived_products (batch_id) WHERE batch
 CREATE INDEX archived_products_product ON archived_products (store_id, id);
 CREATE INDEX archived_products_deleted_at ON archived_products (deleted_at);
 
+-- Keyed by (store_id, ...) like the catalog.
 -- One row per idempotency key that got an answer: the SHA-256 of the body it was sent with,
 -- and that answer, byte for byte. A request still running holds an advisory lock on its key
 -- instead of a row, so a crashed request leaves nothing behind.
 CREATE TABLE idempotency_keys (
-    partner_id   bigint NOT NULL,
     store_id     bigint NOT NULL,
+    partner_id   bigint NOT NULL,
     key          text NOT NULL,
     body_sha256  bytea NOT NULL,
     request_id   uuid NOT NULL,
@@ -36,6 +37,6 @@ CREATE TABLE idempotency_keys (
     response     bytea NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL,
-    PRIMARY KEY (partner_id, store_id, key)
+    PRIMARY KEY (store_id, partner_id, key)
 );
 CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
