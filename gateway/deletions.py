@@ -209,8 +209,9 @@ async def _dry_run(
             )
             for p in outcome.deleted
         ]
+        # Not succeeded/failed: those count entries deleted (the log line and gateway_entries).
         request.scope["state"]["log"].update(
-            dry_run=True, succeeded=len(outcome.deleted), failed=len(outcome.failures)
+            dry_run=True, would_delete=len(outcome.deleted), would_fail=len(outcome.failures)
         )
         return 200, DryRunResponse(
             success=True,

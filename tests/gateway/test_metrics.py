@@ -210,3 +210,25 @@ def test_the_batch_counters_of_a_with_worker_worker_show_in_the_gateways_metrics
     assert _get(samples, "gateway_batch_chunks_total") == 3
     assert _get(samples, "gateway_batches", status="completed") == 1
     assert _get(samples, "gateway_batch_queue_depth") == 0
+
+
+@pytest.mark.anyio
+async def test_dry_runs_and_idempotent_replays_count_no_entries(
+    database_url: str, tenant: Tenant
+) -> None:
+    """Only entries really deleted are counted: not a dry run's, not a replayed answer's."""
+    body = body_of({"ids": tenant.ids[:2]})
+    async with gateway_client(database_url) as client:
+        before = await _scrape(client)
+        dry = await delete(client, tenant, {"ids": tenant.ids[:2], "dryRun": True})
+        sent = []
+        for n in (1, 2):
+            headers = signed_headers(tenant, body=body, timestamp=NOW_MS + n)
+            headers["idempotency-key"] = "once"
+            sent.append(await client.post(DELETIONS, content=body, headers=headers))
+        after = await _scrape(client)
+    assert dry.status_code == 200 and dry.json()["meta"]["dryRun"] is True
+    assert sent[1].headers["idempotent-replayed"] == "true"
+    labels = {"mode": "sync", "outcome": "deleted"}
+    delta = _get(after, "gateway_entries_total", **labels)
+    assert delta - _get(before, "gateway_entries_total", **labels) == 2
