@@ -57,7 +57,10 @@ async def _setup(url: str) -> tuple[Any, list[str]]:
     pool = store.create_pool(url, min_size=1, max_size=2)
     await pool.open(wait=True)
     try:
-        partner = await store.create_partner(pool, "bench")
+        # The server started below inherits this key, and so opens the secret sealed here.
+        key = os.environ.setdefault("GATEWAY_SECRET_KEY", store.generate_key())
+        box = store.SecretBox(store.parse_key(key))
+        partner = await store.create_partner(pool, "bench", box=box)
         shop = await store.create_store(pool, "bench")
         token = await store.issue_token(
             pool, partner_client_id=partner.client_id, store_client_id=shop.client_id

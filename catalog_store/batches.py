@@ -22,10 +22,11 @@ from .deletions import (
     DeletedProduct,
     Nonce,
     Problem,
+    RateLimit,
     begin_request,
     end_request,
 )
-from .errors import AnsweredBefore
+from .errors import AnsweredBefore, RateLimited
 from .idempotency import Idempotency
 from .pool import Pool, connection
 
@@ -95,6 +96,9 @@ SELECT %(store)s, %(batch)s, seq, field, row_index, value,
                CASE WHEN field = 0 THEN lower(value) ELSE value END AS key
           FROM batch_stage) staged
 """
+# Advisory lock class of "a partner's open batches are being counted" (the second key is the
+# partner id); any constant that nothing else in the database uses.
+_OPEN_BATCHES_LOCK = 0x5047_4231
 _UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -108,19 +112,32 @@ async def create_batch(
     external_ids: Sequence[str],
     job: BatchJob,
     idempotency: Idempotency[Batch] | None = None,
+    rate: RateLimit | None = None,
+    max_open_batches: int = 0,
+    retry_after: int = 5,
 ) -> Batch:
     """Record the nonce, the batch, every entry (streamed with COPY, then inserted classified
     in one statement) and the job: one transaction, the same statements whatever the size.
 
-    Raises :class:`Replayed` when the nonce is already recorded; then nothing is stored. With
-    an idempotency key, raises as ``delete_products`` does, and keeps the answer with the batch.
+    Raises :class:`Replayed` when the nonce is already recorded, and :class:`RateLimited` when
+    the partner is over ``rate`` or already has ``max_open_batches`` pending or processing
+    batches (0: no limit); then nothing is stored. With an idempotency key, raises as
+    ``delete_products`` does, and keeps the answer with the batch.
     """
     async with connection(pool) as conn:
         async with conn.transaction():
-            before = await begin_request(conn, nonce, store_id, idempotency)
+            before = await begin_request(conn, nonce, store_id, idempotency, rate)
             if before is None:
                 batch = await _store_batch(
-                    conn, store_id, nonce, request_id, ids, external_ids, job
+                    conn,
+                    store_id,
+                    nonce,
+                    request_id,
+                    ids,
+                    external_ids,
+                    job,
+                    max_open_batches=max_open_batches,
+                    retry_after=retry_after,
                 )
                 await end_request(conn, nonce, store_id, idempotency, batch)
     if before is not None:
@@ -137,16 +154,36 @@ async def _store_batch(
     ids: Sequence[str],
     external_ids: Sequence[str],
     job: BatchJob,
+    *,
+    max_open_batches: int,
+    retry_after: int,
 ) -> Batch:
     batch_id = uuid.uuid4()
     total = len(ids) + len(external_ids)
+    if max_open_batches:
+        # One partner's dispatches take turns here, so two at once cannot both pass the count;
+        # other partners and synchronous deletions never wait on this lock.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", (_OPEN_BATCHES_LOCK, nonce.partner_id)
+        )
     cur = await conn.execute(
         "INSERT INTO deletion_batches (store_id, id, partner_id, request_id, total)"
-        " VALUES (%s, %s, %s, %s, %s) RETURNING created_at, updated_at",
-        (store_id, batch_id, nonce.partner_id, request_id, total),
+        " SELECT %(store)s, %(id)s, %(partner)s, %(request)s, %(total)s"
+        " WHERE %(cap)s = 0 OR (SELECT count(*) FROM deletion_batches"
+        "  WHERE partner_id = %(partner)s AND status IN ('pending', 'processing')) < %(cap)s"
+        " RETURNING created_at, updated_at",
+        {
+            "store": store_id,
+            "id": batch_id,
+            "partner": nonce.partner_id,
+            "request": request_id,
+            "total": total,
+            "cap": max_open_batches,
+        },
     )
     row = await cur.fetchone()
-    assert row is not None
+    if row is None:
+        raise RateLimited("batches", limit=max_open_batches, retry_after=retry_after)
     await conn.execute(_STAGE)
     async with conn.cursor().copy(
         "COPY batch_stage (seq, field, row_index, value) FROM STDIN"

@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from .errors import UnknownClient
+import psycopg
+
+from .errors import CredentialError, UnknownClient
 from .pool import Pool, connection
+from .sealing import SecretBox
 
 __all__ = [
     "DEFAULT_SCOPES",
+    "MAX_ACTIVE_SECRETS",
     "AuthRecord",
     "IssuedToken",
     "NewPartner",
+    "NewSecret",
     "NewStore",
+    "RetiredSecret",
+    "SecretInfo",
     "create_partner",
     "create_store",
     "hash_token",
     "issue_token",
+    "list_secrets",
     "lookup_auth",
+    "lookup_auth_by_hash",
+    "retire_secret",
+    "revoke_token",
+    "rotate_secret",
+    "seal_plain_secrets",
+    "set_partner_active",
 ]
 
 DEFAULT_SCOPES = ("products:delete",)
+#: A partner has one secret, or two while it moves from the old to the new one.
+MAX_ACTIVE_SECRETS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +49,28 @@ class NewPartner:
     id: int
     client_id: str
     secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewSecret:
+    partner_client_id: str
+    key_id: str
+    secret: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SecretInfo:
+    key_id: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredSecret:
+    partner_client_id: str
+    key_id: str
+    active_key_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +102,7 @@ class AuthRecord:
     token_partner_id: int | None
     token_store_id: int | None
     token_scopes: tuple[str, ...]
+    key_ids: tuple[str, ...] = ()  # of ``secrets``, in the same order (newest first)
 
 
 def hash_token(token: str) -> bytes:
@@ -72,20 +114,176 @@ def _digits(count: int) -> str:
     return str(secrets.randbelow(9 * 10 ** (count - 1)) + 10 ** (count - 1))
 
 
-async def create_partner(pool: Pool, name: str) -> NewPartner:
+def _new_secret() -> str:
+    return "psk_" + secrets.token_hex(24)
+
+
+async def create_partner(pool: Pool, name: str, *, box: SecretBox) -> NewPartner:
+    """Create a partner and its first secret (key id ``k1``), sealed with the server key."""
     client_id = _digits(22)
-    secret = "psk_" + secrets.token_hex(24)
+    secret = _new_secret()
     async with connection(pool) as conn, conn.transaction():
         cur = await conn.execute(
             "INSERT INTO partners (client_id, name) VALUES (%s, %s) RETURNING id", (client_id, name)
         )
         row = await cur.fetchone()
         assert row is not None
+        sealed = box.seal(secret.encode("utf-8"), partner_id=row[0], key_id="k1")
         await conn.execute(
-            "INSERT INTO partner_secrets (partner_id, key_id, secret) VALUES (%s, %s, %s)",
-            (row[0], "k1", secret.encode("utf-8")),
+            "INSERT INTO partner_secrets (partner_id, key_id, sealed) VALUES (%s, %s, %s)",
+            (row[0], "k1", sealed),
         )
     return NewPartner(id=row[0], client_id=client_id, secret=secret)
+
+
+async def _lock_partner(conn: psycopg.AsyncConnection[Any], partner_client_id: str) -> int:
+    """The partner's id, its row locked until the transaction ends (one change at a time)."""
+    cur = await conn.execute(
+        "SELECT id FROM partners WHERE client_id = %s FOR UPDATE", (partner_client_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise UnknownClient(f"no partner {partner_client_id}")
+    return int(row[0])
+
+
+async def rotate_secret(pool: Pool, *, partner_client_id: str, box: SecretBox) -> NewSecret:
+    """Add a new active secret beside the current one; both verify until one is retired.
+
+    Raises :class:`CredentialError` when the partner already has two active secrets.
+    """
+    secret = _new_secret()
+    async with connection(pool) as conn, conn.transaction():
+        partner_id = await _lock_partner(conn, partner_client_id)
+        cur = await conn.execute(
+            "SELECT count(*) FILTER (WHERE retired_at IS NULL),"
+            " coalesce(max(substr(key_id, 2)::int) FILTER (WHERE key_id ~ '^k[0-9]{1,9}$'), 0)"
+            " FROM partner_secrets WHERE partner_id = %s",
+            (partner_id,),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        active, highest = int(row[0]), int(row[1])
+        if active >= MAX_ACTIVE_SECRETS:
+            raise CredentialError(
+                f"partner {partner_client_id} already has {MAX_ACTIVE_SECRETS} active secrets:"
+                " retire one first (partner retire-secret)"
+            )
+        key_id = f"k{highest + 1}"
+        sealed = box.seal(secret.encode("utf-8"), partner_id=partner_id, key_id=key_id)
+        cur = await conn.execute(
+            "INSERT INTO partner_secrets (partner_id, key_id, sealed) VALUES (%s, %s, %s)"
+            " RETURNING created_at",
+            (partner_id, key_id, sealed),
+        )
+        created = await cur.fetchone()
+        assert created is not None
+    return NewSecret(partner_client_id, key_id, secret, created[0])
+
+
+async def retire_secret(
+    pool: Pool, *, partner_client_id: str, key_id: str | None = None
+) -> RetiredSecret:
+    """Retire ``key_id``, or else the oldest active secret, and destroy its key material.
+
+    Raises :class:`CredentialError` for an unknown or already retired key id, and for the
+    partner's last active secret (rotate first, so the partner is never left without one).
+    """
+    async with connection(pool) as conn, conn.transaction():
+        partner_id = await _lock_partner(conn, partner_client_id)
+        cur = await conn.execute(
+            "SELECT key_id FROM partner_secrets WHERE partner_id = %s AND retired_at IS NULL"
+            " ORDER BY created_at, key_id",
+            (partner_id,),
+        )
+        active = [row[0] for row in await cur.fetchall()]
+        target = key_id if key_id is not None else (active[0] if active else None)
+        if target is None or target not in active:
+            raise CredentialError(
+                f"partner {partner_client_id} has no active secret {target}; active: "
+                + (", ".join(active) or "none")
+            )
+        if len(active) < 2:
+            raise CredentialError(
+                f"{target} is the only active secret of partner {partner_client_id}:"
+                " rotate first (partner rotate-secret), then retire the old one"
+            )
+        await conn.execute(
+            "UPDATE partner_secrets SET retired_at = now(), sealed = NULL, secret = NULL"
+            " WHERE partner_id = %s AND key_id = %s",
+            (partner_id, target),
+        )
+    return RetiredSecret(partner_client_id, target, tuple(k for k in active if k != target))
+
+
+async def list_secrets(pool: Pool, *, partner_client_id: str) -> list[SecretInfo]:
+    """Every secret of a partner, active or retired, oldest first (never the secret itself)."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT ps.key_id, ps.created_at, ps.retired_at FROM partners p"
+            " LEFT JOIN partner_secrets ps ON ps.partner_id = p.id"
+            " WHERE p.client_id = %s ORDER BY ps.created_at, ps.key_id",
+            (partner_client_id,),
+        )
+        rows = await cur.fetchall()
+    if not rows:
+        raise UnknownClient(f"no partner {partner_client_id}")
+    return [SecretInfo(r[0], r[1], r[2]) for r in rows if r[0] is not None]
+
+
+async def set_partner_active(pool: Pool, *, partner_client_id: str, active: bool) -> None:
+    """Disable (or enable again) a partner: a disabled partner's requests get ``AUTH_004``."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "UPDATE partners SET active = %s WHERE client_id = %s", (active, partner_client_id)
+        )
+    if cur.rowcount != 1:
+        raise UnknownClient(f"no partner {partner_client_id}")
+
+
+async def revoke_token(pool: Pool, *, token: str) -> bool:
+    """Revoke a store token by its value (only its hash is kept); False if not found or
+    already revoked."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "UPDATE store_tokens SET revoked_at = now()"
+            " WHERE token_hash = %s AND revoked_at IS NULL",
+            (hash_token(token),),
+        )
+    return cur.rowcount == 1
+
+
+async def seal_plain_secrets(pool: Pool, *, box: SecretBox) -> int:
+    """Seal every secret still stored plain (rows from before migration 0004); return how many.
+
+    Then check that the server key opens one sealed secret, so a wrong ``GATEWAY_SECRET_KEY``
+    stops the command at start instead of failing every request (raises
+    :class:`SecretUnreadable`).
+    """
+    async with connection(pool) as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT partner_id, key_id, secret FROM partner_secrets"
+            " WHERE secret IS NOT NULL FOR UPDATE"
+        )
+        plain = await cur.fetchall()
+        if plain:
+            async with conn.cursor() as update:
+                await update.executemany(
+                    "UPDATE partner_secrets SET sealed = %s, secret = NULL"
+                    " WHERE partner_id = %s AND key_id = %s",
+                    [
+                        (box.seal(bytes(secret), partner_id=pid, key_id=kid), pid, kid)
+                        for pid, kid, secret in plain
+                    ],
+                )
+        cur = await conn.execute(
+            "SELECT partner_id, key_id, sealed FROM partner_secrets"
+            " WHERE sealed IS NOT NULL ORDER BY created_at DESC LIMIT 1"
+        )
+        probe = await cur.fetchone()
+    if probe is not None:
+        box.open(bytes(probe[2]), partner_id=probe[0], key_id=probe[1])
+    return len(plain)
 
 
 async def create_store(pool: Pool, name: str) -> NewStore:
@@ -123,9 +321,11 @@ async def issue_token(
 
 _LOOKUP = """
 SELECT p.id, coalesce(p.active, false),
-       coalesce((SELECT array_agg(ps.secret ORDER BY ps.created_at DESC)
-                   FROM partner_secrets ps
-                  WHERE ps.partner_id = p.id AND ps.retired_at IS NULL), '{}'),
+       (SELECT array_agg(ARRAY[ps.key_id, encode(coalesce(ps.sealed, ps.secret), 'base64'),
+                               CASE WHEN ps.sealed IS NULL THEN 'plain' ELSE 'sealed' END]
+                         ORDER BY ps.created_at DESC, ps.key_id DESC)
+          FROM partner_secrets ps
+         WHERE ps.partner_id = p.id AND ps.retired_at IS NULL),
        s.id, t.partner_id, t.store_id, coalesce(t.scopes, '{}')
   FROM (VALUES (1)) AS one (x)
   LEFT JOIN partners p ON p.client_id = %(partner)s
@@ -135,26 +335,53 @@ SELECT p.id, coalesce(p.active, false),
 
 
 async def lookup_auth(
-    pool: Pool, *, partner_client_id: str, store_client_id: str, store_token: str
+    pool: Pool,
+    *,
+    partner_client_id: str,
+    store_client_id: str,
+    store_token: str,
+    box: SecretBox,
 ) -> AuthRecord:
-    """Read the partner, its active secrets, the store and the token in one statement."""
+    """Read the partner, its active secrets (opened with ``box``), the store and the token in
+    one statement. Raises :class:`SecretUnreadable` when a secret does not open."""
+    return await lookup_auth_by_hash(
+        pool,
+        partner_client_id=partner_client_id,
+        store_client_id=store_client_id,
+        token_hash=hash_token(store_token),
+        box=box,
+    )
+
+
+async def lookup_auth_by_hash(
+    pool: Pool,
+    *,
+    partner_client_id: str,
+    store_client_id: str,
+    token_hash: bytes,
+    box: SecretBox,
+) -> AuthRecord:
+    """:func:`lookup_auth` for a token already hashed (the gateway's cache keys on the hash)."""
     async with connection(pool) as conn:
         cur = await conn.execute(
             _LOOKUP,
-            {
-                "partner": partner_client_id,
-                "store": store_client_id,
-                "token_hash": hash_token(store_token),
-            },
+            {"partner": partner_client_id, "store": store_client_id, "token_hash": token_hash},
         )
         row = await cur.fetchone()
     assert row is not None  # the VALUES row is always there
+    key_ids: list[str] = []
+    opened: list[bytes] = []
+    for key_id, encoded, form in row[2] or ():
+        raw = base64.b64decode(encoded)
+        key_ids.append(key_id)
+        opened.append(raw if form == "plain" else box.open(raw, partner_id=row[0], key_id=key_id))
     return AuthRecord(
         partner_id=row[0],
         partner_active=row[1],
-        secrets=tuple(bytes(s) for s in row[2]),
+        secrets=tuple(opened),
         store_id=row[3],
         token_partner_id=row[4],
         token_store_id=row[5],
         token_scopes=tuple(row[6]),
+        key_ids=tuple(key_ids),
     )

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from .errors import AnsweredBefore, Replayed
+from .errors import AnsweredBefore, RateLimited, Replayed
 from .idempotency import Idempotency, StoredResponse, claim_key, record_response
 from .pool import Pool, connection
 
@@ -23,6 +23,7 @@ __all__ = [
     "EntryFailure",
     "Nonce",
     "Problem",
+    "RateLimit",
     "accept_nonce",
     "delete_products",
     "nonce_seen",
@@ -73,6 +74,14 @@ class Nonce:
     partner_id: int
     signature: bytes
     expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``requests`` accepted requests per partner in any ``window_seconds``."""
+
+    requests: int
+    window_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +206,64 @@ _AUDIT = (
 )
 
 
-async def insert_nonce(conn: psycopg.AsyncConnection[object], nonce: Nonce) -> None:
-    cur = await conn.execute(
-        _INSERT_NONCE, (nonce.partner_id, nonce.signature, nonce.expires_at_ms)
-    )
-    if cur.rowcount != 1:
+# The rate limit rides on the replay record that every accepted request writes anyway: one
+# statement counts the partner's accepted requests of the window (never more than the limit
+# of them, from the (partner_id, accepted_at) index) and inserts the new record only when
+# fewer than the limit are there. No extra round trip, and no row that concurrent requests of
+# one partner would queue on.
+_INSERT_NONCE_LIMITED = """
+INSERT INTO replay_nonces (partner_id, signature, expires_at)
+SELECT %(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0)
+ WHERE (SELECT count(*) FROM (
+          SELECT 1 FROM replay_nonces
+           WHERE partner_id = %(partner)s
+             AND accepted_at > statement_timestamp() - make_interval(secs => %(window)s)
+           LIMIT %(limit)s) recent) < %(limit)s
+ON CONFLICT DO NOTHING
+"""
+# Only for a refused request: was it a replay, or over the limit, and until when.
+_WHY_REFUSED = """
+SELECT EXISTS (SELECT 1 FROM replay_nonces
+                WHERE partner_id = %(partner)s AND signature = %(signature)s),
+       (SELECT ceil(extract(epoch FROM min(accepted_at) + make_interval(secs => %(window)s)
+                                       - statement_timestamp()))::int
+          FROM (SELECT accepted_at FROM replay_nonces
+                 WHERE partner_id = %(partner)s
+                   AND accepted_at > statement_timestamp() - make_interval(secs => %(window)s)
+                 ORDER BY accepted_at DESC LIMIT %(limit)s) recent)
+"""
+
+
+async def insert_nonce(
+    conn: psycopg.AsyncConnection[Any], nonce: Nonce, rate: RateLimit | None = None
+) -> None:
+    """Record the nonce; :class:`Replayed` if it was, :class:`RateLimited` if the partner is
+    over ``rate`` (counted in the same statement). Either way nothing is recorded."""
+    if rate is None:
+        cur = await conn.execute(
+            _INSERT_NONCE, (nonce.partner_id, nonce.signature, nonce.expires_at_ms)
+        )
+        if cur.rowcount != 1:
+            raise Replayed("signature already accepted")
+        return
+    params = {
+        "partner": nonce.partner_id,
+        "signature": nonce.signature,
+        "expires": nonce.expires_at_ms,
+        "window": rate.window_seconds,
+        "limit": rate.requests,
+    }
+    cur = await conn.execute(_INSERT_NONCE_LIMITED, params)
+    if cur.rowcount == 1:
+        return
+    cur = await conn.execute(_WHY_REFUSED, params)
+    row = await cur.fetchone()
+    assert row is not None
+    if row[0]:
         raise Replayed("signature already accepted")
+    raise RateLimited(
+        "requests", limit=rate.requests, retry_after=max(1, row[1] or rate.window_seconds)
+    )
 
 
 async def begin_request(
@@ -210,10 +271,11 @@ async def begin_request(
     nonce: Nonce,
     store_id: int,
     idempotency: Idempotency[Any] | None,
+    rate: RateLimit | None = None,
 ) -> StoredResponse | None:
     """Inside the request's transaction: record the nonce, then claim the idempotency key;
     return the key's earlier answer, if any (then the request must do nothing else)."""
-    await insert_nonce(conn, nonce)
+    await insert_nonce(conn, nonce, rate)
     if idempotency is None:
         return None
     return await claim_key(conn, partner_id=nonce.partner_id, store_id=store_id, key=idempotency)
@@ -245,18 +307,20 @@ async def delete_products(
     request_id: uuid.UUID,
     plan: DeletionPlan,
     idempotency: Idempotency[DeletionOutcome] | None = None,
+    rate: RateLimit | None = None,
 ) -> DeletionOutcome:
     """Record the nonce, delete and archive, audit: one transaction, three statements, any
     batch size (two more with an idempotency key: its lock and its lookup, then its answer).
 
-    Raises :class:`Replayed` (nothing changed) when the nonce was already recorded, and the
-    errors of :func:`claim_key`; :class:`AnsweredBefore` when the key already has an answer
-    (only the nonce was recorded). Two concurrent requests naming one product serialise on its
+    Raises :class:`Replayed` (nothing changed) when the nonce was already recorded,
+    :class:`RateLimited` when the partner is over ``rate``, and the errors of
+    :func:`claim_key`; :class:`AnsweredBefore` when the key already has an answer (only the
+    nonce was recorded). Two concurrent requests naming one product serialise on its
     row: only one gets it back.
     """
     async with connection(pool) as conn:
         async with conn.transaction():
-            before = await begin_request(conn, nonce, store_id, idempotency)
+            before = await begin_request(conn, nonce, store_id, idempotency, rate)
             if before is None:
                 cur = await conn.execute(
                     DELETE_PRODUCTS,
@@ -305,6 +369,7 @@ async def preview_deletion(
     nonce: Nonce,
     plan: DeletionPlan,
     idempotency: Idempotency[DeletionPreview] | None = None,
+    rate: RateLimit | None = None,
 ) -> DeletionPreview:
     """A dry run: the report that :func:`delete_products` would give now, with variant counts.
 
@@ -313,7 +378,7 @@ async def preview_deletion(
     """
     async with connection(pool) as conn:
         async with conn.transaction():
-            before = await begin_request(conn, nonce, store_id, idempotency)
+            before = await begin_request(conn, nonce, store_id, idempotency, rate)
             if before is None:
                 cur = await conn.execute(
                     _PREVIEW,
@@ -335,10 +400,11 @@ async def preview_deletion(
     return preview
 
 
-async def accept_nonce(pool: Pool, nonce: Nonce) -> None:
-    """Record a nonce on its own (requests that change nothing else); raises :class:`Replayed`."""
+async def accept_nonce(pool: Pool, nonce: Nonce, rate: RateLimit | None = None) -> None:
+    """Record a nonce on its own (requests that change nothing else); raises :class:`Replayed`
+    or :class:`RateLimited`."""
     async with connection(pool) as conn:
-        await insert_nonce(conn, nonce)
+        await insert_nonce(conn, nonce, rate)
 
 
 async def nonce_seen(pool: Pool, nonce: Nonce) -> bool:

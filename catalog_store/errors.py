@@ -3,11 +3,14 @@
 StoreError
  ├── StoreUnavailable   the database cannot be reached or failed the statement; nothing changed
  ├── Replayed           the signature was already accepted inside the window
+ ├── RateLimited        the partner is over its request rate or its open batches
  ├── UnknownClient      a partner or store client id that does not exist
  ├── IdempotencyError
  │    ├── IdempotencyMismatch    the key already answered a request with another body
  │    ├── IdempotencyInProgress  the key's first request is still running
  │    └── AnsweredBefore         the key already answered this body; carries that answer
+ ├── CredentialError    a rotation, retirement or revocation that cannot be done
+ ├── SecretUnreadable   a sealed partner secret does not open with the server key
  └── MigrationError     a migration file could not be applied
 """
 
@@ -20,11 +23,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnsweredBefore",
+    "CredentialError",
     "IdempotencyError",
     "IdempotencyInProgress",
     "IdempotencyMismatch",
     "MigrationError",
+    "RateLimited",
     "Replayed",
+    "SecretUnreadable",
     "StoreError",
     "StoreUnavailable",
     "UnknownClient",
@@ -78,3 +84,26 @@ class AnsweredBefore(IdempotencyError):
     def __init__(self, key: str, response: StoredResponse) -> None:
         super().__init__(key)
         self.response = response
+
+
+class CredentialError(StoreError):
+    """A credential change that cannot be made (a third secret, retiring the last one...)."""
+
+
+class SecretUnreadable(StoreError):
+    """A sealed secret that the server key cannot open: another key, another row, or damage."""
+
+    def __init__(self, partner_id: int, key_id: str) -> None:
+        super().__init__(f"partner {partner_id} secret {key_id} does not open with the server key")
+        self.partner_id = partner_id
+        self.key_id = key_id
+
+
+class RateLimited(StoreError):
+    """Over a per-partner limit; nothing was recorded. ``retry_after`` is in whole seconds."""
+
+    def __init__(self, kind: str, *, limit: int, retry_after: int) -> None:
+        super().__init__(f"{kind} limit of {limit} reached")
+        self.kind = kind  # "requests" or "batches"
+        self.limit = limit
+        self.retry_after = retry_after

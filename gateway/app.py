@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -20,10 +21,12 @@ from starlette.routing import Route
 
 import catalog_store as store
 
+from .credentials import CredentialCache
 from .deletions import DELETIONS_PATH, batch_status, delete_products
 from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
 from .errors import ApiError
 from .jobs import QUEUE
+from .keys import load_secret_box
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE, DB_ERRORS, render_metrics, sample_pool, sample_pool_forever
 from .middleware import RequestContextMiddleware
@@ -97,6 +100,33 @@ async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
     return error_response(request, ApiError("SYS_001", headers={"Retry-After": retry_after}))
 
 
+async def _on_rate_limited(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, store.RateLimited)
+    settings: Settings = request.app.state.settings
+    if exc.kind == "requests":
+        hint = (
+            f"At most {exc.limit} requests per {settings.rate_limit_window} seconds are accepted"
+            " from one partner; retry after Retry-After seconds"
+        )
+        context: dict[str, Any] = {
+            "limit": exc.limit,
+            "windowSeconds": settings.rate_limit_window,
+            "retryAfterSeconds": exc.retry_after,
+        }
+    else:
+        hint = (
+            f"At most {exc.limit} dispatched batches of one partner may be pending or processing;"
+            " wait for one to finish (read its status), then retry"
+        )
+        context = {"openBatchLimit": exc.limit, "retryAfterSeconds": exc.retry_after}
+    return error_response(
+        request,
+        ApiError(
+            "RATE_001", hint=hint, context=context, headers={"Retry-After": str(exc.retry_after)}
+        ),
+    )
+
+
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
@@ -129,9 +159,12 @@ def create_app(
     conninfo: str | None = None,
     clock: Clock = wall_clock_ms,
     connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
+    secret_box: store.SecretBox | None = None,
+    cache_clock: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """Build the app. The pool opens in the lifespan; a database that is down at start is
-    retried in the background while requests answer ``SYS_001``."""
+    retried in the background while requests answer ``SYS_001``. ``cache_clock`` (seconds,
+    monotonic) times the credentials cache."""
     pool = store.create_pool(
         conninfo if conninfo is not None else resolve_conninfo(settings),
         min_size=settings.pool_min,
@@ -169,6 +202,7 @@ def create_app(
         exception_handlers={
             ApiError: _on_api_error,
             store.StoreUnavailable: _on_store_unavailable,
+            store.RateLimited: _on_rate_limited,
             HTTPException: _on_http_exception,
         },
         lifespan=lifespan,
@@ -178,6 +212,17 @@ def create_app(
     document = build_openapi()
     app.state.pool = pool
     app.state.settings = settings
+    app.state.credentials = CredentialCache(
+        pool,
+        secret_box if secret_box is not None else load_secret_box(settings),
+        ttl=settings.auth_cache_seconds,
+        clock=cache_clock,
+    )
+    app.state.rate_limit = (
+        store.RateLimit(settings.rate_limit_requests, settings.rate_limit_window)
+        if settings.rate_limit_requests
+        else None
+    )
     app.state.openapi_json = msgspec.json.encode(document)
     app.state.docs_html = render_docs(document)
     return app

@@ -5,16 +5,21 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
 
 import signing
-from catalog_store import Nonce, Pool, lookup_auth
+from catalog_store import MAX_ACTIVE_SECRETS, AuthRecord, Nonce, SecretUnreadable
 
 from .errors import CATALOG, ApiError
 from .metrics import CLOCK_SKEW
 
 __all__ = [
     "AuthContext",
+    "CredentialSource",
     "SignedHeaders",
+    "verification_keys",
     "authenticate",
     "mask_token",
     "masked_string_to_sign",
@@ -23,9 +28,18 @@ __all__ = [
 
 _MAX_ID_LENGTH = 128
 _MAX_TOKEN_LENGTH = 512
-# The work an unknown partner costs: one HMAC with a key nobody holds, as for one real secret.
-# Random per process, and never accepted even if matched.
-_DECOY_KEYS: tuple[bytes, ...] = (secrets.token_bytes(32),)
+DEFAULT_MAX_HEADER_BYTES = 8192
+# Every request computes exactly MAX_ACTIVE_SECRETS HMACs: the partner's secrets, topped up
+# with keys nobody holds. An unknown or inactive partner gets only these, so it costs the same
+# work as a known one. Random per process, and never accepted even if matched.
+_DECOY_KEYS: tuple[bytes, ...] = tuple(secrets.token_bytes(32) for _ in range(MAX_ACTIVE_SECRETS))
+_log = structlog.get_logger("gateway.auth")
+
+
+class CredentialSource(Protocol):
+    async def lookup(
+        self, *, partner_client_id: str, store_client_id: str, store_token: str
+    ) -> AuthRecord: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +84,23 @@ def _header_problem(name: str, value: str) -> str | None:
     return _printable(value, _MAX_ID_LENGTH)
 
 
-def parse_headers(headers: Sequence[tuple[bytes, bytes]]) -> SignedHeaders:
-    """Step 1: every signed header present exactly once and well-formed, else ``AUTH_001``."""
+def parse_headers(
+    headers: Sequence[tuple[bytes, bytes]], *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+) -> SignedHeaders:
+    """Step 1: every signed header present exactly once and well-formed, and no header of any
+    name longer than ``max_header_bytes``, else ``AUTH_001``."""
     found: dict[str, list[str]] = {name: [] for name in signing.SIGNED_HEADERS}
+    problems: dict[str, str] = {}
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1").lower()
-        if name in found:
+        if len(raw_value) > max_header_bytes:
+            problems[name[:64]] = f"is longer than {max_header_bytes} bytes"
+        elif name in found:
             found[name].append(raw_value.decode("latin-1"))
-    missing = [name for name, values in found.items() if not values]
-    problems: dict[str, str] = {}
+    missing = [name for name, values in found.items() if not values and name not in problems]
     for name, values in found.items():
+        if name in problems:
+            continue
         if len(values) > 1:
             problems[name] = "is sent more than once"
         elif values:
@@ -136,8 +157,35 @@ def _check_window(timestamp: str, now_ms: int) -> None:
     )
 
 
+def verification_keys(record: AuthRecord) -> tuple[tuple[bytes, ...], int]:
+    """The keys a signature is checked against, always :data:`MAX_ACTIVE_SECRETS` of them, and
+    how many of the first ones are real (0 for an unknown or inactive partner)."""
+    known = record.partner_id is not None and record.partner_active
+    real = record.secrets[:MAX_ACTIVE_SECRETS] if known else ()
+    return real + _DECOY_KEYS[len(real) :], len(real)
+
+
+async def _lookup(credentials: CredentialSource, signed: SignedHeaders) -> AuthRecord:
+    try:
+        return await credentials.lookup(
+            partner_client_id=signed.partner_client_id,
+            store_client_id=signed.store_client_id,
+            store_token=signed.store_token,
+        )
+    except SecretUnreadable as exc:
+        # The operator's problem (another GATEWAY_SECRET_KEY?), never the partner's; no secret
+        # is in the message.
+        _log.error("partner secret does not open", partner_id=exc.partner_id, key_id=exc.key_id)
+        raise ApiError(
+            "SYS_001",
+            hint="The gateway cannot read its credentials; nothing was changed."
+            " Retry after Retry-After seconds, or tell the gateway operator",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
 async def authenticate(
-    pool: Pool,
+    credentials: CredentialSource,
     *,
     method: str,
     path: str,
@@ -146,18 +194,14 @@ async def authenticate(
     body: bytes,
     now_ms: int,
     scope: str,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
 ) -> AuthContext:
     """Run steps 1 to 5 of contract §2; step 6 (replay) commits with the request's own work."""
-    signed = parse_headers(headers)
+    signed = parse_headers(headers, max_header_bytes=max_header_bytes)
     # Every well-formed timestamp, in the window or not: drift shows before it breaks a partner.
     CLOCK_SKEW.observe((int(signed.timestamp) - now_ms) / 1000)
     _check_window(signed.timestamp, now_ms)
-    record = await lookup_auth(
-        pool,
-        partner_client_id=signed.partner_client_id,
-        store_client_id=signed.store_client_id,
-        store_token=signed.store_token,
-    )
+    record = await _lookup(credentials, signed)
     body_hash = signing.body_sha256(body)
     try:
         message = signing.string_to_sign(
@@ -173,12 +217,11 @@ async def authenticate(
     except signing.MalformedInput:
         # Only a path or query with a line break gets here: nobody can have signed it.
         message = None
-    known = record.partner_id is not None and record.partner_active
-    keys = record.secrets if known and record.secrets else _DECOY_KEYS
+    keys, real = verification_keys(record)
     matched = signing.verify(signed.signature, message or "", keys)
-    if not known or record.partner_id is None:
+    if not real or record.partner_id is None:
         raise ApiError("AUTH_004")
-    if matched is None or message is None or keys is _DECOY_KEYS:
+    if matched is None or matched >= real or message is None:
         raise ApiError(
             "AUTH_002",
             context={

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +22,50 @@ import catalog_store as store
 from .app import resolve_conninfo
 from .demo import ensure_demo, print_welcome
 from .jobs import QUEUE, migrate, run_worker
+from .keys import load_secret_box
 from .logs import configure_logging
 from .partner_cli import CommandError, add_partner_commands
 from .restore import add_restore_command
 from .serving import metrics_folder, run_servers
 from .settings import Settings, SettingsError, effective_settings, load_settings
 
-__all__ = ["main"]
+__all__ = ["KNOWN_SCOPES", "main"]
+
+#: The scopes a route can need; `token issue` refuses any other (a typo would make a dead token).
+KNOWN_SCOPES = ("products:delete",)
 
 
 def _print(value: Any) -> None:
     sys.stdout.write(json.dumps(value) + "\n")
 
 
-async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[Any]]) -> Any:
-    conninfo = resolve_conninfo(settings)
-    await migrate(conninfo)
+async def _open_pool(conninfo: str) -> store.Pool:
     pool = store.create_pool(conninfo, min_size=1, max_size=2, timeout=10)
     try:
         await pool.open(wait=True, timeout=30)
     except psycopg_pool.PoolTimeout as exc:
         await pool.close()
         raise store.StoreUnavailable(f"cannot connect to the database: {exc}") from exc
+    return pool
+
+
+async def _prepare(settings: Settings, conninfo: str) -> store.MigrationReport:
+    """Migrate, then seal any partner secret still stored plain and check that the server key
+    opens the stored ones (a wrong key stops the command here, not at every request)."""
+    report = await migrate(conninfo)
+    box = load_secret_box(settings)
+    pool = await _open_pool(conninfo)
+    try:
+        await store.seal_plain_secrets(pool, box=box)
+    finally:
+        await pool.close()
+    return report
+
+
+async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[Any]]) -> Any:
+    conninfo = resolve_conninfo(settings)
+    await _prepare(settings, conninfo)
+    pool = await _open_pool(conninfo)
     try:
         return await work(pool)
     finally:
@@ -50,14 +73,100 @@ async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    report = asyncio.run(migrate(resolve_conninfo(settings)))
+    report = asyncio.run(_prepare(settings, resolve_conninfo(settings)))
     _print({"applied": report.applied, "alreadyApplied": report.already_applied})
     return 0
 
 
 def _cmd_partner_create(settings: Settings, args: argparse.Namespace) -> int:
-    partner = asyncio.run(_with_pool(settings, lambda p: store.create_partner(p, args.name)))
+    box = load_secret_box(settings)
+    partner = asyncio.run(
+        _with_pool(settings, lambda p: store.create_partner(p, args.name, box=box))
+    )
     _print({"partnerClientId": partner.client_id, "secret": partner.secret})
+    return 0
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _cmd_partner_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    box = load_secret_box(settings)
+    new = asyncio.run(
+        _with_pool(
+            settings, lambda p: store.rotate_secret(p, partner_client_id=args.partner, box=box)
+        )
+    )
+    _print(
+        {
+            "partnerClientId": new.partner_client_id,
+            "keyId": new.key_id,
+            "secret": new.secret,
+            "createdAt": _iso(new.created_at),
+        }
+    )
+    return 0
+
+
+def _cmd_partner_retire(settings: Settings, args: argparse.Namespace) -> int:
+    retired = asyncio.run(
+        _with_pool(
+            settings,
+            lambda p: store.retire_secret(p, partner_client_id=args.partner, key_id=args.key_id),
+        )
+    )
+    _print(
+        {
+            "partnerClientId": retired.partner_client_id,
+            "retiredKeyId": retired.key_id,
+            "activeKeyIds": list(retired.active_key_ids),
+        }
+    )
+    return 0
+
+
+def _cmd_partner_secrets(settings: Settings, args: argparse.Namespace) -> int:
+    infos = asyncio.run(
+        _with_pool(settings, lambda p: store.list_secrets(p, partner_client_id=args.partner))
+    )
+    _print(
+        {
+            "partnerClientId": args.partner,
+            "secrets": [
+                {
+                    "keyId": info.key_id,
+                    "createdAt": _iso(info.created_at),
+                    "retiredAt": _iso(info.retired_at),
+                }
+                for info in infos
+            ],
+        }
+    )
+    return 0
+
+
+def _set_active(settings: Settings, partner: str, active: bool) -> int:
+    asyncio.run(
+        _with_pool(
+            settings,
+            lambda p: store.set_partner_active(p, partner_client_id=partner, active=active),
+        )
+    )
+    _print({"partnerClientId": partner, "active": active})
+    return 0
+
+
+def _cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    token = args.token if args.token != "-" else sys.stdin.readline().strip()
+    if not asyncio.run(_with_pool(settings, lambda p: store.revoke_token(p, token=token))):
+        raise CommandError("no live token with that value (unknown, or already revoked)")
+    _print({"revoked": True})
+    return 0
+
+
+def _cmd_key_generate(settings: Settings, args: argparse.Namespace) -> int:
+    _print({"secretKey": store.generate_key()})
     return 0
 
 
@@ -71,6 +180,11 @@ def _cmd_token_issue(settings: Settings, args: argparse.Namespace) -> int:
     scopes = tuple(s for s in args.scopes.replace(",", " ").split() if s)
     if not scopes:
         raise CommandError("--scopes needs at least one scope, e.g. products:delete")
+    unknown = [s for s in scopes if s not in KNOWN_SCOPES]
+    if unknown:
+        raise CommandError(
+            f"unknown scope {', '.join(unknown)}; known scopes: {', '.join(KNOWN_SCOPES)}"
+        )
     token = asyncio.run(
         _with_pool(
             settings,
@@ -134,10 +248,11 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     conninfo = resolve_conninfo(settings)
-    report = asyncio.run(migrate(conninfo))
+    report = asyncio.run(_prepare(settings, conninfo))
     if args.demo:
         data_dir = settings.data_dir
-        demo = asyncio.run(_with_pool(settings, lambda p: ensure_demo(p, data_dir)))
+        box = load_secret_box(settings)
+        demo = asyncio.run(_with_pool(settings, lambda p: ensure_demo(p, data_dir, box=box)))
         print_welcome(demo, f"http://{host}:{port}")
     else:
         _print({"serving": f"http://{host}:{port}", "migrationsApplied": report.applied})
@@ -226,6 +341,26 @@ def _parser() -> argparse.ArgumentParser:
     p_create = partner.add_parser("create", help="create a partner and its first secret")
     p_create.add_argument("--name", required=True)
     p_create.set_defaults(run=_cmd_partner_create)
+    p_rotate = partner.add_parser(
+        "rotate-secret", help="add a second active secret and print it (both verify until retire)"
+    )
+    p_rotate.add_argument("--partner", required=True, help="partner client id")
+    p_rotate.set_defaults(run=_cmd_partner_rotate)
+    p_retire = partner.add_parser(
+        "retire-secret", help="retire the oldest active secret (or --key-id), never the last"
+    )
+    p_retire.add_argument("--partner", required=True, help="partner client id")
+    p_retire.add_argument("--key-id", help="the secret to retire (default: the oldest active)")
+    p_retire.set_defaults(run=_cmd_partner_retire)
+    p_secrets = partner.add_parser("secrets", help="list a partner's key ids and their times")
+    p_secrets.add_argument("--partner", required=True, help="partner client id")
+    p_secrets.set_defaults(run=_cmd_partner_secrets)
+    p_disable = partner.add_parser("disable", help="refuse every request of a partner (AUTH_004)")
+    p_disable.add_argument("--partner", required=True, help="partner client id")
+    p_disable.set_defaults(run=lambda settings, args: _set_active(settings, args.partner, False))
+    p_enable = partner.add_parser("enable", help="accept a disabled partner's requests again")
+    p_enable.add_argument("--partner", required=True, help="partner client id")
+    p_enable.set_defaults(run=lambda settings, args: _set_active(settings, args.partner, True))
 
     shop = commands.add_parser("store", help="stores").add_subparsers(dest="action", required=True)
     s_create = shop.add_parser("create", help="create a store")
@@ -240,6 +375,17 @@ def _parser() -> argparse.ArgumentParser:
     t_issue.add_argument("--store", required=True, help="store client id")
     t_issue.add_argument("--scopes", default=",".join(store.DEFAULT_SCOPES))
     t_issue.set_defaults(run=_cmd_token_issue)
+    t_revoke = token.add_parser(
+        "revoke", help="revoke a store token (every process, within the cache bound)"
+    )
+    t_revoke.add_argument("--token", required=True, help="the token; - reads it from stdin")
+    t_revoke.set_defaults(run=_cmd_token_revoke)
+
+    key = commands.add_parser("key", help="the server key").add_subparsers(
+        dest="action", required=True
+    )
+    k_generate = key.add_parser("generate", help="print a new GATEWAY_SECRET_KEY value")
+    k_generate.set_defaults(run=_cmd_key_generate)
 
     products = commands.add_parser("products", help="catalog products").add_subparsers(
         dest="action", required=True

@@ -68,7 +68,7 @@ async def _authenticated(request: Request, body: bytes) -> AuthContext:
     path, query = _raw_target(request)
     state: dict[str, Any] = request.scope["state"]
     auth = await authenticate(
-        request.app.state.pool,
+        request.app.state.credentials,
         method=request.method,
         path=path,
         query=query,
@@ -76,6 +76,7 @@ async def _authenticated(request: Request, body: bytes) -> AuthContext:
         body=body,
         now_ms=state["clock"](),
         scope=SCOPE_DELETE,
+        max_header_bytes=request.app.state.settings.max_header_bytes,
     )
     state["log"].update(partner=auth.partner_client_id, store=auth.store_client_id)
     return auth
@@ -190,6 +191,7 @@ async def delete_products(request: Request) -> Response:
             request_id=uuid.UUID(request_id),
             plan=plan,
             idempotency=idempotency,
+            rate=request.app.state.rate_limit,
         ),
     )
 
@@ -243,6 +245,7 @@ async def _dry_run(
             nonce=auth.nonce,
             plan=plan,
             idempotency=idempotency,
+            rate=request.app.state.rate_limit,
         ),
     )
 
@@ -281,6 +284,9 @@ async def _dispatch(
             external_ids=payload.externalIds,
             job=BATCH_JOB,
             idempotency=idempotency,
+            rate=request.app.state.rate_limit,
+            max_open_batches=request.app.state.settings.rate_limit_batches,
+            retry_after=request.app.state.settings.retry_after_seconds,
         ),
     )
 
@@ -346,7 +352,7 @@ async def batch_status(request: Request) -> Response:
             raise ApiError("AUTH_006") from None
         raise
     try:
-        await store.accept_nonce(pool, auth.nonce)
+        await store.accept_nonce(pool, auth.nonce, request.app.state.rate_limit)
     except store.Replayed:
         raise ApiError("AUTH_006") from None
     entries = await store.list_batch_entries(

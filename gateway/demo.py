@@ -45,7 +45,7 @@ async def _still_there(pool: store.Pool, demo: Demo) -> bool:
         return await cur.fetchone() is not None
 
 
-async def ensure_demo(pool: store.Pool, data_dir: Path) -> Demo:
+async def ensure_demo(pool: store.Pool, data_dir: Path, *, box: store.SecretBox) -> Demo:
     """Reuse the demo credentials kept in ``data_dir/demo.json`` (mode 0600), or create them;
     re-seed 1,000 products when the demo store has none left."""
     path = data_dir / "demo.json"
@@ -62,7 +62,7 @@ async def ensure_demo(pool: store.Pool, data_dir: Path) -> Demo:
             demo = None
     created = demo is None
     if demo is None:
-        partner = await store.create_partner(pool, "Demo partner")
+        partner = await store.create_partner(pool, "Demo partner", box=box)
         shop = await store.create_store(pool, "Demo store")
         token = await store.issue_token(
             pool, partner_client_id=partner.client_id, store_client_id=shop.client_id

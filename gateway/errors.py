@@ -68,6 +68,11 @@ CATALOG: dict[str, ErrorSpec] = {
         "The first request with this idempotency-key has not finished: retry after"
         " Retry-After seconds, signed anew, with the same key and body",
     ),
+    "RATE_001": ErrorSpec(
+        429,
+        "Too many requests",
+        "Slow down: retry after the number of seconds in the Retry-After header",
+    ),
     "SYS_001": ErrorSpec(
         503,
         "Service temporarily unavailable",

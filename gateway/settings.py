@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from catalog_store import parse_key
+
 __all__ = [
     "ENVIRONMENT",
     "Secret",
@@ -69,6 +71,12 @@ class Settings:
     shutdown_grace: float = 30.0
     metrics_dir: Path | None = None
     archive_retention_days: int = 30
+    secret_key: Secret | None = None
+    auth_cache_seconds: float = 2.0
+    rate_limit_requests: int = 1000
+    rate_limit_window: int = 10
+    rate_limit_batches: int = 4
+    max_header_bytes: int = 8192
 
 
 #: Every variable read, with its meaning; the README lists the same.
@@ -92,6 +100,17 @@ ENVIRONMENT = {
     "GATEWAY_SHUTDOWN_GRACE": "seconds serve lets in-flight requests finish on SIGTERM (30)",
     "PROMETHEUS_MULTIPROC_DIR": "folder of the metrics files of serve's processes (a temp dir)",
     "GATEWAY_ARCHIVE_RETENTION_DAYS": "days a deleted product stays restorable (30)",
+    "GATEWAY_SECRET_KEY": "base64 of 32 bytes: the AES-256-GCM key sealing partner secrets"
+    " (unset: GATEWAY_DATA_DIR/secret.key, made once with mode 0600)",
+    "GATEWAY_AUTH_CACHE_SECONDS": "seconds a process keeps a credentials lookup; the bound on"
+    " how late a revocation, disable or retirement takes effect; 0 disables (2)",
+    "GATEWAY_RATE_LIMIT_REQUESTS": "accepted requests per partner per window, all processes"
+    " together; 0 disables (1000)",
+    "GATEWAY_RATE_LIMIT_WINDOW": "seconds of the sliding window of the request limit (10)",
+    "GATEWAY_RATE_LIMIT_BATCHES": "pending or processing dispatched batches per partner;"
+    " 0 disables (4)",
+    "GATEWAY_MAX_HEADER_BYTES": "longest value of any one header on the partner API, in bytes"
+    " (8192)",
 }
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -146,6 +165,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f" GATEWAY_WORKER_HEARTBEAT={heartbeat}"
         )
     url = env.get("DATABASE_URL") or None
+    key = env.get("GATEWAY_SECRET_KEY") or None
+    if key is not None:
+        try:
+            parse_key(key)
+        except ValueError as exc:
+            # The reason only: never the value itself.
+            raise SettingsError(
+                f"GATEWAY_SECRET_KEY {exc}: give base64 of 32 random bytes"
+                " (partner-gateway key generate prints one)"
+            ) from None
     return Settings(
         database_url=Secret(url) if url else None,
         data_dir=Path(env.get("GATEWAY_DATA_DIR") or ".data"),
@@ -170,6 +199,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         shutdown_grace=_float(env, "GATEWAY_SHUTDOWN_GRACE", 30.0, low=0.0, high=3600.0),
         metrics_dir=_metrics_dir(env),
         archive_retention_days=_int(env, "GATEWAY_ARCHIVE_RETENTION_DAYS", 30, low=1, high=3650),
+        secret_key=Secret(key) if key else None,
+        auth_cache_seconds=_float(env, "GATEWAY_AUTH_CACHE_SECONDS", 2.0, low=0.0, high=60.0),
+        rate_limit_requests=_int(env, "GATEWAY_RATE_LIMIT_REQUESTS", 1000, low=0, high=1_000_000),
+        rate_limit_window=_int(env, "GATEWAY_RATE_LIMIT_WINDOW", 10, low=1, high=3600),
+        rate_limit_batches=_int(env, "GATEWAY_RATE_LIMIT_BATCHES", 4, low=0, high=10_000),
+        max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", 8192, low=1024, high=65536),
     )
 
 

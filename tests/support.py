@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,11 @@ from gateway.app import create_app
 from gateway.settings import Settings
 
 T = TypeVar("T")
+
+# One server key for the whole session, in the environment so that the `partner-gateway`
+# processes the tests start open the secrets that the tests' own pools sealed.
+os.environ.setdefault("GATEWAY_SECRET_KEY", store.generate_key())
+TEST_BOX = store.SecretBox(store.parse_key(os.environ["GATEWAY_SECRET_KEY"]))
 DELETIONS = "/api/v1/partner/stores/products/deletions"
 NOW_MS = 1_758_100_350_458
 
@@ -56,7 +62,7 @@ class Tenant:
 async def make_tenant(
     pool: store.Pool, *, products: int = 0, variants: int = 2, name: str = "t"
 ) -> Tenant:
-    partner = await store.create_partner(pool, f"partner {name}")
+    partner = await store.create_partner(pool, f"partner {name}", box=TEST_BOX)
     shop = await store.create_store(pool, f"store {name}")
     token = await store.issue_token(
         pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
@@ -136,6 +142,7 @@ async def gateway_client(
     *,
     settings: Settings | None = None,
     connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
+    cache_clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An app with its own pool (as one gateway process), lifespan run, in-process transport."""
     app = create_app(
@@ -143,6 +150,8 @@ async def gateway_client(
         conninfo=database_url,
         clock=clock or FakeClock(),
         connection_class=connection_class,
+        secret_box=TEST_BOX,
+        **({"cache_clock": cache_clock} if cache_clock is not None else {}),
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 import catalog_store as store
-from tests.support import make_tenant
+from tests.support import TEST_BOX, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -31,6 +31,7 @@ async def test_lookup_reads_partner_secrets_store_and_token(pool: store.Pool) ->
         partner_client_id=tenant.partner_client_id,
         store_client_id=tenant.store_client_id,
         store_token=tenant.token,
+        box=TEST_BOX,
     )
     assert record == store.AuthRecord(
         partner_id=tenant.partner_id,
@@ -40,12 +41,13 @@ async def test_lookup_reads_partner_secrets_store_and_token(pool: store.Pool) ->
         token_partner_id=tenant.partner_id,
         token_store_id=tenant.store_id,
         token_scopes=("products:delete",),
+        key_ids=("k1",),
     )
 
 
 async def test_lookup_of_unknown_everything_finds_nothing(pool: store.Pool) -> None:
     record = await store.lookup_auth(
-        pool, partner_client_id="x", store_client_id="y", store_token="z"
+        pool, partner_client_id="x", store_client_id="y", store_token="z", box=TEST_BOX
     )
     assert record == store.AuthRecord(None, False, (), None, None, None, ())
 

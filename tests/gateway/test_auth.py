@@ -10,6 +10,7 @@ import catalog_store as store
 from tests.support import (
     DELETIONS,
     NOW_MS,
+    TEST_BOX,
     FakeClock,
     Tenant,
     assert_error,
@@ -240,7 +241,7 @@ async def test_token_of_another_store_is_auth_005(
 async def test_token_the_store_issued_to_another_partner_is_auth_005(
     database_url: str, pool: store.Pool, tenant: Tenant
 ) -> None:
-    rival = await store.create_partner(pool, "rival")
+    rival = await store.create_partner(pool, "rival", box=TEST_BOX)
     rival_token = await store.issue_token(
         pool, partner_client_id=rival.client_id, store_client_id=tenant.store_client_id
     )

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 import catalog_store as store
+from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
     ISO_MS,
@@ -295,7 +296,11 @@ async def test_statement_count_is_constant_whatever_the_batch_size(
 ) -> None:
     tenant = await make_tenant(pool, products=1001, name="big")
     counts = []
-    async with gateway_client(database_url, connection_class=CountingConnection) as client:
+    # The credentials cache off: every request reads its credentials (the worst case).
+    uncached = Settings(pool_min=1, pool_max=4, auth_cache_seconds=0)
+    async with gateway_client(
+        database_url, settings=uncached, connection_class=CountingConnection
+    ) as client:
         for n, payload in enumerate(
             (
                 {"ids": tenant.ids[:1]},
@@ -311,6 +316,31 @@ async def test_statement_count_is_constant_whatever_the_batch_size(
     assert counts == [4, 4, 4]
     assert CountingCursor.statements == ["SELECT", "INSERT", "WITH", "INSERT"]
     assert await product_count(pool, tenant) == (0, 0)
+
+
+async def test_a_cached_partner_costs_three_statements_rate_limit_included(
+    database_url: str, pool: store.Pool
+) -> None:
+    """With the credentials cached, a deletion runs the replay record (which also counts the
+    rate limit), the delete and the audit: no statement of its own for the rate limit."""
+    tenant = await make_tenant(pool, products=3, name="cached")
+    limited = Settings(pool_min=1, pool_max=4, rate_limit_requests=50, auth_cache_seconds=60)
+    counts = []
+    async with gateway_client(
+        database_url, settings=limited, connection_class=CountingConnection
+    ) as client:
+        for n in range(3):
+            CountingCursor.statements.clear()
+            response = await delete(
+                client, tenant, {"ids": tenant.ids[n : n + 1]}, timestamp=NOW_MS + n
+            )
+            assert response.status_code == 200
+            counts.append(list(CountingCursor.statements))
+    assert counts == [
+        ["SELECT", "INSERT", "DELETE", "INSERT"],
+        ["INSERT", "DELETE", "INSERT"],
+        ["INSERT", "DELETE", "INSERT"],
+    ]
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,12 @@ def test_every_variable_is_read() -> None:
         "GATEWAY_SHUTDOWN_GRACE": "4.5",
         "PROMETHEUS_MULTIPROC_DIR": "/run/gw-metrics",
         "GATEWAY_ARCHIVE_RETENTION_DAYS": "90",
+        "GATEWAY_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "GATEWAY_AUTH_CACHE_SECONDS": "0.5",
+        "GATEWAY_RATE_LIMIT_REQUESTS": "20",
+        "GATEWAY_RATE_LIMIT_WINDOW": "5",
+        "GATEWAY_RATE_LIMIT_BATCHES": "1",
+        "GATEWAY_MAX_HEADER_BYTES": "4096",
     }
     assert set(env) == set(ENVIRONMENT)
     assert load_settings(env) == Settings(
@@ -67,6 +73,12 @@ def test_every_variable_is_read() -> None:
         shutdown_grace=4.5,
         metrics_dir=Path("/run/gw-metrics"),
         archive_retention_days=90,
+        secret_key=Secret("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+        auth_cache_seconds=0.5,
+        rate_limit_requests=20,
+        rate_limit_window=5,
+        rate_limit_batches=1,
+        max_header_bytes=4096,
     )
 
 
@@ -89,6 +101,22 @@ def test_every_variable_is_read() -> None:
         (
             {"GATEWAY_WORKER_HEARTBEAT": "5", "GATEWAY_WORKER_STALLED_AFTER": "6"},
             "GATEWAY_WORKER_STALLED_AFTER=6.0 must be at least twice GATEWAY_WORKER_HEARTBEAT=5.0",
+        ),
+        (
+            {"GATEWAY_SECRET_KEY": "c2hvcnQ="},
+            "GATEWAY_SECRET_KEY must decode to 32 bytes, not 5: give base64 of 32 random bytes",
+        ),
+        (
+            {"GATEWAY_SECRET_KEY": "not base64 at all!"},
+            "GATEWAY_SECRET_KEY is not base64: give base64 of 32 random bytes",
+        ),
+        (
+            {"GATEWAY_AUTH_CACHE_SECONDS": "-1"},
+            "GATEWAY_AUTH_CACHE_SECONDS=-1.0 must be between 0.0 and 60.0",
+        ),
+        (
+            {"GATEWAY_RATE_LIMIT_WINDOW": "0"},
+            "GATEWAY_RATE_LIMIT_WINDOW=0 must be between 1 and 3600",
         ),
     ],
 )
@@ -125,3 +153,14 @@ def test_effective_settings_show_every_field_and_mask_secrets() -> None:
     assert "hunter2" not in json.dumps(shown)
     # Every value is plain JSON, whatever its type in Settings.
     assert json.loads(json.dumps(shown)) == shown
+
+
+def test_the_secret_key_never_shows_in_a_repr_or_an_error() -> None:
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    settings = load_settings({"GATEWAY_SECRET_KEY": key})
+    assert key not in repr(settings) and settings.secret_key is not None
+    assert settings.secret_key.reveal() == key
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GATEWAY_SECRET_KEY": key[:-4]})
+    assert key[:-4] not in str(caught.value)
+    assert effective_settings(settings)["secret_key"] == "**********"

@@ -1,0 +1,73 @@
+"""The credentials a request needs, looked up once and kept for a short, bounded time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import catalog_store as store
+
+__all__ = ["CredentialCache"]
+
+_Key = tuple[str, str, bytes]
+
+
+class CredentialCache:
+    """Partner, secrets, store and token of one (partner, store, token) triple, per process.
+
+    An entry is used for at most ``ttl`` seconds after it was read, so a token revoked, a
+    partner disabled or a secret retired in the database is refused by every process at most
+    ``ttl`` seconds later. ``ttl`` 0 reads the database on every request. Unknown triples are
+    kept too (a flood of made-up ids costs one read per triple and ``ttl``), and the table
+    holds at most ``max_entries``, so made-up ids cannot grow it without bound. Entries are
+    keyed by the token's SHA-256, never by the token.
+    """
+
+    def __init__(
+        self,
+        pool: store.Pool,
+        box: store.SecretBox,
+        *,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._pool = pool
+        self._box = box
+        self._ttl = ttl
+        self._clock = clock
+        self._max_entries = max_entries
+        self._entries: dict[_Key, tuple[float, store.AuthRecord]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def lookup(
+        self, *, partner_client_id: str, store_client_id: str, store_token: str
+    ) -> store.AuthRecord:
+        key = (partner_client_id, store_client_id, store.hash_token(store_token))
+        now = self._clock()
+        if self._ttl > 0:
+            hit = self._entries.get(key)
+            if hit is not None and now - hit[0] < self._ttl:
+                return hit[1]
+        record = await store.lookup_auth_by_hash(
+            self._pool,
+            partner_client_id=partner_client_id,
+            store_client_id=store_client_id,
+            token_hash=key[2],
+            box=self._box,
+        )
+        if self._ttl > 0:
+            self._remember(key, now, record)
+        return record
+
+    def _remember(self, key: _Key, now: float, record: store.AuthRecord) -> None:
+        if len(self._entries) >= self._max_entries:
+            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self._ttl}
+            if len(self._entries) >= self._max_entries:
+                # Still full of live entries: drop the older half (dicts keep insertion order).
+                keep = list(self._entries.items())[self._max_entries // 2 :]
+                self._entries = dict(keep)
+        self._entries.pop(key, None)
+        self._entries[key] = (now, record)
