@@ -1,0 +1,149 @@
+"""Partner secrets at rest: sealed with the server key, bound to their row, rotated and retired."""
+
+from __future__ import annotations
+
+import pytest
+
+import catalog_store as store
+from tests.support import TEST_BOX, make_tenant
+
+pytestmark = pytest.mark.anyio
+
+
+def test_a_sealed_secret_opens_only_with_its_key_and_for_its_row() -> None:
+    sealed = TEST_BOX.seal(b"psk_abc", partner_id=7, key_id="k1")
+    assert b"psk_abc" not in sealed and sealed[:1] == b"\x01" and len(sealed) == 1 + 12 + 7 + 16
+    assert TEST_BOX.open(sealed, partner_id=7, key_id="k1") == b"psk_abc"
+    other = store.SecretBox(store.parse_key(store.generate_key()))
+    for box, partner_id, key_id, blob in [
+        (other, 7, "k1", sealed),  # another server key
+        (TEST_BOX, 8, "k1", sealed),  # copied onto another partner's row
+        (TEST_BOX, 7, "k2", sealed),  # or another key id
+        (TEST_BOX, 7, "k1", sealed[:-1] + bytes([sealed[-1] ^ 1])),  # one bit flipped
+        (TEST_BOX, 7, "k1", b"\x02" + sealed[1:]),  # unknown version
+        (TEST_BOX, 7, "k1", b""),
+    ]:
+        with pytest.raises(store.SecretUnreadable) as caught:
+            box.open(blob, partner_id=partner_id, key_id=key_id)
+        assert (caught.value.partner_id, caught.value.key_id) == (partner_id, key_id)
+    assert "key" in repr(TEST_BOX) and repr(TEST_BOX) == "SecretBox(<key hidden>)"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("", "must decode to 32 bytes, not 0"), ("a!b", "is not base64"), ("AAAA", "not 3")],
+)
+def test_a_bad_server_key_is_refused(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        store.parse_key(text)
+
+
+def test_a_generated_key_parses_back_in_both_base64_alphabets() -> None:
+    text = store.generate_key()
+    raw = store.parse_key(text)
+    assert len(raw) == 32
+    assert store.parse_key(text.replace("-", "+").replace("_", "/").rstrip("=")) == raw
+
+
+async def test_the_database_never_holds_a_secret_in_clear(pool: store.Pool) -> None:
+    tenant = await make_tenant(pool)
+    async with store.connection(pool) as conn:
+        cur = await conn.execute("SELECT key_id, secret, sealed FROM partner_secrets")
+        rows = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT count(*) FROM partner_secrets ps"
+            " WHERE position(%s::bytea IN coalesce(ps.sealed, ''::bytea)) > 0",
+            (tenant.secret.encode(),),
+        )
+        assert await cur.fetchone() == (0,)
+    assert [(r[0], r[1]) for r in rows] == [("k1", None)]
+    assert TEST_BOX.open(bytes(rows[0][2]), partner_id=tenant.partner_id, key_id="k1") == (
+        tenant.secret.encode()
+    )
+
+
+async def test_plain_secrets_of_an_older_install_are_sealed_and_still_verify(
+    pool: store.Pool,
+) -> None:
+    """Rows written before migration 0004 hold the secret plain; the start-up step seals them."""
+    tenant = await make_tenant(pool)
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "UPDATE partner_secrets SET secret = %s, sealed = NULL", (tenant.secret.encode(),)
+        )
+
+    async def secrets() -> tuple[bytes, ...]:
+        record = await store.lookup_auth(
+            pool,
+            partner_client_id=tenant.partner_client_id,
+            store_client_id=tenant.store_client_id,
+            store_token=tenant.token,
+            box=TEST_BOX,
+        )
+        return record.secrets
+
+    assert await secrets() == (tenant.secret.encode(),)
+    assert await store.seal_plain_secrets(pool, box=TEST_BOX) == 1
+    assert await store.seal_plain_secrets(pool, box=TEST_BOX) == 0
+    async with store.connection(pool) as conn:
+        cur = await conn.execute("SELECT secret IS NULL, sealed IS NOT NULL FROM partner_secrets")
+        assert await cur.fetchall() == [(True, True)]
+    assert await secrets() == (tenant.secret.encode(),)
+    wrong = store.SecretBox(store.parse_key(store.generate_key()))
+    with pytest.raises(store.SecretUnreadable):
+        await store.seal_plain_secrets(pool, box=wrong)
+
+
+async def test_rotation_keeps_two_secrets_at_most_and_never_retires_the_last(
+    pool: store.Pool,
+) -> None:
+    tenant = await make_tenant(pool)
+    pid = tenant.partner_client_id
+    with pytest.raises(store.CredentialError, match="is the only active secret"):
+        await store.retire_secret(pool, partner_client_id=pid)
+    new = await store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
+    assert new.key_id == "k2" and new.secret.startswith("psk_") and new.secret != tenant.secret
+    with pytest.raises(store.CredentialError, match="already has 2 active secrets"):
+        await store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
+    record = await store.lookup_auth(
+        pool,
+        partner_client_id=pid,
+        store_client_id=tenant.store_client_id,
+        store_token=tenant.token,
+        box=TEST_BOX,
+    )
+    assert record.key_ids == ("k2", "k1")
+    assert record.secrets == (new.secret.encode(), tenant.secret.encode())
+    with pytest.raises(store.CredentialError, match="no active secret k9; active: k1, k2"):
+        await store.retire_secret(pool, partner_client_id=pid, key_id="k9")
+    retired = await store.retire_secret(pool, partner_client_id=pid)
+    assert (retired.key_id, retired.active_key_ids) == ("k1", ("k2",))
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT key_id, secret IS NULL AND sealed IS NULL, retired_at IS NOT NULL"
+            " FROM partner_secrets ORDER BY key_id"
+        )
+        assert await cur.fetchall() == [("k1", True, True), ("k2", False, False)]
+    third = await store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
+    assert third.key_id == "k3"
+    infos = await store.list_secrets(pool, partner_client_id=pid)
+    assert [(i.key_id, i.retired_at is not None) for i in infos] == [
+        ("k1", True),
+        ("k2", False),
+        ("k3", False),
+    ]
+    for call in (
+        store.rotate_secret(pool, partner_client_id="nobody", box=TEST_BOX),
+        store.retire_secret(pool, partner_client_id="nobody"),
+        store.list_secrets(pool, partner_client_id="nobody"),
+        store.set_partner_active(pool, partner_client_id="nobody", active=False),
+    ):
+        with pytest.raises(store.UnknownClient):
+            await call
+
+
+async def test_revoking_a_token_by_its_value(pool: store.Pool) -> None:
+    tenant = await make_tenant(pool)
+    assert await store.revoke_token(pool, token=tenant.token) is True
+    assert await store.revoke_token(pool, token=tenant.token) is False
+    assert await store.revoke_token(pool, token="stkn_never_issued") is False
