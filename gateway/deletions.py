@@ -107,7 +107,22 @@ def _validation_error(exc: msgspec.DecodeError, body: bytes) -> ApiError:
     return ApiError("VAL_001", context={"validationErrors": {field: reason}})
 
 
-def _check_entries(payload: DeletionRequest) -> None:
+def _nul_problems(payload: DeletionRequest) -> dict[str, str]:
+    """PostgreSQL text cannot hold NUL, and no product id or external id contains one."""
+    problems: dict[str, str] = {}
+    for field, values in (("ids", payload.ids), ("externalIds", payload.externalIds)):
+        index = next((i for i, value in enumerate(values) if "\x00" in value), None)
+        if index is not None:
+            problems[field] = f"must not contain the NUL character \\u0000 (at {field}[{index}])"
+    return problems
+
+
+def _check_entries(payload: DeletionRequest, body: bytes) -> None:
+    # A NUL can reach a JSON string only as the escape \u0000 (a raw one is not JSON).
+    if b"\\u0000" in body:
+        nul = _nul_problems(payload)
+        if nul:
+            raise ApiError("VAL_001", context={"validationErrors": nul})
     total = len(payload.ids) + len(payload.externalIds)
     problem: str | None = None
     if total == 0:
@@ -150,7 +165,7 @@ async def delete_products(request: Request) -> Response:
     try:
         key = idempotency_key(request)
         payload = decode_deletion_request(body)
-        _check_entries(payload)
+        _check_entries(payload, body)
     except (msgspec.DecodeError, ApiError) as exc:
         # Replay (step 6) is decided before the body: a replayed request is AUTH_006 whatever
         # its body says. Nothing is recorded for a request that changes nothing.

@@ -1,0 +1,515 @@
+"""A table of hostile inputs: each gets its exact coded answer, none a 500, and none changes a
+product of any store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+import catalog_store as store
+import signing
+from gateway.errors import CATALOG
+from gateway.settings import Settings
+from tests.support import DELETIONS, NOW_MS, Tenant, assert_error, gateway_client, make_tenant
+
+pytestmark = pytest.mark.anyio
+
+_MALFORMED_TS = "must be Unix time in milliseconds, decimal digits only (e.g. 1758100350458)"
+_DEEP = 10_000
+_HUGE = b'{"ids": ["' + b"a" * (8 * 1024 * 1024) + b'"]}'
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """A request built from a valid one: ``signed`` header values are signed as they are,
+    ``forged`` ones replace the signed values afterwards; ``extra`` headers are appended."""
+
+    name: str
+    status: int
+    code: str
+    body: bytes = b'{"ids": ["946b3ffa-5f9e-412e-acf4-eea306736e63"]}'
+    method: str = "POST"
+    path: str = DELETIONS
+    query: str = ""
+    signed: dict[str, str] = field(default_factory=dict)
+    forged: dict[str, str] = field(default_factory=dict)
+    extra: tuple[tuple[str, str], ...] = ()
+    context: dict[str, Any] | None = None
+    items: list[dict[str, Any]] | None = None  # the item errors of a 200 report
+    other_store: bool = False  # sign for the other tenant's store with our token
+
+
+def _val(**errors: str) -> dict[str, Any]:
+    return {"validationErrors": errors}
+
+
+def _bad(*invalid: str, why: str) -> dict[str, Any]:
+    return {
+        "missingHeaders": [],
+        "invalidHeaders": list(invalid),
+        "headerErrors": {name: why for name in invalid},
+    }
+
+
+def _item(code: str, message: str, key: str, value: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "rowIndex": 0, key: value}
+
+
+_NOT_UUID = "Product ID is not a valid UUID"
+_NO_EXTERNAL = "Product external ID not found"
+
+CASES = [
+    # --- SQL where ids belong: item answers, the database never sees them as SQL ---
+    Hostile(
+        "sql in ids",
+        200,
+        "PRD_017",
+        body=b'{"ids": ["\' OR 1=1 --"]}',
+        items=[_item("PRD_017", _NOT_UUID, "id", "' OR 1=1 --")],
+    ),
+    Hostile(
+        "sql union in ids",
+        200,
+        "PRD_017",
+        body=b'{"ids": ["1 UNION SELECT id FROM products"]}',
+        items=[_item("PRD_017", _NOT_UUID, "id", "1 UNION SELECT id FROM products")],
+    ),
+    Hostile(
+        "sql in external ids",
+        200,
+        "PRD_015",
+        body=b"{\"externalIds\": [\"x' OR '1'='1\"]}",
+        items=[_item("PRD_015", _NO_EXTERNAL, "externalId", "x' OR '1'='1")],
+    ),
+    Hostile(
+        "drop table in external ids",
+        200,
+        "PRD_015",
+        body=b'{"externalIds": ["\'; DROP TABLE products; --"]}',
+        items=[_item("PRD_015", _NO_EXTERNAL, "externalId", "'; DROP TABLE products; --")],
+    ),
+    Hostile(
+        "like wildcard in external ids",
+        200,
+        "PRD_015",
+        body=b'{"externalIds": ["%"]}',
+        items=[_item("PRD_015", _NO_EXTERNAL, "externalId", "%")],
+    ),
+    # --- NUL bytes ---
+    Hostile(
+        "escaped NUL in an id",
+        400,
+        "VAL_001",
+        body=b'{"ids": ["946b3ffa-5f9e-412e-acf4-eea306736e63\\u0000"]}',
+        context=_val(ids="must not contain the NUL character \\u0000 (at ids[0])"),
+    ),
+    Hostile(
+        "escaped NUL in an external id",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": ["ok", "a\\u0000b"]}',
+        context=_val(externalIds="must not contain the NUL character \\u0000 (at externalIds[1])"),
+    ),
+    Hostile(
+        "escaped NUL in a dispatched batch",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": ["\\u0000"], "dispatch": true}',
+        context=_val(externalIds="must not contain the NUL character \\u0000 (at externalIds[0])"),
+    ),
+    Hostile(
+        "raw NUL byte in a string",
+        400,
+        "VAL_001",
+        body=b'{"ids": ["a\x00"]}',
+        context=_val(body="is not valid JSON: JSON is malformed: invalid character (byte 11)"),
+    ),
+    # --- nesting ---
+    Hostile(
+        "10,000-deep arrays as the body",
+        400,
+        "VAL_001",
+        body=b"[" * _DEEP + b"]" * _DEEP,
+        context=_val(body="must be a JSON object: Expected `object`, got `array`"),
+    ),
+    Hostile(
+        "10,000-deep arrays in ids",
+        400,
+        "VAL_001",
+        body=b'{"ids": ' + b"[" * _DEEP + b"]" * _DEEP + b"}",
+        context=_val(ids="Expected `str`, got `array` (at ids[0])"),
+    ),
+    Hostile(
+        "10,000-deep objects",
+        400,
+        "VAL_001",
+        body=b'{"x": ' * _DEEP + b"1" + b"}" * _DEEP,
+        context=_val(x="is not a field of this request; expected ids, externalIds, dispatch"),
+    ),
+    # --- duplicate keys ---
+    Hostile(
+        "duplicate ids key",
+        400,
+        "VAL_001",
+        body=b'{"ids": ["a"], "ids": ["946b3ffa-5f9e-412e-acf4-eea306736e63"]}',
+        context=_val(ids="is given more than once in the JSON object; send each field once"),
+    ),
+    Hostile(
+        "duplicate key hidden behind an escape",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": ["a"], "\\u0065xternalIds": ["b"]}',
+        context=_val(
+            externalIds="is given more than once in the JSON object; send each field once"
+        ),
+    ),
+    Hostile(
+        "duplicate dispatch key",
+        400,
+        "VAL_001",
+        body=b'{"ids": ["a"], "dispatch": true, "dispatch": false}',
+        context=_val(dispatch="is given more than once in the JSON object; send each field once"),
+    ),
+    # --- encodings ---
+    Hostile(
+        "non-UTF-8 byte in a string",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": ["caf\xe9"]}',
+        context=_val(body="is not valid JSON: JSON is malformed: a string is not valid UTF-8"),
+    ),
+    Hostile(
+        "non-UTF-8 bytes outside strings",
+        400,
+        "VAL_001",
+        body=b"\xff\xfe{}",
+        context=_val(body="is not valid JSON: JSON is malformed: invalid character (byte 0)"),
+    ),
+    Hostile(
+        "UTF-16 body",
+        400,
+        "VAL_001",
+        body='{"ids": ["a"]}'.encode("utf-16"),
+        context=_val(body="is not valid JSON: JSON is malformed: invalid character (byte 0)"),
+    ),
+    Hostile(
+        "lone surrogate escape",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": ["\\ud800"]}',
+        context=_val(body="is not valid JSON: Input data was truncated"),
+    ),
+    # --- wrong types ---
+    Hostile(
+        "number in ids",
+        400,
+        "VAL_001",
+        body=b'{"ids": [123]}',
+        context=_val(ids="Expected `str`, got `int` (at ids[0])"),
+    ),
+    Hostile(
+        "number in external ids",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": ["a", 4.5]}',
+        context=_val(externalIds="Expected `str`, got `float` (at externalIds[1])"),
+    ),
+    Hostile(
+        "huge number in ids",
+        400,
+        "VAL_001",
+        body=b'{"ids": [1e999999]}',
+        context=_val(ids="Number out of range (at ids[0])"),
+    ),
+    Hostile(
+        "string where the array belongs",
+        400,
+        "VAL_001",
+        body=b'{"ids": "946b3ffa-5f9e-412e-acf4-eea306736e63"}',
+        context=_val(ids="Expected `array`, got `str`"),
+    ),
+    Hostile(
+        "null ids",
+        400,
+        "VAL_001",
+        body=b'{"ids": null}',
+        context=_val(ids="Expected `array`, got `null`"),
+    ),
+    Hostile(
+        "object in ids",
+        400,
+        "VAL_001",
+        body=b'{"ids": [{"id": "x"}]}',
+        context=_val(ids="Expected `str`, got `object` (at ids[0])"),
+    ),
+    Hostile(
+        "string dispatch",
+        400,
+        "VAL_001",
+        body=b'{"ids": ["a"], "dispatch": "true"}',
+        context=_val(dispatch="Expected `bool`, got `str`"),
+    ),
+    # --- sizes and shapes ---
+    Hostile(
+        "100,001 ids",
+        400,
+        "VAL_001",
+        body=b'{"ids": [' + b",".join([b'"x"'] * 100_001) + b"]}",
+        context=_val(ids="Expected `array` of length <= 100000"),
+    ),
+    Hostile(
+        "external id of 256 characters",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": ["' + b"e" * 256 + b'"]}',
+        context=_val(externalIds="Expected `str` of length <= 255 (at externalIds[0])"),
+    ),
+    Hostile(
+        "empty external id",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": [""]}',
+        context=_val(externalIds="Expected `str` of length >= 1 (at externalIds[0])"),
+    ),
+    Hostile(
+        "no entries",
+        400,
+        "VAL_001",
+        body=b"{}",
+        context=_val(ids="at least one id or external id is required"),
+    ),
+    Hostile(
+        "empty body",
+        400,
+        "VAL_001",
+        body=b"",
+        context=_val(body='is empty: send a JSON object such as {"ids": ["<product uuid>"]}'),
+    ),
+    Hostile(
+        "trailing garbage",
+        400,
+        "VAL_001",
+        body=b'{"ids": ["a"]} DROP',
+        context=_val(body="is not valid JSON: JSON is malformed: trailing characters (byte 16)"),
+    ),
+    Hostile(
+        "unknown field",
+        400,
+        "VAL_001",
+        body=b'{"idz": ["a"]}',
+        context=_val(idz="is not a field of this request; expected ids, externalIds, dispatch"),
+    ),
+    Hostile(
+        "body over 8 MiB",
+        413,
+        "VAL_002",
+        body=_HUGE,
+        context={"limitBytes": 8 * 1024 * 1024, "contentLength": len(_HUGE)},
+    ),
+    # --- headers ---
+    Hostile(
+        "header injection in the token",
+        401,
+        "AUTH_001",
+        forged={"x-store-token": "stkn_x\r\nx-signature: 00"},
+        context=_bad("x-store-token", why="must be printable ASCII"),
+    ),
+    Hostile(
+        "NUL in the partner id",
+        401,
+        "AUTH_001",
+        forged={"x-partner-client-id": "2025\x00"},
+        context=_bad("x-partner-client-id", why="must be printable ASCII"),
+    ),
+    Hostile(
+        "timestamp 0",
+        401,
+        "AUTH_003",
+        signed={"x-timestamp": "0"},
+        context={"providedTimestamp": 0, "currentTime": NOW_MS, "ageSeconds": NOW_MS // 1000},
+    ),
+    Hostile(
+        "negative timestamp",
+        401,
+        "AUTH_001",
+        forged={"x-timestamp": str(-NOW_MS)},
+        context=_bad("x-timestamp", why=_MALFORMED_TS),
+    ),
+    Hostile(
+        "timestamp of 20 digits",
+        401,
+        "AUTH_001",
+        forged={"x-timestamp": "1" * 20},
+        context=_bad("x-timestamp", why=_MALFORMED_TS),
+    ),
+    Hostile(
+        "float timestamp",
+        401,
+        "AUTH_001",
+        forged={"x-timestamp": f"{NOW_MS}.0"},
+        context=_bad("x-timestamp", why=_MALFORMED_TS),
+    ),
+    Hostile(
+        "timestamp with a plus sign",
+        401,
+        "AUTH_001",
+        forged={"x-timestamp": f"+{NOW_MS}"},
+        context=_bad("x-timestamp", why=_MALFORMED_TS),
+    ),
+    Hostile(
+        "timestamp in exponent notation",
+        401,
+        "AUTH_001",
+        forged={"x-timestamp": "1.758100350458e12"},
+        context=_bad("x-timestamp", why=_MALFORMED_TS),
+    ),
+    Hostile(
+        "timestamp in seconds",
+        401,
+        "AUTH_003",
+        signed={"x-timestamp": str(NOW_MS // 1000)},
+        context={
+            "providedTimestamp": NOW_MS // 1000,
+            "currentTime": NOW_MS,
+            "ageSeconds": (NOW_MS - NOW_MS // 1000) // 1000,
+        },
+    ),
+    Hostile(
+        "signature one character short",
+        401,
+        "AUTH_001",
+        forged={"x-signature": "a" * 63},
+        context=_bad(
+            "x-signature", why="must be the 64-character hex HMAC-SHA256 of the string to sign"
+        ),
+    ),
+    Hostile(
+        "signature sent twice",
+        401,
+        "AUTH_001",
+        extra=(("x-signature", "0" * 64),),
+        context=_bad("x-signature", why="is sent more than once"),
+    ),
+    Hostile(
+        "partner id of 10,000 characters",
+        401,
+        "AUTH_001",
+        forged={"x-partner-client-id": "9" * 10_000},
+        context=_bad("x-partner-client-id", why="is longer than 8192 bytes"),
+    ),
+    Hostile(
+        "sql in the partner id",
+        401,
+        "AUTH_004",
+        signed={"x-partner-client-id": "1' OR '1'='1"},
+    ),
+    Hostile(
+        "sql in the store token, signed",
+        403,
+        "AUTH_005",
+        signed={"x-store-token": "' OR revoked_at IS NULL --"},
+    ),
+    Hostile("our token for another store, signed", 403, "AUTH_005", other_store=True),
+    Hostile(
+        "sql as the batch id",
+        404,
+        "BAT_001",
+        method="GET",
+        path=DELETIONS + "/'%20OR%201=1",
+        body=b"",
+        context={"batchId": "' OR 1=1"},
+    ),
+    Hostile(
+        "negative page limit",
+        400,
+        "VAL_001",
+        method="GET",
+        path=DELETIONS + "/946b3ffa-5f9e-412e-acf4-eea306736e63",
+        query="limit=-1",
+        body=b"",
+        context=_val(limit="must be a whole number from 1 to 1,000"),
+    ),
+    Hostile(
+        "forged page cursor",
+        400,
+        "VAL_001",
+        method="GET",
+        path=DELETIONS + "/946b3ffa-5f9e-412e-acf4-eea306736e63",
+        query="cursor=eyJvIjotMX0",
+        body=b"",
+        context=_val(cursor="must be a nextCursor value returned by this endpoint"),
+    ),
+]
+
+
+def _message(code: str) -> str:
+    return CATALOG[code].message
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway_client(database_url, settings=Settings(pool_min=1, pool_max=2)) as c:
+        yield c
+
+
+def _request(case: Hostile, tenant: Tenant, other: Tenant) -> list[tuple[bytes, bytes]]:
+    values = {
+        "x-partner-client-id": tenant.partner_client_id,
+        "x-store-client-id": other.store_client_id if case.other_store else tenant.store_client_id,
+        "x-store-token": tenant.token,
+        "x-timestamp": str(NOW_MS),
+        **case.signed,
+    }
+    signature = signing.sign_request(
+        tenant.secret,
+        method=case.method,
+        path=case.path,
+        query=case.query,
+        partner_client_id=values["x-partner-client-id"],
+        store_client_id=values["x-store-client-id"],
+        store_token=values["x-store-token"],
+        timestamp=values["x-timestamp"],
+        body=case.body,
+    )
+    values = {**values, "x-signature": signature, **case.forged}
+    headers = [(name, value) for name, value in values.items()] + list(case.extra)
+    headers.append(("content-type", "application/json"))
+    return [(name.encode(), value.encode("latin-1")) for name, value in headers]
+
+
+async def _snapshot(pool: store.Pool) -> list[tuple[Any, ...]]:
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT store_id, id, external_id, (SELECT count(*) FROM product_variants v"
+            "  WHERE v.store_id = p.store_id AND v.product_id = p.id)"
+            " FROM products p ORDER BY store_id, id"
+        )
+        return await cur.fetchall()
+
+
+def test_the_table_has_at_least_forty_hostile_inputs() -> None:
+    assert len(CASES) >= 40
+    assert len({case.name for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+async def test_a_hostile_input_gets_its_coded_answer_and_changes_nothing(
+    client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, case: Hostile
+) -> None:
+    other = await make_tenant(pool, products=3, name="other")
+    before = await _snapshot(pool)
+    url = case.path + (f"?{case.query}" if case.query else "")
+    response = await client.request(
+        case.method, url, content=case.body, headers=_request(case, tenant, other)
+    )
+    if case.items is not None:
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["errors"] == case.items
+        assert response.json()["data"]["summary"]["succeeded"] == 0
+    else:
+        assert_error(response, case.status, case.code, _message(case.code), context=case.context)
+    assert await _snapshot(pool) == before
