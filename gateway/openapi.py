@@ -10,6 +10,7 @@ import msgspec
 from .errors import CATALOG, ITEM_CODES
 from .idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
 from .wire import (
+    BatchResponse,
     DeletionRequest,
     DeletionResponse,
     DispatchResponse,
@@ -74,6 +75,7 @@ def build_openapi() -> dict[str, Any]:
             DeletionResponse,
             DryRunResponse,
             DispatchResponse,
+            BatchResponse,
             ErrorResponse,
             HealthResponse,
         ],
@@ -140,6 +142,7 @@ def build_openapi() -> dict[str, Any]:
                             "VAL_002",
                             "IDEM_001",
                             "IDEM_002",
+                            "RATE_001",
                             "SYS_001",
                         ),
                     },
@@ -158,7 +161,12 @@ def build_openapi() -> dict[str, Any]:
                         },
                         *signed_params,
                     ],
-                    "responses": _errors(*_AUTH_CODES, "BAT_001", "VAL_002", "SYS_001"),
+                    "responses": {
+                        "200": _json("BatchResponse", "Progress and one page of results"),
+                        **_errors(
+                            *_AUTH_CODES, "VAL_001", "BAT_001", "VAL_002", "RATE_001", "SYS_001"
+                        ),
+                    },
                 }
             },
             "/healthz": {
