@@ -15,11 +15,14 @@ import structlog
 import catalog_store as store
 import signing
 import signing.canonical
+from gateway.app import create_app
+from gateway.credentials import CredentialCache
 from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
     NOW_MS,
     TEST_BOX,
+    FakeClock,
     Tenant,
     assert_error,
     body_of,
@@ -291,3 +294,54 @@ async def test_no_secret_token_or_signature_is_ever_logged(
         assert secret not in text
     codes: list[Any] = [entry.get("code") for entry in logs if entry.get("event") == "request"]
     assert codes == [None, "AUTH_002", "AUTH_006"]
+
+
+async def test_the_cache_stays_bounded_whatever_ids_are_made_up(pool: store.Pool) -> None:
+    ticks = Ticks()
+    cache = CredentialCache(pool, TEST_BOX, ttl=2.0, clock=ticks, max_entries=4)
+    for n in range(10):
+        record = await cache.lookup(
+            partner_client_id=f"made-up-{n}", store_client_id="s", store_token="t"
+        )
+        assert record.partner_id is None and record.secrets == ()
+        assert 1 <= len(cache) <= 4
+    assert len(cache) == 4
+    ticks.now += 2.0  # every entry expired: the next one to come finds them all dropped
+    await cache.lookup(partner_client_id="late", store_client_id="s", store_token="t")
+    assert len(cache) == 1
+
+
+async def test_a_secret_the_server_key_cannot_open_is_sys_001_and_leaks_nothing(
+    database_url: str, tenant: Tenant
+) -> None:
+    """Another GATEWAY_SECRET_KEY than the one that sealed the secrets: the operator's fault,
+    answered as a temporary outage with nothing changed, never as the partner's."""
+    wrong = store.SecretBox(store.parse_key(store.generate_key()))
+    app = create_app(
+        Settings(pool_min=1, pool_max=2), conninfo=database_url, clock=FakeClock(), secret_box=wrong
+    )
+    body = body_of({"ids": tenant.ids[:1]})
+    with structlog.testing.capture_logs() as logs:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                response = await client.post(
+                    DELETIONS, content=body, headers=signed_headers(tenant, body=body)
+                )
+    assert response.headers["retry-after"] == "5"
+    assert_error(
+        response,
+        503,
+        "SYS_001",
+        "Service temporarily unavailable",
+        hint="The gateway cannot read its credentials; nothing was changed."
+        " Retry after Retry-After seconds, or tell the gateway operator",
+        context={},
+    )
+    assert {
+        "event": "partner secret does not open",
+        "partner_id": tenant.partner_id,
+        "key_id": "k1",
+        "log_level": "error",
+    } in logs
+    assert tenant.secret not in repr(logs)
