@@ -108,6 +108,7 @@ _OPERATIONS = [
     ("GET", "/api/v1/partner/stores/products/deletions/{batchId}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
 ]
 
 
