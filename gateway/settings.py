@@ -200,7 +200,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_dir=_metrics_dir(env),
         archive_retention_days=_int(env, "GATEWAY_ARCHIVE_RETENTION_DAYS", 30, low=1, high=3650),
         secret_key=Secret(key) if key else None,
-        auth_cache_seconds=_float(env, "GATEWAY_AUTH_CACHE_SECONDS", 2.0, low=0.0, high=60.0),
+        auth_cache_seconds=_float(env, "GATEWAY_AUTH_CACHE_SECONDS", 2.0, low=0.0, high=10.0),
         rate_limit_requests=_int(env, "GATEWAY_RATE_LIMIT_REQUESTS", 1000, low=0, high=1_000_000),
         rate_limit_window=_int(env, "GATEWAY_RATE_LIMIT_WINDOW", 10, low=1, high=3600),
         rate_limit_batches=_int(env, "GATEWAY_RATE_LIMIT_BATCHES", 4, low=0, high=10_000),

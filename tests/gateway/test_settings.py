@@ -112,7 +112,11 @@ def test_every_variable_is_read() -> None:
         ),
         (
             {"GATEWAY_AUTH_CACHE_SECONDS": "-1"},
-            "GATEWAY_AUTH_CACHE_SECONDS=-1.0 must be between 0.0 and 60.0",
+            "GATEWAY_AUTH_CACHE_SECONDS=-1.0 must be between 0.0 and 10.0",
+        ),
+        (
+            {"GATEWAY_AUTH_CACHE_SECONDS": "30"},
+            "GATEWAY_AUTH_CACHE_SECONDS=30.0 must be between 0.0 and 10.0",
         ),
         (
             {"GATEWAY_RATE_LIMIT_WINDOW": "0"},
