@@ -60,6 +60,7 @@ def _item(code: str, message: str, key: str, value: str) -> dict[str, Any]:
 
 
 _NOT_UUID = "Product ID is not a valid UUID"
+_NOT_A_FIELD = "is not a field of this request; expected ids, externalIds, dispatch, dryRun"
 _NO_EXTERNAL = "Product external ID not found"
 
 CASES = [
@@ -148,7 +149,9 @@ CASES = [
         400,
         "VAL_001",
         body=b'{"x": ' * _DEEP + b"1" + b"}" * _DEEP,
-        context=_val(x="is not a field of this request; expected ids, externalIds, dispatch"),
+        context=_val(
+            x="is not a field of this request; expected ids, externalIds, dispatch, dryRun"
+        ),
     ),
     # --- duplicate keys ---
     Hostile(
@@ -253,6 +256,35 @@ CASES = [
         body=b'{"ids": ["a"], "dispatch": "true"}',
         context=_val(dispatch="Expected `bool`, got `str`"),
     ),
+    Hostile(
+        "string dryRun",
+        400,
+        "VAL_001",
+        body=b'{"ids": ["a"], "dryRun": "false"}',
+        context=_val(dryRun="Expected `bool`, got `str`"),
+    ),
+    # --- the idempotency-key header (not signed, so anyone on the path can set it) ---
+    Hostile(
+        "idempotency key of 256 characters",
+        400,
+        "VAL_001",
+        extra=(("idempotency-key", "k" * 256),),
+        context=_val(**{"idempotency-key": "must be 1 to 255 characters; got 256"}),
+    ),
+    Hostile(
+        "header injection in the idempotency key",
+        400,
+        "VAL_001",
+        extra=(("idempotency-key", "k\r\nx-signature: 00"),),
+        context=_val(**{"idempotency-key": "must be printable ASCII characters (space to ~)"}),
+    ),
+    Hostile(
+        "idempotency key sent twice",
+        400,
+        "VAL_001",
+        extra=(("idempotency-key", "a"), ("idempotency-key", "b")),
+        context=_val(**{"idempotency-key": "must be sent once"}),
+    ),
     # --- sizes and shapes ---
     Hostile(
         "100,001 ids",
@@ -301,7 +333,9 @@ CASES = [
         400,
         "VAL_001",
         body=b'{"idz": ["a"]}',
-        context=_val(idz="is not a field of this request; expected ids, externalIds, dispatch"),
+        context=_val(
+            idz="is not a field of this request; expected ids, externalIds, dispatch, dryRun"
+        ),
     ),
     Hostile(
         "body over 8 MiB",

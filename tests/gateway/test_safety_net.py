@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import catalog_store as store
+from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
     NOW_MS,
@@ -347,7 +348,11 @@ async def test_with_a_key_the_statement_count_is_still_constant(
 
     tenant = await make_tenant(pool, products=1001, variants=1, name="big")
     counts = []
-    async with gateway_client(database_url, connection_class=CountingConnection) as client:
+    # The credentials cache off: every request reads its credentials (the worst case).
+    uncached = Settings(pool_min=1, pool_max=4, auth_cache_seconds=0)
+    async with gateway_client(
+        database_url, settings=uncached, connection_class=CountingConnection
+    ) as client:
         for n, ids in enumerate((tenant.ids[:1], tenant.ids[1:1000])):
             CountingCursor.statements.clear()
             response = await send(client, tenant, {"ids": ids}, key=f"k{n}", ts=NOW_MS + n)
