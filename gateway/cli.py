@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from .keys import load_secret_box
 from .logs import configure_logging
 from .partner_cli import CommandError, add_partner_commands
 from .restore import add_restore_command
-from .serving import metrics_folder, run_servers
+from .serving import metrics_folder, run_servers, stop_signals
 from .settings import Settings, SettingsError, effective_settings, load_settings
 
 __all__ = ["KNOWN_SCOPES", "main"]
@@ -243,12 +244,25 @@ def _die_with_parent() -> None:
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     conninfo = resolve_conninfo(settings)
     report = asyncio.run(_prepare(settings, conninfo))
+    with stop_signals() as stop:
+        return _serve(settings, args, conninfo, report, host, port, stop)
+
+
+def _serve(
+    settings: Settings,
+    args: argparse.Namespace,
+    conninfo: str,
+    report: store.MigrationReport,
+    host: str,
+    port: int,
+    stop: threading.Event,
+) -> int:
+    import uvicorn
+
     if args.demo:
         data_dir = settings.data_dir
         box = load_secret_box(settings)
@@ -274,7 +288,11 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         worker = _start_worker(conninfo) if args.with_worker else None
         try:
             return run_servers(
-                config, workers=args.workers, grace=settings.shutdown_grace, metrics=folder
+                config,
+                workers=args.workers,
+                grace=settings.shutdown_grace,
+                metrics=folder,
+                stop=stop,
             )
         finally:
             if worker is not None:

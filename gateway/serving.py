@@ -27,7 +27,7 @@ import uvicorn
 from prometheus_client import multiprocess
 from uvicorn._subprocess import get_subprocess
 
-__all__ = ["metrics_folder", "run_servers"]
+__all__ = ["metrics_folder", "run_servers", "stop_signals"]
 
 _log = structlog.get_logger("gateway.serve")
 
@@ -35,6 +35,8 @@ _log = structlog.get_logger("gateway.serve")
 _STARTUP_FAILURE = 3
 #: Beyond the grace period: time for the app's own shutdown (closing the pool) before a kill.
 _SHUTDOWN_MARGIN = 10.0
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_RESEND_EVERY = 0.5
 
 
 class _Server(uvicorn.Server):
@@ -44,6 +46,9 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         with super().capture_signals():
+            # uvicorn's handlers are in place: let in a stop that came while this process was
+            # starting (held pending if _spawn's mask was inherited, else re-sent by the parent).
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             yield
             self._captured_signals.clear()
 
@@ -53,8 +58,21 @@ def _child_main(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
 
 
 def _spawn(config: uvicorn.Config, sock: socket.socket) -> SpawnProcess:
+    """Start a child that ignores the stop signals until uvicorn installs its own handlers: one
+    that came while it was still importing the app would kill it outright (exit -15) instead of
+    stopping it gracefully. The parent sends SIGTERM again until it stops (see run_servers)."""
     process = get_subprocess(config, functools.partial(_child_main, config), [sock])
-    process.start()
+    # The child inherits SIG_IGN, and the mask too (except the first child, when starting
+    # multiprocessing's resource tracker unblocks them here); it unblocks them itself in
+    # _Server.capture_signals. Blocked here meanwhile, a stop for this process stays pending.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
+    try:
+        process.start()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return process
 
 
@@ -77,15 +95,28 @@ def metrics_folder(given: Path | None) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_servers(config: uvicorn.Config, *, workers: int, grace: float, metrics: Path) -> int:
-    """Serve with ``workers`` processes until SIGTERM/SIGINT; 0 when all stopped cleanly."""
-    sock = config.bind_socket()
+@contextlib.contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT set the event instead of killing the process, for the whole block:
+    entered before `serve` says it is serving, so a stop that follows at once is graceful."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_servers(
+    config: uvicorn.Config, *, workers: int, grace: float, metrics: Path, stop: threading.Event
+) -> int:
+    """Serve with ``workers`` processes until ``stop`` is set; 0 when all stopped cleanly."""
+    sock = config.bind_socket()
     children: list[SpawnProcess] = []
     ok = True
     try:
@@ -104,13 +135,15 @@ def run_servers(config: uvicorn.Config, *, workers: int, grace: float, metrics: 
                 _log.warning("server process died; starting another", exit_code=child.exitcode)
                 children[index] = _spawn(config, sock)
     finally:
-        for child in children:
-            if child.is_alive() and child.pid is not None:
-                os.kill(child.pid, signal.SIGTERM)
+        _terminate(children)
         # The children close their copies of the socket as they stop; once this one is closed
         # too, a new connection is refused at once instead of waiting in a dead backlog.
         sock.close()
         deadline = time.monotonic() + grace + _SHUTDOWN_MARGIN
+        while any(child.is_alive() for child in children) and time.monotonic() < deadline:
+            time.sleep(_RESEND_EVERY)
+            # Again: a child still starting ignored it; uvicorn takes a repeated SIGTERM calmly.
+            _terminate(children)
         for child in children:
             child.join(max(0.0, deadline - time.monotonic()))
             if child.is_alive():
@@ -119,9 +152,13 @@ def run_servers(config: uvicorn.Config, *, workers: int, grace: float, metrics: 
                 child.join()
             ok = ok and child.exitcode == 0
             _forget(metrics, child.pid)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0 if ok else 1
+
+
+def _terminate(children: list[SpawnProcess]) -> None:
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)
 
 
 def _forget(metrics: Path, pid: int | None) -> None:

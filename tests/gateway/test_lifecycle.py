@@ -23,7 +23,7 @@ import catalog_store as store
 from gateway.client import PartnerAuth
 from gateway.jobs import BATCH_JOB
 from gateway.middleware import CUT_OFF_HINT
-from tests.live import BIN, Server, clean_env, cli, serving
+from tests.live import BIN, Server, clean_env, cli, free_port, serving
 from tests.support import DELETIONS, Tenant, assert_error, make_tenant, run_with_pool
 
 pytestmark = pytest.mark.slow
@@ -342,3 +342,31 @@ def test_two_gateways_and_a_worker_on_one_machine(database_url: str, tmp_path: P
     deletion = next(line for line in lines if line.get("succeeded") == 1)
     assert deletion["partner"] == partner["partnerClientId"]
     assert abs(deletion["clock_skew_ms"]) < 300_000
+
+
+def test_sigterm_while_the_server_processes_are_still_starting_is_a_clean_stop(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A SIGTERM that comes while `serve`'s processes are still importing the app stops them
+    gracefully (exit 0), instead of killing them outright and exiting 1."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            env=clean_env(database_url, GATEWAY_DATA_DIR=str(tmp_path / "data")),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        assert process.stdout is not None
+        started = json.loads(process.stdout.readline())
+        assert started["serving"] == f"http://127.0.0.1:{port}"
+        process.send_signal(signal.SIGTERM)  # the children are spawned, not yet serving
+        assert process.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "killed" not in log.read_text()
