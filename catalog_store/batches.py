@@ -332,7 +332,10 @@ async def process_next_chunk(
             " product_id = r.product_id, external_id = r.external_id"
             " FROM unnest(%s::int[], %s::text[], %s::uuid[], %s::text[])"
             " AS r (seq, code, product_id, external_id)"
-            " WHERE e.store_id = %s AND e.batch_id = %s AND e.seq = r.seq",
+            " WHERE e.store_id = %s AND e.batch_id = %s AND e.seq = r.seq"
+            # The chunk's range of seq, so the planner reads those rows by the primary key
+            # rather than hash-joining the whole batch (a scan of every entry for each chunk).
+            " AND e.seq BETWEEN %s AND %s",
             (
                 [r[0] for r in results],
                 [r[1] for r in results],
@@ -340,6 +343,8 @@ async def process_next_chunk(
                 [r[3] for r in results],
                 store_id,
                 batch_id,
+                results[0][0],
+                results[-1][0],
             ),
         )
         succeeded = sum(1 for r in results if r[1] is None)

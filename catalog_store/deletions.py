@@ -204,6 +204,43 @@ _AUDIT = (
     " (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
+# A request without an idempotency key, whole, in one statement, so one round trip: the replay
+# record, the deletes with their archive (only when the record is new) and the audit row (only
+# then too) commit together or not at all. A replayed signature inserts nothing, so nothing is
+# deleted, archived or audited, and no row comes back. Every deleted row counts once as a
+# success (resolve() attributes each row to exactly one entry), so the audit's counts are
+# computed here, from the rows deleted. The archive is DELETE_PRODUCTS's, for one request.
+_DELETE_AUDITED = """
+WITH nonce AS (
+    INSERT INTO replay_nonces (partner_id, signature, expires_at)
+    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires_ms)s / 1000.0))
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), deleted AS (
+    DELETE FROM products
+     WHERE store_id = %(store)s
+       AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
+       AND EXISTS (SELECT FROM nonce)
+    RETURNING *
+), archived AS (
+    INSERT INTO archived_products
+        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
+    SELECT d.store_id, %(request)s, d.id, d.external_id, NULL, %(partner)s,
+           to_jsonb(d),
+           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
+                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
+      FROM deleted d
+), audit AS (
+    INSERT INTO deletion_audit
+        (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
+    SELECT %(request)s, %(partner)s, %(store)s, %(total)s, d.n, %(total)s - d.n, d.ids
+      FROM nonce,
+           (SELECT count(*)::int AS n, coalesce(array_agg(id), '{}') AS ids FROM deleted) AS d
+)
+SELECT true, NULL::uuid, NULL::text FROM nonce
+UNION ALL
+SELECT false, id, external_id FROM deleted
+"""
 
 
 # The rate limit rides on the replay record that every accepted request writes anyway: one
@@ -309,8 +346,9 @@ async def delete_products(
     idempotency: Idempotency[DeletionOutcome] | None = None,
     rate: RateLimit | None = None,
 ) -> DeletionOutcome:
-    """Record the nonce, delete and archive, audit: one transaction, three statements, any
-    batch size (two more with an idempotency key: its lock and its lookup, then its answer).
+    """Record the nonce, delete and archive, audit: one transaction, any batch size. Without
+    an idempotency key it is one statement (one round trip); with one, it is three statements
+    with the key's lock and lookup before the delete and its answer after.
 
     Raises :class:`Replayed` (nothing changed) when the nonce was already recorded,
     :class:`RateLimited` when the partner is over ``rate``, and the errors of
@@ -318,6 +356,8 @@ async def delete_products(
     nonce was recorded). Two concurrent requests naming one product serialise on its
     row: only one gets it back.
     """
+    if idempotency is None:
+        return await _delete_in_one_statement(pool, store_id, nonce, request_id, plan)
     async with connection(pool) as conn:
         async with conn.transaction():
             before = await begin_request(conn, nonce, store_id, idempotency, rate)
@@ -352,6 +392,30 @@ async def delete_products(
         assert idempotency is not None
         raise AnsweredBefore(idempotency.key, before)
     return outcome
+
+
+async def _delete_in_one_statement(
+    pool: Pool, store_id: int, nonce: Nonce, request_id: uuid.UUID, plan: DeletionPlan
+) -> DeletionOutcome:
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            _DELETE_AUDITED,
+            {
+                "partner": nonce.partner_id,
+                "signature": nonce.signature,
+                "expires_ms": nonce.expires_at_ms,
+                "store": store_id,
+                "ids": plan.target_ids,
+                "external_ids": plan.target_external_ids,
+                "request": request_id,
+                "total": plan.total,
+            },
+        )
+        result = await cur.fetchall()
+    if not result:
+        raise Replayed("signature already accepted")
+    rows = [DeletedProduct(row[1], row[2]) for row in result if not row[0]]
+    return plan.resolve(rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +16,27 @@ from .errors import StoreUnavailable
 __all__ = ["Pool", "create_pool"]
 
 Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+#: A connection given back to the pool this recently was working then, and is lent again
+#: without a check: under load, checking every borrow cost a round trip per request
+#: (docs/performance.md). One idle for longer is checked before it is lent.
+CHECK_IDLE_AFTER_SECONDS = 1.0
+
+_returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _note_return(conn: psycopg.AsyncConnection[Any]) -> None:
+    # Called by the pool only for a connection that comes back healthy and idle.
+    _returned_at[conn] = time.monotonic()
+
+
+async def _check_when_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    returned = _returned_at.get(conn)
+    if returned is not None and time.monotonic() - returned < CHECK_IDLE_AFTER_SECONDS:
+        return
+    await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
 
 def create_pool(
@@ -28,7 +51,8 @@ def create_pool(
     """Build a closed pool; open it with ``await pool.open()`` (the app does so in its lifespan).
 
     ``timeout`` bounds how long a request waits for a connection, so an unreachable database
-    answers quickly instead of hanging.
+    answers quickly instead of hanging. A connection is checked before it is lent when it has
+    been idle for more than :data:`CHECK_IDLE_AFTER_SECONDS`.
     """
     return psycopg_pool.AsyncConnectionPool(
         conninfo,
@@ -38,7 +62,8 @@ def create_pool(
         open=False,
         connection_class=connection_class,
         kwargs={"autocommit": True, "connect_timeout": connect_timeout},
-        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        check=_check_when_idle,
+        reset=_note_return,
         reconnect_timeout=0,  # never give up reconnecting: the database may come back
     )
 
