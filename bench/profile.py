@@ -76,7 +76,7 @@ def profile_gateway(pid: int, load: Callable[[], RunResult], *, duration: float,
         raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')}")
     samples, own, total = summarise(raw.read_text())
     lines = [
-        f"1-entry deletes: {result.requests_per_second:.1f} req/s,"
+        f"{result.entries_per_request}-entry deletes: {result.requests_per_second:.1f} req/s,"
         f" p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms; {samples} samples (not idle)",
         "",
         f"{'self %':>7}  function",

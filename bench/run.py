@@ -64,6 +64,7 @@ CATALOG = int(_env_number("BENCH_CATALOG", 1_000_000))
 SMALL_CATALOG = int(_env_number("BENCH_SMALL_CATALOG", 10_000))
 DISPATCH_ENTRIES = int(_env_number("BENCH_DISPATCH_ENTRIES", 100_000))
 MAX_ENTRIES = int(_env_number("BENCH_MAX_ENTRIES", 200_000))
+PROFILE_ENTRIES = int(_env_number("BENCH_PROFILE_ENTRIES", 1))
 
 
 def _machine(url: str) -> dict[str, Any]:
@@ -481,7 +482,7 @@ def profile() -> None:
         try:
             stack.start_gateway()
             catalog.top_up(CATALOG)
-            batches = _batches(catalog, 1, CATALOG)
+            batches = _batches(catalog, PROFILE_ENTRIES, CATALOG)
             write_signed_requests(folder / "requests.txt", creds, batches)
             profile_gateway(
                 stack.gateway.pid,
@@ -489,8 +490,8 @@ def profile() -> None:
                     stack.gateway_url + DELETIONS,
                     folder / "requests.txt",
                     target="gateway",
-                    entries=1,
-                    connections=CONNECTIONS,
+                    entries=PROFILE_ENTRIES,
+                    connections=CONNECTIONS if PROFILE_ENTRIES == 1 else BATCH_CONNECTIONS,
                     duration=DURATION,
                     expect='"failed":0}',
                 ),

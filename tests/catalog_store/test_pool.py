@@ -1,0 +1,67 @@
+"""The pool's connection check: skipped for a connection given back moments ago, done for one
+idle longer, so a connection the database dropped while idle is replaced before it is lent."""
+
+from __future__ import annotations
+
+import anyio
+import psycopg
+import pytest
+
+import catalog_store as store
+from catalog_store import pool as pool_module
+
+pytestmark = pytest.mark.anyio
+
+
+async def _backend_pid(pool: store.Pool) -> int:
+    async with store.connection(pool) as conn:
+        cur = await conn.execute("SELECT pg_backend_pid()")
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _terminate(database_url: str, pid: int) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
+    assert row == (True,)
+
+
+async def _one_connection_pool(database_url: str) -> store.Pool:
+    pool = store.create_pool(database_url, min_size=1, max_size=1, timeout=10)
+    await pool.open(wait=True)
+    return pool
+
+
+async def test_a_connection_dropped_while_idle_is_replaced_before_it_is_lent(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "CHECK_IDLE_AFTER_SECONDS", 0.05)
+    pool = await _one_connection_pool(database_url)
+    try:
+        first = await _backend_pid(pool)
+        _terminate(database_url, first)
+        await anyio.sleep(0.2)  # idle for longer than the check's threshold
+        second = await _backend_pid(pool)
+    finally:
+        await pool.close()
+    assert second != first
+
+
+async def test_a_connection_given_back_moments_ago_is_lent_unchecked(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the threshold the check is skipped: a connection the database dropped in that
+    moment fails its request with StoreUnavailable (SYS_001, nothing changed), and the pool
+    then replaces it for the next request."""
+    monkeypatch.setattr(pool_module, "CHECK_IDLE_AFTER_SECONDS", 3600)
+    pool = await _one_connection_pool(database_url)
+    try:
+        first = await _backend_pid(pool)
+        _terminate(database_url, first)
+        with pytest.raises(store.StoreUnavailable):
+            await _backend_pid(pool)
+        second = await _backend_pid(pool)
+    finally:
+        await pool.close()
+    assert second != first
