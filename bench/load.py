@@ -8,7 +8,7 @@ import os
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class RunResult:
     p99_ms: float
     bad: int = 0
     exhausted: bool = False
+    round_rates: list[float] = field(default_factory=list)  # entries/s of every round
 
     @property
     def requests_per_second(self) -> float:
@@ -79,6 +80,7 @@ class RunResult:
             "p99Ms": round(self.p99_ms, 2),
             "badAnswers": self.bad,
             "ranOutOfRequests": self.exhausted,
+            "entriesPerSecondEachRound": self.round_rates,
         }
 
 

@@ -57,13 +57,14 @@ def _env_number(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-DURATION = _env_number("BENCH_DURATION", 10)
+DURATION = _env_number("BENCH_DURATION", 5)
 CONNECTIONS = int(_env_number("BENCH_CONNECTIONS", 32))
 BATCH_CONNECTIONS = int(_env_number("BENCH_BATCH_CONNECTIONS", 8))
 CATALOG = int(_env_number("BENCH_CATALOG", 1_000_000))
 SMALL_CATALOG = int(_env_number("BENCH_SMALL_CATALOG", 10_000))
 DISPATCH_ENTRIES = int(_env_number("BENCH_DISPATCH_ENTRIES", 100_000))
-MAX_ENTRIES = int(_env_number("BENCH_MAX_ENTRIES", 200_000))
+MAX_ENTRIES = int(_env_number("BENCH_MAX_ENTRIES", 100_000))
+ROUNDS = max(1, int(_env_number("BENCH_ROUNDS", 3)))
 PROFILE_ENTRIES = int(_env_number("BENCH_PROFILE_ENTRIES", 1))
 
 
@@ -206,18 +207,17 @@ def _batches(catalog: Catalog, entries: int, size: int) -> list[list[str]]:
     return [ids[i : i + entries] for i in range(0, len(ids), entries)]
 
 
-def _measure(
-    stack: Stack, catalog: Catalog, size: int, entries: int, connections: int
-) -> list[RunResult]:
-    """One scenario on each target: gateway, floor, database alone; fresh ids for each."""
-    results = []
+def _run_once(
+    stack: Stack, catalog: Catalog, target: str, size: int, entries: int, connections: int
+) -> RunResult:
+    """One run of one target, on fresh ids of a catalog brought back to ``size``."""
     folder = stack.folder
-    for target in ("gateway", "floor", "database"):
-        catalog.top_up(size)
-        batches = _batches(catalog, entries, size)
+    catalog.top_up(size)
+    batches = _batches(catalog, entries, size)
+    try:
         if target == "gateway":
             write_signed_requests(folder / "requests.txt", stack.creds, batches)
-            result = run_wrk(
+            return run_wrk(
                 stack.gateway_url + DELETIONS,
                 folder / "requests.txt",
                 target=target,
@@ -226,9 +226,9 @@ def _measure(
                 duration=DURATION,
                 expect='"failed":0}',
             )
-        elif target == "floor":
+        if target == "floor":
             write_floor_requests(folder / "requests.txt", FLOOR_PATH, batches)
-            result = run_wrk(
+            return run_wrk(
                 stack.floor_url + FLOOR_PATH,
                 folder / "requests.txt",
                 target=target,
@@ -236,17 +236,38 @@ def _measure(
                 connections=connections,
                 duration=DURATION,
             )
-        else:
-            result = run_database_alone(stack.url, stack.creds.store_id, batches, duration=DURATION)
+        return run_database_alone(stack.url, stack.creds.store_id, batches, duration=DURATION)
+    finally:
         (folder / "requests.txt").unlink(missing_ok=True)
-        print(
-            f"  {target:<9} {result.requests_per_second:>9.1f} req/s"
-            f" {result.entries_per_second:>10.1f} entries/s"
-            f"  p50 {result.p50_ms:>8.2f} ms  p99 {result.p99_ms:>8.2f} ms",
-            flush=True,
-        )
-        results.append(result)
-    return results
+
+
+TARGETS = ("gateway", "floor", "database")
+
+
+def _measure(
+    stack: Stack, catalog: Catalog, size: int, entries: int, connections: int
+) -> list[RunResult]:
+    """One scenario on each target, BENCH_ROUNDS times in turn (gateway, floor, database,
+    gateway, ...), so that a burst of noise from elsewhere on the machine hits every target
+    alike; each target's run of median rate is kept, with its latencies."""
+    rounds: dict[str, list[RunResult]] = {target: [] for target in TARGETS}
+    for _ in range(ROUNDS):
+        for target in TARGETS:
+            result = _run_once(stack, catalog, target, size, entries, connections)
+            print(
+                f"  {target:<9} {result.requests_per_second:>9.1f} req/s"
+                f" {result.entries_per_second:>10.1f} entries/s"
+                f"  p50 {result.p50_ms:>8.2f} ms  p99 {result.p99_ms:>8.2f} ms",
+                flush=True,
+            )
+            rounds[target].append(result)
+    kept = []
+    for target in TARGETS:
+        ordered = sorted(rounds[target], key=lambda r: r.requests_per_second)
+        median = ordered[len(ordered) // 2]
+        median.round_rates = [round(r.entries_per_second, 1) for r in rounds[target]]
+        kept.append(median)
+    return kept
 
 
 def _warm_up(stack: Stack, catalog: Catalog, size: int) -> None:
@@ -375,6 +396,7 @@ def _report(
             "catalog": CATALOG,
             "smallCatalog": SMALL_CATALOG,
             "maxEntriesPerRun": MAX_ENTRIES,
+            "rounds": ROUNDS,
         },
         "runs": rows,
         "catalogFlatness": {
