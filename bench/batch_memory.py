@@ -5,7 +5,8 @@
 Starts the embedded PostgreSQL (or uses DATABASE_URL) in a fresh database, a gateway and a
 worker as real processes, seeds 100,000 products, sends one signed 100,000-entry deletion,
 waits for the batch to succeed, and reads each process's resident memory (VmRSS) and its peak
-(VmHWM) from /proc before and after. Writes bench/results-batch-memory.json.
+(VmHWM) from /proc before and after, summed with its child processes'. Writes
+bench/results-batch-memory.json.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import catalog_store as store  # noqa: E402
+from bench.run import tree_memory_kib  # noqa: E402
 from gateway.client import PartnerAuth  # noqa: E402
 from gateway.jobs import migrate  # noqa: E402
 from tests.live import BIN, clean_env, free_port  # noqa: E402
@@ -38,18 +40,11 @@ DELETIONS = "/api/v1/partner/stores/products/deletions"
 ENTRIES = 100_000
 
 
-def _memory_kib(pid: int) -> dict[str, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0])
-    return fields
-
-
-def _children_rss(pid: int) -> int:
-    """The RSS of a process and of its children (uvicorn serves in the same process here)."""
-    return _memory_kib(pid)["VmRSS"]
+def _tree_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM summed over a process and its descendants: `serve` supervises the
+    uvicorn process that holds the app (gateway/serving.py)."""
+    memory = tree_memory_kib(pid)
+    return {"VmRSS": memory["VmRSS"], "VmHWM": memory["VmHWM"]}
 
 
 async def _setup(url: str) -> tuple[Any, list[str]]:
@@ -114,7 +109,7 @@ def main() -> None:
         )
         with httpx.Client(base_url=base, auth=auth, timeout=120) as client:
             client.get("/healthz")
-            before = {"gateway": _memory_kib(gateway.pid), "worker": _memory_kib(worker.pid)}
+            before = {"gateway": _tree_kib(gateway.pid), "worker": _tree_kib(worker.pid)}
             body = json.dumps({"ids": ids}, separators=(",", ":")).encode()
             started = time.monotonic()
             accepted = client.post(
@@ -126,13 +121,13 @@ def main() -> None:
             peak_during = {"gateway": 0, "worker": 0}
             while True:
                 for label, process in (("gateway", gateway), ("worker", worker)):
-                    peak_during[label] = max(peak_during[label], _children_rss(process.pid))
+                    peak_during[label] = max(peak_during[label], _tree_kib(process.pid)["VmRSS"])
                 status = client.get(f"{DELETIONS}/{batch_id}?limit=1").json()["data"]
                 if status["status"] in ("succeeded", "completed"):
                     break
                 time.sleep(0.2)
             finished_after = time.monotonic() - started
-            after = {"gateway": _memory_kib(gateway.pid), "worker": _memory_kib(worker.pid)}
+            after = {"gateway": _tree_kib(gateway.pid), "worker": _tree_kib(worker.pid)}
         result = {
             "machine": {
                 "cores": os.cpu_count(),

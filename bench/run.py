@@ -98,6 +98,34 @@ def _rss_kib(pid: int) -> dict[str, int]:
     return fields
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants: `serve` supervises its uvicorn processes (gateway/serving.py),
+    so the gateway's memory is the whole tree's."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The command name, in parentheses, may hold spaces: the fields follow it.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tree = [pid]
+    for member in tree:
+        tree += [child for child, parent in parents.items() if parent == member]
+    return tree
+
+
+def tree_memory_kib(pid: int) -> dict[str, Any]:
+    """Resident memory of a process tree: its sum now, the sum of peaks, and each process's."""
+    each = {member: _rss_kib(member) for member in process_tree(pid)}
+    return {
+        "VmRSS": sum(m["VmRSS"] for m in each.values()),
+        "VmHWM": sum(m["VmHWM"] for m in each.values()),
+        "processes": {str(k): v["VmRSS"] for k, v in each.items()},
+    }
+
+
 @contextmanager
 def _fresh_database() -> Iterator[str]:
     server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
@@ -341,7 +369,7 @@ def _report(
     machine: dict[str, Any],
     scenarios: list[dict[str, Any]],
     dispatched: dict[str, Any],
-    memory: dict[str, int],
+    memory: dict[str, Any],
 ) -> dict[str, Any]:
     rows = []
     for scenario in scenarios:
@@ -409,7 +437,11 @@ def _report(
             ),
         },
         "dispatched": dispatched,
-        "gatewayMemoryKiB": {"afterRun": memory["VmRSS"], "peak": memory["VmHWM"]},
+        "gatewayMemoryKiB": {
+            "afterRun": memory["VmRSS"],
+            "peak": memory["VmHWM"],
+            "eachProcessAfterRun": memory["processes"],
+        },
         "targets": targets,
     }
 
@@ -449,7 +481,8 @@ def _print_table(report: dict[str, Any]) -> None:
     )
     print(
         f"gateway memory after the run: {report['gatewayMemoryKiB']['afterRun'] / 1024:.1f} MB"
-        f" (peak {report['gatewayMemoryKiB']['peak'] / 1024:.1f} MB)"
+        f" (sum of peaks {report['gatewayMemoryKiB']['peak'] / 1024:.1f} MB), `serve` and its"
+        f" {len(report['gatewayMemoryKiB']['eachProcessAfterRun']) - 1} child processes"
     )
     print("\ntargets:")
     for t in report["targets"]:
@@ -484,7 +517,7 @@ def bench() -> None:
             stack.start_worker()
             time.sleep(2)  # the worker opens its pool and listens
             dispatched = _dispatched(stack, catalog)
-            memory = _rss_kib(stack.gateway.pid)
+            memory = tree_memory_kib(stack.gateway.pid)
         finally:
             catalog.close()
             stack.stop()
