@@ -85,7 +85,7 @@ def _machine(url: str) -> dict[str, Any]:
         "loadAverageAtStart": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "postgresql": row[0] if row else "",
-        "wrk": wrk[0] if wrk else "",
+        "wrk": wrk[0].split(" Copyright")[0] if wrk else "",
     }
 
 
@@ -489,6 +489,44 @@ def _print_table(report: dict[str, Any]) -> None:
         print(f"  [{'met' if t['met'] else 'MISSED'}] {t['what']}: {t['value']} ({t['target']})")
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The table of bench/results.json in Markdown, as docs/performance.md shows it."""
+    lines = [
+        "| scenario | catalog | target | requests/s | entries/s | p50 ms | p99 ms"
+        " | rate / floor | p99 / floor |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["runs"]:
+        lines.append(
+            f"| {r['scenario']} | {r['catalog']:,} | {r['target']} | {r['requestsPerSecond']:,.0f}"
+            f" | {r['entriesPerSecond']:,.0f} | {r['p50Ms']:.1f} | {r['p99Ms']:.1f}"
+            f" | {r['rateToFloor']:.2f} | {r['p99ToFloor']:.2f} |"
+        )
+    d = report["dispatched"]
+    lines.append(
+        f"| dispatched batch of {d['entries']:,} | {report['settings']['catalog']:,} | gateway"
+        f" + worker | | {d['entriesPerSecond']:,.0f} | | | {d['toDatabaseAlone']:.2f} of the"
+        f" database alone (1,000-entry deletes) | |"
+    )
+    m = report["machine"]
+    lines += [
+        "",
+        f"Machine: {m['cores']} cores, {m['memoryGiB']} GiB, {m['cpu']}; load average at start"
+        f" {m['loadAverageAtStart']}; Python {m['python']}, PostgreSQL {m['postgresql']},"
+        f" {m['wrk']}. The dispatched batch took {d['secondsFrom202ToFinished']} s from its 202"
+        f" to `{d['status']}`. Gateway resident memory after the run:"
+        f" {report['gatewayMemoryKiB']['afterRun'] / 1024:.0f} MB.",
+        "",
+        "| target | value | wanted | met |",
+        "|---|---:|---|---|",
+        *(
+            f"| {t['what']} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |"
+            for t in report["targets"]
+        ),
+    ]
+    return "\n".join(lines)
+
+
 def bench() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     with _fresh_database() as url:
@@ -562,8 +600,16 @@ def profile() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="profile 1-entry deletes")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print bench/results.json as a Markdown table"
+    )
     args = parser.parse_args()
-    profile() if args.profile else bench()
+    if args.markdown:
+        print(markdown(json.loads(RESULTS.read_text())))
+    elif args.profile:
+        profile()
+    else:
+        bench()
 
 
 if __name__ == "__main__":
