@@ -597,6 +597,10 @@ def profile() -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="profile 1-entry deletes")
@@ -604,6 +608,10 @@ def main() -> None:
         "--markdown", action="store_true", help="print bench/results.json as a Markdown table"
     )
     args = parser.parse_args()
+    # Stopped by SIGTERM (or SIGINT in the background): still stop the processes started and
+    # drop the bench database, in the finally blocks.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
     if args.markdown:
         print(markdown(json.loads(RESULTS.read_text())))
     elif args.profile:
