@@ -144,7 +144,11 @@ async def _credentials(url: str) -> Credentials:
     pool = store.create_pool(url, min_size=1, max_size=1)
     await pool.open(wait=True)
     try:
-        partner = await store.create_partner(pool, "bench")
+        # The gateway started later inherits this key, and so opens the secret sealed here.
+        key = os.environ.setdefault("GATEWAY_SECRET_KEY", store.generate_key())
+        partner = await store.create_partner(
+            pool, "bench", box=store.SecretBox(store.parse_key(key))
+        )
         shop = await store.create_store(pool, "bench")
         token = await store.issue_token(
             pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
@@ -160,7 +164,11 @@ class Stack:
     def __init__(self, url: str, folder: Path, creds: Credentials) -> None:
         self.url, self.folder, self.creds = url, folder, creds
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.env = clean_env(url, GATEWAY_DATA_DIR=str(folder / "data"))
+        # The request rate limit is off: at its default (1,000 per 10 s per partner) it would
+        # refuse most of this load. Everything else is as `serve` starts by default.
+        self.env = clean_env(
+            url, GATEWAY_DATA_DIR=str(folder / "data"), GATEWAY_RATE_LIMIT_REQUESTS="0"
+        )
 
     def _start(
         self, label: str, command: list[str], env: dict[str, str]

@@ -206,17 +206,31 @@ _AUDIT = (
 )
 # A request without an idempotency key, whole, in one statement, so one round trip: the replay
 # record, the deletes with their archive (only when the record is new) and the audit row (only
-# then too) commit together or not at all. A replayed signature inserts nothing, so nothing is
-# deleted, archived or audited, and no row comes back. Every deleted row counts once as a
-# success (resolve() attributes each row to exactly one entry), so the audit's counts are
+# then too) commit together or not at all. A refused request (a replayed signature, or a
+# partner over its rate limit, counted as _INSERT_NONCE_LIMITED does) inserts nothing, so
+# nothing is deleted, archived or audited, and no row comes back. Every deleted row counts once
+# as a success (resolve() attributes each row to exactly one entry), so the audit's counts are
 # computed here, from the rows deleted. The archive is DELETE_PRODUCTS's, for one request.
-_DELETE_AUDITED = """
+_NONCE_CTE = """
 WITH nonce AS (
     INSERT INTO replay_nonces (partner_id, signature, expires_at)
-    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires_ms)s / 1000.0))
+    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
     ON CONFLICT DO NOTHING
     RETURNING 1
-), deleted AS (
+)"""
+_NONCE_LIMITED_CTE = """
+WITH nonce AS (
+    INSERT INTO replay_nonces (partner_id, signature, expires_at)
+    SELECT %(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0)
+     WHERE (SELECT count(*) FROM (
+              SELECT 1 FROM replay_nonces
+               WHERE partner_id = %(partner)s
+                 AND accepted_at > statement_timestamp() - make_interval(secs => %(window)s)
+               LIMIT %(limit)s) recent) < %(limit)s
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)"""
+_DELETE_AUDITED_REST = """, deleted AS (
     DELETE FROM products
      WHERE store_id = %(store)s
        AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
@@ -241,6 +255,8 @@ SELECT true, NULL::uuid, NULL::text FROM nonce
 UNION ALL
 SELECT false, id, external_id FROM deleted
 """
+_DELETE_AUDITED = _NONCE_CTE + _DELETE_AUDITED_REST
+_DELETE_AUDITED_LIMITED = _NONCE_LIMITED_CTE + _DELETE_AUDITED_REST
 
 
 # The rate limit rides on the replay record that every accepted request writes anyway: one
@@ -357,7 +373,7 @@ async def delete_products(
     row: only one gets it back.
     """
     if idempotency is None:
-        return await _delete_in_one_statement(pool, store_id, nonce, request_id, plan)
+        return await _delete_in_one_statement(pool, store_id, nonce, request_id, plan, rate)
     async with connection(pool) as conn:
         async with conn.transaction():
             before = await begin_request(conn, nonce, store_id, idempotency, rate)
@@ -395,25 +411,42 @@ async def delete_products(
 
 
 async def _delete_in_one_statement(
-    pool: Pool, store_id: int, nonce: Nonce, request_id: uuid.UUID, plan: DeletionPlan
+    pool: Pool,
+    store_id: int,
+    nonce: Nonce,
+    request_id: uuid.UUID,
+    plan: DeletionPlan,
+    rate: RateLimit | None,
 ) -> DeletionOutcome:
+    params: dict[str, Any] = {
+        "partner": nonce.partner_id,
+        "signature": nonce.signature,
+        "expires": nonce.expires_at_ms,
+        "store": store_id,
+        "ids": plan.target_ids,
+        "external_ids": plan.target_external_ids,
+        "request": request_id,
+        "total": plan.total,
+    }
+    if rate is not None:
+        params.update(window=rate.window_seconds, limit=rate.requests)
     async with connection(pool) as conn:
         cur = await conn.execute(
-            _DELETE_AUDITED,
-            {
-                "partner": nonce.partner_id,
-                "signature": nonce.signature,
-                "expires_ms": nonce.expires_at_ms,
-                "store": store_id,
-                "ids": plan.target_ids,
-                "external_ids": plan.target_external_ids,
-                "request": request_id,
-                "total": plan.total,
-            },
+            _DELETE_AUDITED if rate is None else _DELETE_AUDITED_LIMITED, params
         )
         result = await cur.fetchall()
-    if not result:
-        raise Replayed("signature already accepted")
+        if not result:
+            if rate is None:
+                raise Replayed("signature already accepted")
+            # Refused: one more statement, only now, says why (as insert_nonce does).
+            cur = await conn.execute(_WHY_REFUSED, params)
+            why = await cur.fetchone()
+            assert why is not None
+            if why[0]:
+                raise Replayed("signature already accepted")
+            raise RateLimited(
+                "requests", limit=rate.requests, retry_after=max(1, why[1] or rate.window_seconds)
+            )
     rows = [DeletedProduct(row[1], row[2]) for row in result if not row[0]]
     return plan.resolve(rows)
 
