@@ -58,6 +58,7 @@ class RunResult:
     bad: int = 0
     exhausted: bool = False
     round_rates: list[float] = field(default_factory=list)  # entries/s of every round
+    round_p99s: list[float] = field(default_factory=list)  # p99 ms of every round
 
     @property
     def requests_per_second(self) -> float:
@@ -81,6 +82,7 @@ class RunResult:
             "badAnswers": self.bad,
             "ranOutOfRequests": self.exhausted,
             "entriesPerSecondEachRound": self.round_rates,
+            "p99MsEachRound": self.round_p99s,
         }
 
 

@@ -20,6 +20,7 @@ import platform
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -285,7 +286,8 @@ def _measure(
 ) -> list[RunResult]:
     """One scenario on each target, BENCH_ROUNDS times in turn (gateway, floor, database,
     gateway, ...), so that a burst of noise from elsewhere on the machine hits every target
-    alike; each target's run of median rate is kept, with its latencies."""
+    alike; each target keeps its run of median rate, with the median p50 and median p99 of
+    its rounds (a p99 of one run is at the mercy of one burst)."""
     rounds: dict[str, list[RunResult]] = {target: [] for target in TARGETS}
     for _ in range(ROUNDS):
         for target in TARGETS:
@@ -302,6 +304,9 @@ def _measure(
         ordered = sorted(rounds[target], key=lambda r: r.requests_per_second)
         median = ordered[len(ordered) // 2]
         median.round_rates = [round(r.entries_per_second, 1) for r in rounds[target]]
+        median.round_p99s = [round(r.p99_ms, 2) for r in rounds[target]]
+        median.p50_ms = statistics.median(r.p50_ms for r in rounds[target])
+        median.p99_ms = statistics.median(r.p99_ms for r in rounds[target])
         kept.append(median)
     return kept
 
