@@ -93,11 +93,29 @@ async def _on_api_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc)
 
 
+def _sys_001(request: Request, hint: str | None = None) -> Response:
+    retry_after = str(request.app.state.settings.retry_after_seconds)
+    return error_response(
+        request, ApiError("SYS_001", hint=hint, headers={"Retry-After": retry_after})
+    )
+
+
 async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
     _log.warning("database unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
     DB_ERRORS.inc()
-    retry_after = str(request.app.state.settings.retry_after_seconds)
-    return error_response(request, ApiError("SYS_001", headers={"Retry-After": retry_after}))
+    return _sys_001(request)
+
+
+async def _on_secret_unreadable(request: Request, exc: Exception) -> Response:
+    """The operator's problem (another GATEWAY_SECRET_KEY?), never the partner's; no secret is
+    in the log line or the answer."""
+    assert isinstance(exc, store.SecretUnreadable)
+    _log.error("partner secret does not open", partner_id=exc.partner_id, key_id=exc.key_id)
+    return _sys_001(
+        request,
+        "The gateway cannot read its credentials; nothing was changed."
+        " Retry after Retry-After seconds, or tell the gateway operator",
+    )
 
 
 async def _on_rate_limited(request: Request, exc: Exception) -> Response:
@@ -202,6 +220,7 @@ def create_app(
         exception_handlers={
             ApiError: _on_api_error,
             store.StoreUnavailable: _on_store_unavailable,
+            store.SecretUnreadable: _on_secret_unreadable,
             store.RateLimited: _on_rate_limited,
             HTTPException: _on_http_exception,
         },

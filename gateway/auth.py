@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import structlog
-
 import signing
-from catalog_store import MAX_ACTIVE_SECRETS, AuthRecord, Nonce, SecretUnreadable
+from catalog_store import MAX_ACTIVE_SECRETS, AuthRecord, Nonce
 
 from .errors import CATALOG, ApiError
 from .metrics import CLOCK_SKEW
@@ -33,7 +31,6 @@ DEFAULT_MAX_HEADER_BYTES = 8192
 # with keys nobody holds. An unknown or inactive partner gets only these, so it costs the same
 # work as a known one. Random per process, and never accepted even if matched.
 _DECOY_KEYS: tuple[bytes, ...] = tuple(secrets.token_bytes(32) for _ in range(MAX_ACTIVE_SECRETS))
-_log = structlog.get_logger("gateway.auth")
 
 
 class CredentialSource(Protocol):
@@ -166,22 +163,13 @@ def verification_keys(record: AuthRecord) -> tuple[tuple[bytes, ...], int]:
 
 
 async def _lookup(credentials: CredentialSource, signed: SignedHeaders) -> AuthRecord:
-    try:
-        return await credentials.lookup(
-            partner_client_id=signed.partner_client_id,
-            store_client_id=signed.store_client_id,
-            store_token=signed.store_token,
-        )
-    except SecretUnreadable as exc:
-        # The operator's problem (another GATEWAY_SECRET_KEY?), never the partner's; no secret
-        # is in the message.
-        _log.error("partner secret does not open", partner_id=exc.partner_id, key_id=exc.key_id)
-        raise ApiError(
-            "SYS_001",
-            hint="The gateway cannot read its credentials; nothing was changed."
-            " Retry after Retry-After seconds, or tell the gateway operator",
-            headers={"Retry-After": "5"},
-        ) from None
+    """The request's credentials; a secret that does not open with the server key raises
+    :class:`~catalog_store.SecretUnreadable`, answered ``SYS_001`` by the app."""
+    return await credentials.lookup(
+        partner_client_id=signed.partner_client_id,
+        store_client_id=signed.store_client_id,
+        store_token=signed.store_token,
+    )
 
 
 async def authenticate(
