@@ -173,19 +173,23 @@ _INSERT_NONCE = (
 # The delete archives what it deletes in the same statement: the products' rows and, read from
 # the statement's snapshot (before the cascade removes them), their variants' rows, tagged with
 # the request, the batch (NULL for a synchronous request) and the partner.
-DELETE_PRODUCTS = """
-WITH deleted AS (
-    DELETE FROM products WHERE store_id = %(store)s
-       AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
-    RETURNING *
-), archived AS (
+_ARCHIVE_DELETED = """
     INSERT INTO archived_products
         (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
     SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
            to_jsonb(d),
            COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
                       WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d
+      FROM deleted d"""
+DELETE_PRODUCTS = (
+    """
+WITH deleted AS (
+    DELETE FROM products WHERE store_id = %(store)s
+       AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
+    RETURNING *
+), archived AS ("""
+    + _ARCHIVE_DELETED
+    + """
     -- Deleted again by the same batch after a restore: the archive keeps the latest deletion.
     ON CONFLICT (store_id, request_id, id) DO UPDATE SET external_id = excluded.external_id,
        deleted_at = excluded.deleted_at, product = excluded.product,
@@ -193,6 +197,7 @@ WITH deleted AS (
 )
 SELECT id, external_id FROM deleted
 """
+)
 _PREVIEW = (
     "SELECT p.id, p.external_id, (SELECT count(*) FROM product_variants v"
     " WHERE v.store_id = p.store_id AND v.product_id = p.id)"
@@ -230,20 +235,16 @@ WITH nonce AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 )"""
-_DELETE_AUDITED_REST = """, deleted AS (
+_DELETE_AUDITED_REST = (
+    """, deleted AS (
     DELETE FROM products
      WHERE store_id = %(store)s
        AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
        AND EXISTS (SELECT FROM nonce)
     RETURNING *
-), archived AS (
-    INSERT INTO archived_products
-        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
-    SELECT d.store_id, %(request)s, d.id, d.external_id, NULL, %(partner)s,
-           to_jsonb(d),
-           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
-                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d
+), archived AS ("""
+    + _ARCHIVE_DELETED
+    + """
 ), audit AS (
     INSERT INTO deletion_audit
         (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
@@ -255,6 +256,7 @@ SELECT true, NULL::uuid, NULL::text FROM nonce
 UNION ALL
 SELECT false, id, external_id FROM deleted
 """
+)
 _DELETE_AUDITED = _NONCE_CTE + _DELETE_AUDITED_REST
 _DELETE_AUDITED_LIMITED = _NONCE_LIMITED_CTE + _DELETE_AUDITED_REST
 
@@ -426,6 +428,7 @@ async def _delete_in_one_statement(
         "ids": plan.target_ids,
         "external_ids": plan.target_external_ids,
         "request": request_id,
+        "batch": None,
         "total": plan.total,
     }
     if rate is not None:
