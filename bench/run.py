@@ -426,7 +426,7 @@ def _report(
             ">=",
             0.70,
         ),
-        _target("gateway resident memory after the run (MB)", memory["VmRSS"] / 1024, "<", 150),
+        _target("gateway resident memory after the run (MiB)", memory["VmRSS"] / 1024, "<", 150),
     ]
     return {
         "machine": machine,
@@ -493,8 +493,8 @@ def _print_table(report: dict[str, Any]) -> None:
         f" load at start {m['loadAverageAtStart']}; PostgreSQL {m['postgresql']}"
     )
     print(
-        f"gateway memory after the run: {report['gatewayMemoryKiB']['afterRun'] / 1024:.1f} MB"
-        f" (sum of peaks {report['gatewayMemoryKiB']['peak'] / 1024:.1f} MB), `serve` and its"
+        f"gateway memory after the run: {report['gatewayMemoryKiB']['afterRun'] / 1024:.1f} MiB"
+        f" (sum of peaks {report['gatewayMemoryKiB']['peak'] / 1024:.1f} MiB), `serve` and its"
         f" {len(report['gatewayMemoryKiB']['eachProcessAfterRun']) - 1} child processes"
     )
     print("\ntargets:")
@@ -528,7 +528,7 @@ def markdown(report: dict[str, Any]) -> str:
         f" {m['loadAverageAtStart']}; Python {m['python']}, PostgreSQL {m['postgresql']},"
         f" {m['wrk']}. The dispatched batch took {d['secondsFrom202ToFinished']} s from its 202"
         f" to `{d['status']}`. Gateway resident memory after the run:"
-        f" {report['gatewayMemoryKiB']['afterRun'] / 1024:.0f} MB.",
+        f" {report['gatewayMemoryKiB']['afterRun'] / 1024:.0f} MiB.",
         "",
         "| target | value | wanted | met |",
         "|---|---:|---|---|",
