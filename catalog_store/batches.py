@@ -23,10 +23,9 @@ from .deletions import (
     Nonce,
     Problem,
     RateLimit,
-    begin_request,
-    end_request,
+    in_request_transaction,
 )
-from .errors import AnsweredBefore, RateLimited
+from .errors import RateLimited
 from .idempotency import Idempotency
 from .pool import Pool, connection
 
@@ -124,26 +123,21 @@ async def create_batch(
     batches (0: no limit); then nothing is stored. With an idempotency key, raises as
     ``delete_products`` does, and keeps the answer with the batch.
     """
-    async with connection(pool) as conn:
-        async with conn.transaction():
-            before = await begin_request(conn, nonce, store_id, idempotency, rate)
-            if before is None:
-                batch = await _store_batch(
-                    conn,
-                    store_id,
-                    nonce,
-                    request_id,
-                    ids,
-                    external_ids,
-                    job,
-                    max_open_batches=max_open_batches,
-                    retry_after=retry_after,
-                )
-                await end_request(conn, nonce, store_id, idempotency, batch)
-    if before is not None:
-        assert idempotency is not None
-        raise AnsweredBefore(idempotency.key, before)
-    return batch
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> Batch:
+        return await _store_batch(
+            conn,
+            store_id,
+            nonce,
+            request_id,
+            ids,
+            external_ids,
+            job,
+            max_open_batches=max_open_batches,
+            retry_after=retry_after,
+        )
+
+    return await in_request_transaction(pool, nonce, store_id, idempotency, rate, work)
 
 
 async def _store_batch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -354,6 +354,29 @@ async def end_request(
         )
 
 
+async def in_request_transaction(
+    pool: Pool,
+    nonce: Nonce,
+    store_id: int,
+    idempotency: Idempotency[T] | None,
+    rate: RateLimit | None,
+    work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]],
+) -> T:
+    """One request's transaction: its nonce, its idempotency key's claim, ``work`` and the
+    answer kept under the key. Raises :class:`AnsweredBefore` (only the nonce was recorded,
+    ``work`` never ran) when the key already has an answer."""
+    async with connection(pool) as conn:
+        async with conn.transaction():
+            before = await begin_request(conn, nonce, store_id, idempotency, rate)
+            if before is None:
+                result = await work(conn)
+                await end_request(conn, nonce, store_id, idempotency, result)
+    if before is not None:
+        assert idempotency is not None
+        raise AnsweredBefore(idempotency.key, before)
+    return result
+
+
 async def delete_products(
     pool: Pool,
     *,
@@ -376,40 +399,36 @@ async def delete_products(
     """
     if idempotency is None:
         return await _delete_in_one_statement(pool, store_id, nonce, request_id, plan, rate)
-    async with connection(pool) as conn:
-        async with conn.transaction():
-            before = await begin_request(conn, nonce, store_id, idempotency, rate)
-            if before is None:
-                cur = await conn.execute(
-                    DELETE_PRODUCTS,
-                    {
-                        "store": store_id,
-                        "ids": plan.target_ids,
-                        "external_ids": plan.target_external_ids,
-                        "request": request_id,
-                        "batch": None,
-                        "partner": nonce.partner_id,
-                    },
-                )
-                rows = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
-                outcome = plan.resolve(rows)
-                await conn.execute(
-                    _AUDIT,
-                    (
-                        request_id,
-                        nonce.partner_id,
-                        store_id,
-                        outcome.total,
-                        len(outcome.deleted),
-                        len(outcome.failures),
-                        [row.id for row in rows],
-                    ),
-                )
-                await end_request(conn, nonce, store_id, idempotency, outcome)
-    if before is not None:
-        assert idempotency is not None
-        raise AnsweredBefore(idempotency.key, before)
-    return outcome
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> DeletionOutcome:
+        cur = await conn.execute(
+            DELETE_PRODUCTS,
+            {
+                "store": store_id,
+                "ids": plan.target_ids,
+                "external_ids": plan.target_external_ids,
+                "request": request_id,
+                "batch": None,
+                "partner": nonce.partner_id,
+            },
+        )
+        rows = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
+        outcome = plan.resolve(rows)
+        await conn.execute(
+            _AUDIT,
+            (
+                request_id,
+                nonce.partner_id,
+                store_id,
+                outcome.total,
+                len(outcome.deleted),
+                len(outcome.failures),
+                [row.id for row in rows],
+            ),
+        )
+        return outcome
+
+    return await in_request_transaction(pool, nonce, store_id, idempotency, rate, work)
 
 
 async def _delete_in_one_statement(
@@ -476,28 +495,19 @@ async def preview_deletion(
     Records the nonce (and the idempotency key's answer) and nothing else: no delete, no
     archive, no audit. Raises as :func:`delete_products` does.
     """
-    async with connection(pool) as conn:
-        async with conn.transaction():
-            before = await begin_request(conn, nonce, store_id, idempotency, rate)
-            if before is None:
-                cur = await conn.execute(
-                    _PREVIEW,
-                    {
-                        "store": store_id,
-                        "ids": plan.target_ids,
-                        "external_ids": plan.target_external_ids,
-                    },
-                )
-                found = await cur.fetchall()
-                preview = DeletionPreview(
-                    outcome=plan.resolve([DeletedProduct(row[0], row[1]) for row in found]),
-                    variants={row[0]: int(row[2]) for row in found},
-                )
-                await end_request(conn, nonce, store_id, idempotency, preview)
-    if before is not None:
-        assert idempotency is not None
-        raise AnsweredBefore(idempotency.key, before)
-    return preview
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> DeletionPreview:
+        cur = await conn.execute(
+            _PREVIEW,
+            {"store": store_id, "ids": plan.target_ids, "external_ids": plan.target_external_ids},
+        )
+        found = await cur.fetchall()
+        return DeletionPreview(
+            outcome=plan.resolve([DeletedProduct(row[0], row[1]) for row in found]),
+            variants={row[0]: int(row[2]) for row in found},
+        )
+
+    return await in_request_transaction(pool, nonce, store_id, idempotency, rate, work)
 
 
 async def accept_nonce(pool: Pool, nonce: Nonce, rate: RateLimit | None = None) -> None:
