@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from .deletions import DEFAULT_PAGE, MAX_PAGE
 from .errors import CATALOG, ITEM_CODES
 from .idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
 from .wire import (
@@ -158,6 +159,26 @@ def build_openapi() -> dict[str, Any]:
                             "in": "path",
                             "required": True,
                             "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_PAGE,
+                                "default": DEFAULT_PAGE,
+                            },
+                            "description": "Results per page. Part of the query, so signed",
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "data.nextCursor of the page before, exactly as"
+                            " returned (URL-safe as it is); signed as part of the query",
                         },
                         *signed_params,
                     ],

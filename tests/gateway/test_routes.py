@@ -186,6 +186,15 @@ async def test_openapi_document_is_generated_from_the_wire_types(database_url: s
         schemas["DeletionResponse"]["required"]
     )
     assert set(schemas["DryRunItem"]["properties"]) == {"id", "externalId", "variants"}
+    batch = document["paths"][DELETIONS + "/{batchId}"]["get"]
+    query = {p["name"]: p for p in batch["parameters"] if p["in"] == "query"}
+    assert set(query) == {"limit", "cursor"}  # contract §4: paged, and signed like any query
+    assert query["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+        "default": 100,
+    }
 
 
 async def test_docs_page_renders_the_api(database_url: str) -> None:
