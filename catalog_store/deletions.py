@@ -166,10 +166,24 @@ def plan_deletion(ids: Sequence[str], external_ids: Sequence[str]) -> DeletionPl
     )
 
 
-_INSERT_NONCE = (
-    "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
-    " VALUES (%s, %s, to_timestamp(%s / 1000.0)) ON CONFLICT DO NOTHING"
-)
+_INSERT_NONCE = """
+    INSERT INTO replay_nonces (partner_id, signature, expires_at)
+    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
+    ON CONFLICT DO NOTHING"""
+# The rate limit rides on the replay record that every accepted request writes anyway: one
+# statement counts the partner's accepted requests of the window (never more than the limit
+# of them, from the (partner_id, accepted_at) index) and inserts the new record only when
+# fewer than the limit are there. No extra round trip, and no row that concurrent requests of
+# one partner would queue on.
+_INSERT_NONCE_LIMITED = """
+    INSERT INTO replay_nonces (partner_id, signature, expires_at)
+    SELECT %(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0)
+     WHERE (SELECT count(*) FROM (
+              SELECT 1 FROM replay_nonces
+               WHERE partner_id = %(partner)s
+                 AND accepted_at > statement_timestamp() - make_interval(secs => %(window)s)
+               LIMIT %(limit)s) recent) < %(limit)s
+    ON CONFLICT DO NOTHING"""
 # The delete archives what it deletes in the same statement: the products' rows and, read from
 # the statement's snapshot (before the cascade removes them), their variants' rows, tagged with
 # the request, the batch (NULL for a synchronous request) and the partner.
@@ -216,25 +230,8 @@ _AUDIT = (
 # nothing is deleted, archived or audited, and no row comes back. Every deleted row counts once
 # as a success (resolve() attributes each row to exactly one entry), so the audit's counts are
 # computed here, from the rows deleted. The archive is DELETE_PRODUCTS's, for one request.
-_NONCE_CTE = """
-WITH nonce AS (
-    INSERT INTO replay_nonces (partner_id, signature, expires_at)
-    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)"""
-_NONCE_LIMITED_CTE = """
-WITH nonce AS (
-    INSERT INTO replay_nonces (partner_id, signature, expires_at)
-    SELECT %(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0)
-     WHERE (SELECT count(*) FROM (
-              SELECT 1 FROM replay_nonces
-               WHERE partner_id = %(partner)s
-                 AND accepted_at > statement_timestamp() - make_interval(secs => %(window)s)
-               LIMIT %(limit)s) recent) < %(limit)s
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)"""
+_NONCE_CTE = "\nWITH nonce AS (" + _INSERT_NONCE + "\n    RETURNING 1\n)"
+_NONCE_LIMITED_CTE = "\nWITH nonce AS (" + _INSERT_NONCE_LIMITED + "\n    RETURNING 1\n)"
 _DELETE_AUDITED_REST = (
     """, deleted AS (
     DELETE FROM products
@@ -261,21 +258,6 @@ _DELETE_AUDITED = _NONCE_CTE + _DELETE_AUDITED_REST
 _DELETE_AUDITED_LIMITED = _NONCE_LIMITED_CTE + _DELETE_AUDITED_REST
 
 
-# The rate limit rides on the replay record that every accepted request writes anyway: one
-# statement counts the partner's accepted requests of the window (never more than the limit
-# of them, from the (partner_id, accepted_at) index) and inserts the new record only when
-# fewer than the limit are there. No extra round trip, and no row that concurrent requests of
-# one partner would queue on.
-_INSERT_NONCE_LIMITED = """
-INSERT INTO replay_nonces (partner_id, signature, expires_at)
-SELECT %(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0)
- WHERE (SELECT count(*) FROM (
-          SELECT 1 FROM replay_nonces
-           WHERE partner_id = %(partner)s
-             AND accepted_at > statement_timestamp() - make_interval(secs => %(window)s)
-           LIMIT %(limit)s) recent) < %(limit)s
-ON CONFLICT DO NOTHING
-"""
 # Only for a refused request: was it a replay, or over the limit, and until when.
 _WHY_REFUSED = """
 SELECT EXISTS (SELECT 1 FROM replay_nonces
@@ -294,29 +276,36 @@ async def insert_nonce(
 ) -> None:
     """Record the nonce; :class:`Replayed` if it was, :class:`RateLimited` if the partner is
     over ``rate`` (counted in the same statement). Either way nothing is recorded."""
-    if rate is None:
-        cur = await conn.execute(
-            _INSERT_NONCE, (nonce.partner_id, nonce.signature, nonce.expires_at_ms)
-        )
-        if cur.rowcount != 1:
-            raise Replayed("signature already accepted")
-        return
-    params = {
+    params = _nonce_params(nonce, rate)
+    cur = await conn.execute(_INSERT_NONCE if rate is None else _INSERT_NONCE_LIMITED, params)
+    if cur.rowcount != 1:
+        raise await _refusal(conn, params, rate)
+
+
+def _nonce_params(nonce: Nonce, rate: RateLimit | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
         "partner": nonce.partner_id,
         "signature": nonce.signature,
         "expires": nonce.expires_at_ms,
-        "window": rate.window_seconds,
-        "limit": rate.requests,
     }
-    cur = await conn.execute(_INSERT_NONCE_LIMITED, params)
-    if cur.rowcount == 1:
-        return
+    if rate is not None:
+        params.update(window=rate.window_seconds, limit=rate.requests)
+    return params
+
+
+async def _refusal(
+    conn: psycopg.AsyncConnection[Any], params: dict[str, Any], rate: RateLimit | None
+) -> Replayed | RateLimited:
+    """Why a replay record was not written: without a rate limit only a replay can refuse it;
+    with one, one more statement (asked only now) says which, and until when."""
+    if rate is None:
+        return Replayed("signature already accepted")
     cur = await conn.execute(_WHY_REFUSED, params)
     row = await cur.fetchone()
     assert row is not None
     if row[0]:
-        raise Replayed("signature already accepted")
-    raise RateLimited(
+        return Replayed("signature already accepted")
+    return RateLimited(
         "requests", limit=rate.requests, retry_after=max(1, row[1] or rate.window_seconds)
     )
 
@@ -439,36 +428,22 @@ async def _delete_in_one_statement(
     plan: DeletionPlan,
     rate: RateLimit | None,
 ) -> DeletionOutcome:
-    params: dict[str, Any] = {
-        "partner": nonce.partner_id,
-        "signature": nonce.signature,
-        "expires": nonce.expires_at_ms,
-        "store": store_id,
-        "ids": plan.target_ids,
-        "external_ids": plan.target_external_ids,
-        "request": request_id,
-        "batch": None,
-        "total": plan.total,
-    }
-    if rate is not None:
-        params.update(window=rate.window_seconds, limit=rate.requests)
+    params = _nonce_params(nonce, rate)
+    params.update(
+        store=store_id,
+        ids=plan.target_ids,
+        external_ids=plan.target_external_ids,
+        request=request_id,
+        batch=None,
+        total=plan.total,
+    )
     async with connection(pool) as conn:
         cur = await conn.execute(
             _DELETE_AUDITED if rate is None else _DELETE_AUDITED_LIMITED, params
         )
         result = await cur.fetchall()
         if not result:
-            if rate is None:
-                raise Replayed("signature already accepted")
-            # Refused: one more statement, only now, says why (as insert_nonce does).
-            cur = await conn.execute(_WHY_REFUSED, params)
-            why = await cur.fetchone()
-            assert why is not None
-            if why[0]:
-                raise Replayed("signature already accepted")
-            raise RateLimited(
-                "requests", limit=rate.requests, retry_after=max(1, why[1] or rate.window_seconds)
-            )
+            raise await _refusal(conn, params, rate)
     rows = [DeletedProduct(row[1], row[2]) for row in result if not row[0]]
     return plan.resolve(rows)
 
