@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from gateway.client import PartnerAuth
+from tests.support import Tenant
+
 BIN = Path(sys.executable).parent / "partner-gateway"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,3 +83,14 @@ def serving(database_url: str, folder: Path, *extra: str, **env: str) -> Iterato
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def partner_client(server: Server, tenant: Tenant, *, timeout: float = 60) -> httpx.Client:
+    """An httpx client of the tenant's partner against a live server, signing every request."""
+    auth = PartnerAuth(
+        partner_client_id=tenant.partner_client_id,
+        partner_secret=tenant.secret,
+        store_client_id=tenant.store_client_id,
+        store_token=tenant.token,
+    )
+    return httpx.Client(base_url=server.url, auth=auth, timeout=timeout)

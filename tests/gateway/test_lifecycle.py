@@ -20,10 +20,9 @@ import psycopg
 import pytest
 
 import catalog_store as store
-from gateway.client import PartnerAuth
 from gateway.jobs import BATCH_JOB
 from gateway.middleware import CUT_OFF_HINT
-from tests.live import BIN, Server, clean_env, cli, free_port, serving
+from tests.live import BIN, clean_env, cli, free_port, partner_client, serving
 from tests.support import DELETIONS, Tenant, assert_error, make_tenant, run_with_pool
 
 pytestmark = pytest.mark.slow
@@ -51,16 +50,6 @@ def _someone_waits_for_a_lock(database_url: str) -> bool:
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         ).fetchone()
     return row is not None and row[0] > 0
-
-
-def _client(server: Server, tenant: Tenant) -> httpx.Client:
-    auth = PartnerAuth(
-        partner_client_id=tenant.partner_client_id,
-        partner_secret=tenant.secret,
-        store_client_id=tenant.store_client_id,
-        store_token=tenant.token,
-    )
-    return httpx.Client(base_url=server.url, auth=auth, timeout=60)
 
 
 def _refused(url: str) -> bool:
@@ -94,7 +83,7 @@ def test_serve_workers_share_one_port_and_sigterm_lets_in_flight_requests_finish
         with _row_locked(database_url, tenant.ids[0]) as lock:
 
             def send() -> None:
-                with _client(server, tenant) as client:
+                with partner_client(server, tenant) as client:
                     answer["r"] = client.post(DELETIONS, json={"ids": tenant.ids[:2]})
 
             in_flight = threading.Thread(target=send)
@@ -130,7 +119,7 @@ def test_sigterm_with_a_request_stuck_past_the_grace_period_still_stops_and_chan
     ):
 
         def send() -> None:
-            with _client(server, tenant) as client:
+            with partner_client(server, tenant) as client:
                 outcome["response"] = client.post(DELETIONS, json={"ids": tenant.ids})
 
         in_flight = threading.Thread(target=send)

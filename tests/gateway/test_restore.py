@@ -12,13 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 import catalog_store as store
-from gateway.client import PartnerAuth
-from tests.live import BIN, Server, clean_env, cli, serving
-from tests.support import DELETIONS, Tenant, make_tenant, run_with_pool
+from tests.live import BIN, clean_env, cli, partner_client, serving
+from tests.support import DELETIONS, make_tenant, run_with_pool
 
 pytestmark = pytest.mark.slow
 
@@ -57,23 +55,13 @@ def worker(database_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes
         process.wait()
 
 
-def _client(server: Server, tenant: Tenant) -> httpx.Client:
-    auth = PartnerAuth(
-        partner_client_id=tenant.partner_client_id,
-        partner_secret=tenant.secret,
-        store_client_id=tenant.store_client_id,
-        store_token=tenant.token,
-    )
-    return httpx.Client(base_url=server.url, auth=auth, timeout=60)
-
-
 def test_a_batch_of_10000_is_restored_by_batch_id_row_for_row(
     database_url: str, tmp_path: Path
 ) -> None:
     tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=10_000, name="big"))
     before = rows(database_url, CATALOG)
     body = json.dumps({"ids": tenant.ids[:5000], "externalIds": tenant.external_ids[5000:]})
-    with serving(database_url, tmp_path) as server, _client(server, tenant) as client:
+    with serving(database_url, tmp_path) as server, partner_client(server, tenant) as client:
         headers = {"idempotency-key": "nightly-sync-2026-11-22", "content-type": "application/json"}
         accepted = client.post(DELETIONS, content=body, headers=headers)
         time.sleep(0.002)  # a retry is signed anew: another timestamp
@@ -137,7 +125,7 @@ def test_restore_by_store_and_ids_reports_each_id(database_url: str, tmp_path: P
         dry = cli(database_url, *call, "--dry-run", **credentials)
         dry_again = cli(database_url, *call, "--dry-run", **credentials)
         deleted = cli(database_url, *call, **credentials)
-        with _client(server, tenant) as client:
+        with partner_client(server, tenant) as client:
             plain = client.post(DELETIONS, json={"ids": tenant.ids[:2]})
     assert dry.returncode == 0 and dry.stdout == dry_again.stdout
     assert json.loads(dry.stdout)["body"]["data"]["summary"] == {

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 import catalog_store as store
-from gateway.client import PartnerAuth
-from tests.live import BIN, Server, clean_env, serving
+from tests.live import BIN, Server, clean_env, partner_client, serving
 from tests.support import DELETIONS, Tenant, make_tenant, run_with_pool
 
 FAST = {
@@ -58,16 +57,6 @@ def _tenant(database_url: str, products: int) -> Tenant:
     return run_with_pool(database_url, lambda p: make_tenant(p, products=products, name="batch"))
 
 
-def _client(server: Server, tenant: Tenant) -> httpx.Client:
-    auth = PartnerAuth(
-        partner_client_id=tenant.partner_client_id,
-        partner_secret=tenant.secret,
-        store_client_id=tenant.store_client_id,
-        store_token=tenant.token,
-    )
-    return httpx.Client(base_url=server.url, auth=auth, timeout=30)
-
-
 def _status(client: httpx.Client, batch_id: str, query: str = "") -> dict[str, Any]:
     response = client.get(f"{DELETIONS}/{batch_id}" + (f"?{query}" if query else ""))
     assert response.status_code == 200, response.text
@@ -108,7 +97,7 @@ def test_a_worker_killed_mid_batch_is_finished_by_another_exactly(
     """SIGKILL in the middle; a second worker takes the stalled job over; the summary is
     exact and the products gone are exactly those reported deleted."""
     tenant = _tenant(database_url, 3000)
-    with _client(gateway, tenant) as client:
+    with partner_client(gateway, tenant, timeout=30) as client:
         accepted = client.post(
             DELETIONS,
             json={
@@ -144,7 +133,7 @@ def test_two_workers_and_several_batches_never_process_an_entry_twice(
     database_url: str, gateway: Server, workers: Any
 ) -> None:
     tenant = _tenant(database_url, 1500)
-    with _client(gateway, tenant) as client:
+    with partner_client(gateway, tenant, timeout=30) as client:
         batch_ids = [
             client.post(
                 DELETIONS, json={"ids": tenant.ids[start : start + 900], "dispatch": True}
