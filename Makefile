@@ -2,16 +2,37 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Installs come from uv.lock (every package, transitively, with hashes, for every supported
+# Python), so every machine runs what CI ran. uv itself is pinned with hashes in
+# requirements-uv.txt and bootstrapped with pip into .tools/.
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never
+STAMP := $(VENV)/.installed-$(shell cat uv.lock requirements-uv.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck check clean toolchains bench bench-tools bench-profile
+.PHONY: run test lint typecheck check clean toolchains bench bench-tools bench-profile lock upgrade
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(UV): requirements-uv.txt
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --no-deps --require-hashes -r requirements-uv.txt
+	@touch $@
+
+# --locked: the install fails, rather than resolving anew, when pyproject.toml changed and
+# uv.lock was not refreshed (run `make lock`).
+$(STAMP): uv.lock pyproject.toml $(UV)
+	$(UV_ENV) $(UV) sync --locked --all-extras --python $(PYTHON) --quiet
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# After editing the dependencies in pyproject.toml: resolve them into uv.lock, keeping every
+# other pin as it is.
+lock: $(UV)
+	$(UV_ENV) $(UV) lock --python $(PYTHON)
+
+# On purpose only (a dependency's fix or release you want): move every pin to the newest
+# release that pyproject.toml's ranges allow, then run `make check` before committing uv.lock.
+upgrade: $(UV)
+	$(UV_ENV) $(UV) lock --upgrade --python $(PYTHON)
 
 run: $(STAMP)
 	$(BIN)/partner-gateway serve --demo --with-worker
@@ -35,16 +56,9 @@ toolchains:
 test: $(STAMP) toolchains
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-# The benchmarks' tools: wrk from Debian's packages when missing (as `toolchains` does), and
-# py-spy from the `bench` extra of pyproject.toml.
-BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	@rm -f $(VENV)/.bench-*
-	@touch $@
-
-bench-tools: $(BENCH_STAMP)
+# The benchmarks' tools: wrk from Debian's packages when missing (as `toolchains` does); py-spy
+# (the `bench` extra) comes from uv.lock with everything else.
+bench-tools: $(STAMP)
 	@if ! command -v wrk >/dev/null; then \
 	  echo "installing: wrk"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -72,4 +86,4 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .coverage .pytest_cache .mypy_cache .ruff_cache
