@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 import uuid
 from typing import Any
 
@@ -15,8 +14,9 @@ import catalog_store as store
 
 from .auth import AuthContext, authenticate
 from .body import read_capped_body
+from .decoding import BodyDecoder
 from .envelope import iso_ms, json_response, response_meta
-from .errors import ITEM_CODES, ApiError
+from .errors import ITEM_CODES, ApiError, InvalidField
 from .idempotency import Reply, idempotency_key, run_once
 from .jobs import BATCH_JOB
 from .wire import (
@@ -37,7 +37,6 @@ from .wire import (
     Progress,
     SuccessItem,
     Summary,
-    decode_deletion_request,
 )
 
 __all__ = ["DELETIONS_PATH", "batch_status", "delete_products"]
@@ -51,9 +50,7 @@ _PROBLEM_CODES = {
     store.Problem.REPEATED: "PRD_016",
     store.Problem.INVALID_ID: "PRD_017",
 }
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_FIELD = re.compile(r"^\.(?P<field>[A-Za-z_][A-Za-z0-9_]*)")
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
+_BODY = BodyDecoder(DeletionRequest, example='{"ids": ["<product uuid>"]}')
 
 
 def _raw_target(request: Request) -> tuple[str, str]:
@@ -80,31 +77,6 @@ async def _authenticated(request: Request, body: bytes) -> AuthContext:
     )
     state["log"].update(partner=auth.partner_client_id, store=auth.store_client_id)
     return auth
-
-
-def _validation_error(exc: msgspec.DecodeError, body: bytes) -> ApiError:
-    """Name the field that is wrong, in the ``validationErrors`` map of contract §5."""
-    text = str(exc)
-    match = _AT.search(text)
-    reason = text[: match.start()] if match else text
-    path = match.group("path") if match else ""
-    field_match = _FIELD.match(path)
-    unknown = _UNKNOWN_FIELD.match(reason)
-    if unknown and not path:
-        field = unknown.group("field")
-        reason = "is not a field of this request; expected ids, externalIds, dispatch, dryRun"
-    elif field_match:
-        field = field_match.group("field")
-        reason = f"{reason} (at {path[1:]})" if path != f".{field}" else reason
-    else:
-        field = "body"
-        if not body:
-            reason = 'is empty: send a JSON object such as {"ids": ["<product uuid>"]}'
-        elif not isinstance(exc, msgspec.ValidationError):
-            reason = f"is not valid JSON: {reason}"
-        else:
-            reason = f"must be a JSON object: {reason}"
-    return ApiError("VAL_001", context={"validationErrors": {field: reason}})
 
 
 def _nul_problems(payload: DeletionRequest) -> dict[str, str]:
@@ -164,16 +136,16 @@ async def delete_products(request: Request) -> Response:
     pool = request.app.state.pool
     try:
         key = idempotency_key(request)
-        payload = decode_deletion_request(body)
+        payload = _BODY.decode(body)
         _check_entries(payload, body)
-    except (msgspec.DecodeError, ApiError) as exc:
+    except (InvalidField, ApiError) as exc:
         # Replay (step 6) is decided before the body: a replayed request is AUTH_006 whatever
         # its body says. Nothing is recorded for a request that changes nothing.
         if await store.nonce_seen(pool, auth.nonce):
             raise ApiError("AUTH_006") from None
-        if isinstance(exc, ApiError):
-            raise
-        raise _validation_error(exc, body) from None
+        if isinstance(exc, InvalidField):
+            raise exc.api_error() from None
+        raise
     request_id = request.scope["state"]["request_id"]
     if payload.dryRun:
         return await _dry_run(request, auth, key, body, payload)

@@ -1,6 +1,7 @@
 """The error catalog: every request-level code, its HTTP status, message and default hint.
 
-ApiError   raised anywhere in gateway/, rendered into the error envelope in one place
+ApiError       raised anywhere in gateway/, rendered into the error envelope in one place
+InvalidField   a request value that does not decode: the field it names and why, in our words
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CATALOG", "ApiError", "ErrorSpec", "ITEM_CODES"]
+__all__ = ["CATALOG", "ApiError", "ErrorSpec", "ITEM_CODES", "InvalidField"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +118,16 @@ class ApiError(Exception):
         self.hint = hint if hint is not None else spec.hint
         self.context = context if context is not None else {}
         self.headers = headers if headers is not None else {}
+
+
+class InvalidField(ValueError):
+    """A body or query value that does not decode: ``field`` names it, ``reason`` says why in a
+    sentence of ours (a library's message is never passed on)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field} {reason}")
+        self.field = field
+        self.reason = reason
+
+    def api_error(self) -> ApiError:
+        return ApiError("VAL_001", context={"validationErrors": {self.field: self.reason}})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import msgspec
@@ -32,7 +31,6 @@ __all__ = [
     "ResponseMeta",
     "SuccessItem",
     "Summary",
-    "decode_deletion_request",
     "encode",
 ]
 
@@ -211,40 +209,7 @@ class ErrorResponse(Wire, frozen=True):
 
 
 _ENCODER = msgspec.json.Encoder()
-_DELETION_DECODER = msgspec.json.Decoder(DeletionRequest)
 
 
 def encode(value: msgspec.Struct) -> bytes:
     return _ENCODER.encode(value)
-
-
-_FIELD_KEYS = (b'"ids"', b'"externalIds"', b'"dispatch"')
-
-
-def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise msgspec.ValidationError(
-                f"is given more than once in the JSON object; send each field once - at `$.{key}`"
-            )
-        seen.add(key)
-    return dict(pairs)
-
-
-def decode_deletion_request(body: bytes) -> DeletionRequest:
-    """Decode a deletion body; raises ``msgspec.DecodeError`` (or its ``ValidationError``).
-
-    A field given twice (``{"ids": [...], "ids": [...]}``) is refused: JSON parsers disagree
-    on which one wins, so such a body means different things to different readers.
-    """
-    try:
-        payload = _DELETION_DECODER.decode(body)
-    except UnicodeDecodeError as exc:  # msgspec raises this, not DecodeError, for bad UTF-8
-        raise msgspec.DecodeError("JSON is malformed: a string is not valid UTF-8") from exc
-    # msgspec keeps the last of repeated keys without a word. The body is now known to be one
-    # flat object of lists of strings, so the exact check with the standard parser is safe; it
-    # runs only when a field name occurs twice in the bytes, or may hide behind a \u escape.
-    if b"\\u" in body or any(body.count(key) > 1 for key in _FIELD_KEYS):
-        json.loads(body, object_pairs_hook=_refuse_repeated_keys)
-    return payload
