@@ -1,9 +1,10 @@
-"""Contract §2: the six authentication checks, in their order, each with its code."""
+"""The six authentication checks, in their order, each with its code; the body is read only
+after the three that need none (headers, timestamp window, partner)."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,7 +12,7 @@ import signing
 from catalog_store import MAX_ACTIVE_SECRETS, AuthRecord, Nonce
 
 from .errors import CATALOG, ApiError
-from .metrics import CLOCK_SKEW
+from .metrics import observe_clock_skew
 
 __all__ = [
     "AuthContext",
@@ -27,9 +28,9 @@ __all__ = [
 _MAX_ID_LENGTH = 128
 _MAX_TOKEN_LENGTH = 512
 DEFAULT_MAX_HEADER_BYTES = 8192
-# Every request computes exactly MAX_ACTIVE_SECRETS HMACs: the partner's secrets, topped up
-# with keys nobody holds. An unknown or inactive partner gets only these, so it costs the same
-# work as a known one. Random per process, and never accepted even if matched.
+# Every signature of a known partner is checked with exactly MAX_ACTIVE_SECRETS HMACs: the
+# partner's secrets, topped up with keys nobody holds, so one secret or two, and any wrong
+# signature, cost the same work. Random per process, and never accepted even if matched.
 _DECOY_KEYS: tuple[bytes, ...] = tuple(secrets.token_bytes(32) for _ in range(MAX_ACTIVE_SECRETS))
 
 
@@ -179,17 +180,21 @@ async def authenticate(
     path: str,
     query: str,
     headers: Sequence[tuple[bytes, bytes]],
-    body: bytes,
+    read_body: Callable[[], Awaitable[bytes]],
     now_ms: int,
     scope: str,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-) -> AuthContext:
-    """Run steps 1 to 5 of contract §2; step 6 (replay) commits with the request's own work."""
+) -> tuple[AuthContext, bytes]:
+    """Run steps 1 to 5 of the checks and return the raw body with who sent it; step 6
+    (replay) commits with the request's own work. ``read_body`` is awaited only once the
+    headers, the window and the partner have passed: nobody unknown makes the gateway hold a
+    body."""
     signed = parse_headers(headers, max_header_bytes=max_header_bytes)
-    # Every well-formed timestamp, in the window or not: drift shows before it breaks a partner.
-    CLOCK_SKEW.observe((int(signed.timestamp) - now_ms) / 1000)
     _check_window(signed.timestamp, now_ms)
     record = await _lookup(credentials, signed)
+    if record.partner_id is None or not record.partner_active:
+        raise ApiError("AUTH_004")
+    body = await read_body()
     body_hash = signing.body_sha256(body)
     try:
         message = signing.string_to_sign(
@@ -207,8 +212,6 @@ async def authenticate(
         message = None
     keys, real = verification_keys(record)
     matched = signing.verify(signed.signature, message or "", keys)
-    if not real or record.partner_id is None:
-        raise ApiError("AUTH_004")
     if matched is None or matched >= real or message is None:
         raise ApiError(
             "AUTH_002",
@@ -219,6 +222,8 @@ async def authenticate(
                 "bodySha256": body_hash,
             },
         )
+    # Only now is the timestamp the partner's own: nobody else moves the drift figures.
+    observe_clock_skew((int(signed.timestamp) - now_ms) / 1000)
     token_ok = (
         record.store_id is not None
         and record.token_store_id == record.store_id
@@ -232,7 +237,7 @@ async def authenticate(
             hint=f"This token lacks the scope {scope}; ask the store for a token that has it",
             context={"missingScope": scope},
         )
-    return AuthContext(
+    context = AuthContext(
         partner_id=record.partner_id,
         store_id=record.store_id,
         partner_client_id=signed.partner_client_id,
@@ -243,3 +248,4 @@ async def authenticate(
             expires_at_ms=int(signed.timestamp) + signing.WINDOW_MS,
         ),
     )
+    return context, body

@@ -282,6 +282,9 @@ def _serve(
         log_level="warning",
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
+        # Always uvicorn's httptools protocol, with the gateway's caps and deadlines.
+        http="gateway.http_protocol:GatewayHttpProtocol",
+        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
     )
     with metrics_folder(settings.metrics_dir) as folder:
         # Started inside: the worker writes its batch counters to the same metrics folder.

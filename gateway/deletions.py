@@ -61,22 +61,24 @@ def _raw_target(request: Request) -> tuple[str, str]:
     return path.decode("utf-8", "replace"), query.decode("utf-8", "replace")
 
 
-async def _authenticated(request: Request, body: bytes) -> AuthContext:
+async def _authenticated(request: Request) -> tuple[AuthContext, bytes]:
+    """Who sent the request, and its body, read only once checks 1 to 3 have passed."""
     path, query = _raw_target(request)
     state: dict[str, Any] = request.scope["state"]
-    auth = await authenticate(
+    settings = request.app.state.settings
+    auth, body = await authenticate(
         request.app.state.credentials,
         method=request.method,
         path=path,
         query=query,
         headers=request.scope["headers"],
-        body=body,
+        read_body=lambda: read_capped_body(request, timeout=settings.body_timeout),
         now_ms=state["clock"](),
         scope=SCOPE_DELETE,
-        max_header_bytes=request.app.state.settings.max_header_bytes,
+        max_header_bytes=settings.max_header_bytes,
     )
     state["log"].update(partner=auth.partner_client_id, store=auth.store_client_id)
-    return auth
+    return auth, body
 
 
 def _nul_problems(payload: DeletionRequest) -> dict[str, str]:
@@ -131,8 +133,7 @@ def _report(outcome: store.DeletionOutcome) -> DeletionData:
 async def delete_products(request: Request) -> Response:
     """POST …/deletions: authenticate, check the body, delete in one transaction, report."""
     request.scope["state"]["log"]["route"] = DELETIONS_PATH
-    body = await read_capped_body(request)
-    auth = await _authenticated(request, body)
+    auth, body = await _authenticated(request)
     pool = request.app.state.pool
     try:
         key = idempotency_key(request)
@@ -319,8 +320,7 @@ def _page(request: Request) -> tuple[int, int]:
 async def batch_status(request: Request) -> Response:
     """GET …/deletions/{batchId}: progress, summary and one page of the results (§4)."""
     request.scope["state"]["log"]["route"] = DELETIONS_PATH + "/{batchId}"
-    body = await read_capped_body(request)
-    auth = await _authenticated(request, body)
+    auth, body = await _authenticated(request)
     pool = request.app.state.pool
     raw_id = request.path_params["batch_id"]
     try:

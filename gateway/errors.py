@@ -84,6 +84,20 @@ CATALOG: dict[str, ErrorSpec] = {
         "Internal error",
         "An unexpected error. Report the requestId to the gateway operator",
     ),
+    "REQ_001": ErrorSpec(
+        414, "Request target too long", "Send a path and query of at most the bytes in context"
+    ),
+    "REQ_002": ErrorSpec(
+        431,
+        "Request headers too large",
+        "Send a request line and headers (or a trailer) of at most the bytes in context",
+    ),
+    "REQ_003": ErrorSpec(
+        408,
+        "Request timeout",
+        "Send the whole request without pauses: the headers and the body each have a deadline,"
+        " in context. Retry on a new connection",
+    ),
     "ROUTE_001": ErrorSpec(404, "Route not found", "See /docs for the routes of this API"),
     "ROUTE_002": ErrorSpec(
         405, "Method not allowed", "See the Allow header and /docs for the methods of this route"

@@ -54,11 +54,15 @@ if _SET_ASIDE is not None:
 __all__ = [
     "AUTH_FAILURES",
     "BATCH_CHUNKS",
+    "CLIENT_DISCONNECTS",
     "CLOCK_SKEW",
     "CONTENT_TYPE",
     "DB_ERRORS",
     "ENTRIES",
+    "HEADER_CAP_REFUSALS",
     "KNOWN_PATHS",
+    "SLOW_CLIENTS_CUT",
+    "observe_clock_skew",
     "observe_request",
     "render_metrics",
     "sample_pool",
@@ -81,11 +85,29 @@ LATENCY = Histogram(
 AUTH_FAILURES = Counter(
     "gateway_auth_failures", "Requests refused by authentication, by reason", ["reason"]
 )
+_SKEW_BUCKETS = (-600, -300, -120, -60, -30, -10, -5, -2, -1, 0, 1, 2, 5, 10, 30, 60, 120, 300, 600)
 CLOCK_SKEW = Histogram(
     "gateway_partner_clock_skew_seconds",
-    "x-timestamp minus the gateway's clock, for every well-formed x-timestamp (negative: the"
-    " partner's clock is behind); beyond +-300 s a request is refused with AUTH_003",
-    buckets=(-600, -300, -120, -60, -30, -10, -5, -2, -1, 0, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+    "x-timestamp minus the gateway's clock, for every request whose signature verified"
+    " (negative: the partner's clock is behind), clamped to +-600 s",
+    buckets=_SKEW_BUCKETS,
+)
+HEADER_CAP_REFUSALS = Counter(
+    "gateway_header_cap_refusals",
+    "Requests refused by the server before the app, by the part over its cap: url (REQ_001),"
+    " head (request line and headers, REQ_002) or trailer (of a chunked body)",
+    ["part"],
+)
+SLOW_CLIENTS_CUT = Counter(
+    "gateway_slow_clients_cut",
+    "Connections closed because a request did not arrive in time, by phase: headers"
+    " (GATEWAY_HEADER_TIMEOUT) or body (GATEWAY_BODY_TIMEOUT); both answered REQ_003",
+    ["phase"],
+)
+CLIENT_DISCONNECTS = Counter(
+    "gateway_client_disconnects",
+    "Requests whose client closed the connection before the gateway had read their body"
+    " (no answer is sent; not counted in gateway_requests)",
 )
 ENTRIES = Counter(
     "gateway_entries",
@@ -137,6 +159,10 @@ for _mode in ("sync", "batch"):
         ENTRIES.labels(_mode, _outcome)
 for _kind in ("connection", "request"):
     POOL_ERRORS.labels(_kind)
+for _part in ("url", "head", "trailer"):
+    HEADER_CAP_REFUSALS.labels(_part)
+for _phase in ("headers", "body"):
+    SLOW_CLIENTS_CUT.labels(_phase)
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -165,6 +191,12 @@ def observe_request(
     reason = _AUTH_REASONS.get(code)
     if reason is not None:
         AUTH_FAILURES.labels(reason).inc()
+
+
+def observe_clock_skew(seconds: float) -> None:
+    """Record an authenticated partner's skew, clamped to the buckets' range: one absurd value
+    must not move the sum for ever."""
+    CLOCK_SKEW.observe(min(max(seconds, _SKEW_BUCKETS[0]), _SKEW_BUCKETS[-1]))
 
 
 def sample_pool(pool: store.Pool) -> None:

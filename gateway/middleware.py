@@ -8,11 +8,12 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .envelope import Clock, error_body
 from .errors import ApiError
-from .metrics import observe_request
+from .metrics import CLIENT_DISCONNECTS, observe_request
 from .wire import encode
 
 __all__ = ["CUT_OFF_HINT", "RequestContextMiddleware"]
@@ -41,6 +42,7 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 0
+        gone = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -75,6 +77,10 @@ class RequestContextMiddleware:
             if status == 0:
                 await answer(_cut_off(scope))
             raise
+        except ClientDisconnect:
+            # The client left before sending its whole body: nobody is there to answer, and
+            # it is the client's doing, not an error of the gateway's (counted apart).
+            gone = True
         except Exception:
             _log.exception("unhandled error")
             if status == 0:
@@ -82,27 +88,41 @@ class RequestContextMiddleware:
         finally:
             seconds = time.perf_counter() - scope["state"]["started"]
             route = log_fields.pop("route", None)
-            observe_request(
-                route=route,
-                path=scope["path"],
-                method=scope["method"],
-                status=status,
-                code=log_fields.get("code", ""),
-                seconds=seconds,
-                deleted=log_fields.get("succeeded", 0),
-                failed=log_fields.get("failed", 0),
-            )
-            if "partner" in log_fields:
-                # Who drifts: the skew histogram has no partner label, the log line has both.
-                log_fields["clock_skew_ms"] = _skew_ms(scope, arrived_ms)
-            _log.info(
-                "request",
-                method=scope["method"],
-                route=route or scope["path"][:200],
-                status=status,
-                duration_ms=round(seconds * 1000, 2),
-                **log_fields,
-            )
+            if gone:
+                _disconnected(scope, route, seconds)
+            else:
+                observe_request(
+                    route=route,
+                    path=scope["path"],
+                    method=scope["method"],
+                    status=status,
+                    code=log_fields.get("code", ""),
+                    seconds=seconds,
+                    deleted=log_fields.get("succeeded", 0),
+                    failed=log_fields.get("failed", 0),
+                )
+                if "partner" in log_fields:
+                    # Who drifts: the skew histogram has no partner label, the log line has both.
+                    log_fields["clock_skew_ms"] = _skew_ms(scope, arrived_ms)
+                _log.info(
+                    "request",
+                    method=scope["method"],
+                    route=route or scope["path"][:200],
+                    status=status,
+                    duration_ms=round(seconds * 1000, 2),
+                    **log_fields,
+                )
+
+
+def _disconnected(scope: Scope, route: str | None, seconds: float) -> None:
+    """One line, no traceback, and its own counter: not a request answered."""
+    CLIENT_DISCONNECTS.inc()
+    _log.info(
+        "client disconnected before its body was read",
+        method=scope["method"],
+        route=route or scope["path"][:200],
+        duration_ms=round(seconds * 1000, 2),
+    )
 
 
 def _cut_off(scope: Scope) -> ApiError:

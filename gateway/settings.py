@@ -77,6 +77,11 @@ class Settings:
     rate_limit_window: int = 10
     rate_limit_batches: int = 4
     max_header_bytes: int = 8192
+    max_url_bytes: int = 8192
+    max_header_block_bytes: int = 32768
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 5.0
 
 
 #: Every variable read, with its meaning; the README lists the same.
@@ -111,6 +116,16 @@ ENVIRONMENT = {
     " 0 disables (4)",
     "GATEWAY_MAX_HEADER_BYTES": "longest value of any one header on the partner API, in bytes"
     " (8192)",
+    "GATEWAY_MAX_URL_BYTES": "longest request target (path and query) in bytes; longer is"
+    " REQ_001 (8192)",
+    "GATEWAY_MAX_HEADER_BLOCK_BYTES": "most bytes of a request line and all its header fields"
+    " together, and of a chunked body's trailer; more is REQ_002 (32768)",
+    "GATEWAY_HEADER_TIMEOUT": "seconds from a request's first byte to the end of its headers;"
+    " slower is REQ_003 and the connection is closed (10)",
+    "GATEWAY_BODY_TIMEOUT": "seconds from the end of a signed request's headers to the end of"
+    " its body; slower is REQ_003 and the connection is closed (60)",
+    "GATEWAY_KEEPALIVE_TIMEOUT": "seconds an open connection may wait for its next request"
+    " before it is closed (5)",
 }
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -164,6 +179,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"GATEWAY_WORKER_STALLED_AFTER={stalled_after} must be at least twice"
             f" GATEWAY_WORKER_HEARTBEAT={heartbeat}"
         )
+    max_header_bytes = _int(env, "GATEWAY_MAX_HEADER_BYTES", 8192, low=1024, high=65536)
+    header_block = _int(env, "GATEWAY_MAX_HEADER_BLOCK_BYTES", 32768, low=4096, high=1048576)
+    if header_block < max_header_bytes:
+        # One header value longer than the whole block could never arrive.
+        raise SettingsError(
+            f"GATEWAY_MAX_HEADER_BLOCK_BYTES={header_block} must be at least"
+            f" GATEWAY_MAX_HEADER_BYTES={max_header_bytes}"
+        )
     url = env.get("DATABASE_URL") or None
     key = env.get("GATEWAY_SECRET_KEY") or None
     if key is not None:
@@ -204,7 +227,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rate_limit_requests=_int(env, "GATEWAY_RATE_LIMIT_REQUESTS", 1000, low=0, high=1_000_000),
         rate_limit_window=_int(env, "GATEWAY_RATE_LIMIT_WINDOW", 10, low=1, high=3600),
         rate_limit_batches=_int(env, "GATEWAY_RATE_LIMIT_BATCHES", 4, low=0, high=10_000),
-        max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", 8192, low=1024, high=65536),
+        max_header_bytes=max_header_bytes,
+        max_url_bytes=_int(env, "GATEWAY_MAX_URL_BYTES", 8192, low=1024, high=65536),
+        max_header_block_bytes=header_block,
+        header_timeout=_float(env, "GATEWAY_HEADER_TIMEOUT", 10.0, low=0.1, high=3600.0),
+        body_timeout=_float(env, "GATEWAY_BODY_TIMEOUT", 60.0, low=0.1, high=3600.0),
+        keepalive_timeout=_float(env, "GATEWAY_KEEPALIVE_TIMEOUT", 5.0, low=0.1, high=3600.0),
     )
 
 

@@ -465,6 +465,25 @@ CASES = [
         "AUTH_004",
         signed={"x-partner-client-id": "1' OR '1'='1"},
     ),
+    # The checks that need no body come first: a stranger never gets as far as the body.
+    Hostile(
+        "unknown partner with a body over 8 MiB",
+        401,
+        "AUTH_004",
+        body=_HUGE,
+        forged={"x-partner-client-id": "9" * 22},
+        context={},
+    ),
+    Hostile(
+        "malformed signature with a body over 8 MiB",
+        401,
+        "AUTH_001",
+        body=_HUGE,
+        forged={"x-signature": "nope"},
+        context=_bad(
+            "x-signature", why="must be the 64-character hex HMAC-SHA256 of the string to sign"
+        ),
+    ),
     Hostile(
         "sql in the store token, signed",
         403,

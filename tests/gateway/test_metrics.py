@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.client import PartnerAuth
+from gateway.metrics import observe_clock_skew, render_metrics
 from gateway.settings import Settings
 from tests.live import serving
 from tests.support import (
@@ -79,7 +80,7 @@ async def test_authentication_failures_by_reason_and_the_clock_skew(
     database_url: str, tenant: Tenant
 ) -> None:
     """A bad signature and a timestamp 400 s behind are counted by reason; the skew histogram
-    sees the late one in its below-300-seconds-behind bucket."""
+    sees only the request whose signature verified, 2 s ahead, and neither refused one."""
     body = body_of({"ids": tenant.ids[:1]})
     async with gateway_client(database_url) as client:
         before = await _scrape(client)
@@ -91,9 +92,15 @@ async def test_authentication_failures_by_reason_and_the_clock_skew(
             content=body,
             headers=signed_headers(tenant, body=body, timestamp=NOW_MS - 400_000),
         )
+        good = await client.post(
+            DELETIONS,
+            content=body,
+            headers=signed_headers(tenant, body=body, timestamp=NOW_MS + 2_000),
+        )
         unknown = await client.get("/no/such/path/42")
         after = await _scrape(client)
-    assert (bad.status_code, late.status_code, unknown.status_code) == (401, 401, 404)
+    assert (bad.status_code, late.status_code, good.status_code) == (401, 401, 200)
+    assert unknown.status_code == 404
 
     def delta(name: str, **labels: str) -> float:
         return _get(after, name, **labels) - _get(before, name, **labels)
@@ -108,9 +115,33 @@ async def test_authentication_failures_by_reason_and_the_clock_skew(
     assert delta("gateway_requests_total", route="unmatched", method="GET", status="404",
                  code="ROUTE_001") == 1  # fmt: skip
     skew = "gateway_partner_clock_skew_seconds_bucket"
-    assert delta(skew, le="-300.0") == 1  # the late one: 400 s behind
-    assert delta(skew, le="0.0") == 2  # and the other, on time (the fake clock's now)
-    assert delta("gateway_partner_clock_skew_seconds_count") == 2
+    assert delta(skew, le="1.0") == 0
+    assert delta(skew, le="2.0") == 1  # the good one: 2 s ahead
+    assert delta("gateway_partner_clock_skew_seconds_count") == 1
+
+
+@pytest.mark.anyio
+async def test_unauthenticated_timestamps_never_reach_the_clock_skew(
+    database_url: str, tenant: Tenant
+) -> None:
+    """An unknown partner's absurd timestamps (19 nines, 0) and its in-window one move nothing
+    in the skew histogram; an authenticated value is clamped to the buckets' range."""
+    stranger = Tenant(0, "9" * 22, "psk_nobody", 0, tenant.store_client_id, tenant.token)
+    async with gateway_client(database_url) as client:
+        before = await _scrape(client)
+        for timestamp in ("9" * 19, "0", str(NOW_MS)):
+            response = await client.post(
+                DELETIONS, content=b"{}", headers=signed_headers(stranger, timestamp=timestamp)
+            )
+            assert response.status_code == 401
+        after = await _scrape(client)
+    skew = "gateway_partner_clock_skew_seconds"
+    assert _get(after, skew + "_count") == _get(before, skew + "_count")
+    observe_clock_skew(1e16)  # as an authenticated request would, were its clock that far off
+    clamped = _samples(render_metrics(None).decode())
+    assert _get(clamped, skew + "_bucket", le="600.0") == 1 + _get(
+        after, skew + "_bucket", le="600.0"
+    )
 
 
 @pytest.mark.anyio

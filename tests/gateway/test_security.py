@@ -1,5 +1,5 @@
 """Security: rotation overlap, revocation within the cache bound on every process, even work for
-unknown partners, header limits, per-partner limits across processes, and silent logs."""
+every failing signature, header limits, per-partner limits across processes, and silent logs."""
 
 from __future__ import annotations
 
@@ -129,18 +129,18 @@ async def test_with_the_cache_off_a_revocation_takes_effect_at_once(
     assert_error(response, 403, "AUTH_005", "Store token not valid for this partner and store")
 
 
-async def test_unknown_and_known_partners_cost_the_same_hmac_work(
+async def test_every_failing_signature_of_a_known_partner_costs_the_same_hmac_work(
     database_url: str, pool: store.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The verifier computes exactly two HMACs (the most secrets a partner has) for every
-    request: one secret or two, unknown partner, disabled partner, right or wrong signature."""
+    """A known partner's signature is checked with exactly two HMACs (the most secrets a
+    partner has), one secret or two, right or wrong, whatever the mistake; an unknown or
+    disabled partner is AUTH_004 before any HMAC, and before its body is read."""
     one = await make_tenant(pool, products=5, name="one")
     two = await make_tenant(pool, products=5, name="two")
-    await store.rotate_secret(pool, partner_client_id=two.partner_client_id, box=TEST_BOX)
+    newer = await store.rotate_secret(pool, partner_client_id=two.partner_client_id, box=TEST_BOX)
     off = await make_tenant(pool, products=5, name="off")
     await store.set_partner_active(pool, partner_client_id=off.partner_client_id, active=False)
     ghost = Tenant(0, "9" * 22, "psk_" + "0" * 48, 0, one.store_client_id, one.token)
-    wrong_secret = Tenant(one.partner_id, one.partner_client_id, "psk_wrong", 0, "", "")
     hmacs: list[str] = []
     real_sign = signing.canonical.sign
 
@@ -150,22 +150,35 @@ async def test_unknown_and_known_partners_cost_the_same_hmac_work(
 
     monkeypatch.setattr(signing.canonical, "sign", counting_sign)
     cases = [
-        (one, one.secret, 200),
-        (two, two.secret, 200),
-        (ghost, ghost.secret, 401),
-        (off, off.secret, 401),
-        (one, wrong_secret.secret, 401),
+        (one, one.secret, b"", 200, 2),
+        (two, two.secret, b"", 200, 2),
+        (two, newer.secret, b"", 200, 2),
+        (one, "psk_wrong", b"", 401, 2),
+        (two, "psk_wrong", b"", 401, 2),
+        (one, one.secret, b" ", 401, 2),  # the body changed after signing
+        (two, newer.secret, b"\n", 401, 2),
+        (ghost, ghost.secret, b"", 401, 0),
+        (off, off.secret, b"", 401, 0),
     ]
     work = []
+    pulled = 0
     async with gateway_client(database_url) as client:
-        for n, (tenant, secret, status) in enumerate(cases):
-            body = body_of({"ids": tenant.ids[:1] or [str(uuid.uuid4())]})
+        for n, (tenant, secret, tail, status, hmac_count) in enumerate(cases):
+            body = body_of({"ids": tenant.ids[n % 3 : n % 3 + 1] or [str(uuid.uuid4())]})
             headers = signed_headers(tenant, body=body, timestamp=NOW_MS + n, secret=secret)
+
+            async def stream(sent: bytes = body + tail) -> Any:
+                nonlocal pulled
+                pulled += 1
+                yield sent
+
             hmacs.clear()  # count only the server's work, not the test's own signing
-            response = await client.post(DELETIONS, content=body, headers=headers)
+            pulled = 0
+            response = await client.post(DELETIONS, content=stream(), headers=headers)
             assert response.status_code == status, response.text
-            work.append(len(hmacs))
-    assert work == [2, 2, 2, 2, 2]
+            work.append((len(hmacs), pulled))
+            assert len(hmacs) == hmac_count, (n, response.text)
+    assert work == [(2, 1)] * 7 + [(0, 0)] * 2
 
 
 async def test_an_oversized_header_of_any_name_is_auth_001(

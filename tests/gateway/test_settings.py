@@ -51,6 +51,11 @@ def test_every_variable_is_read() -> None:
         "GATEWAY_RATE_LIMIT_WINDOW": "5",
         "GATEWAY_RATE_LIMIT_BATCHES": "1",
         "GATEWAY_MAX_HEADER_BYTES": "4096",
+        "GATEWAY_MAX_URL_BYTES": "2048",
+        "GATEWAY_MAX_HEADER_BLOCK_BYTES": "16384",
+        "GATEWAY_HEADER_TIMEOUT": "3",
+        "GATEWAY_BODY_TIMEOUT": "20",
+        "GATEWAY_KEEPALIVE_TIMEOUT": "2.5",
     }
     assert set(env) == set(ENVIRONMENT)
     assert load_settings(env) == Settings(
@@ -79,6 +84,11 @@ def test_every_variable_is_read() -> None:
         rate_limit_window=5,
         rate_limit_batches=1,
         max_header_bytes=4096,
+        max_url_bytes=2048,
+        max_header_block_bytes=16384,
+        header_timeout=3.0,
+        body_timeout=20.0,
+        keepalive_timeout=2.5,
     )
 
 
@@ -121,6 +131,14 @@ def test_every_variable_is_read() -> None:
         (
             {"GATEWAY_RATE_LIMIT_WINDOW": "0"},
             "GATEWAY_RATE_LIMIT_WINDOW=0 must be between 1 and 3600",
+        ),
+        (
+            {"GATEWAY_MAX_HEADER_BYTES": "16384", "GATEWAY_MAX_HEADER_BLOCK_BYTES": "8192"},
+            "GATEWAY_MAX_HEADER_BLOCK_BYTES=8192 must be at least GATEWAY_MAX_HEADER_BYTES=16384",
+        ),
+        (
+            {"GATEWAY_BODY_TIMEOUT": "0"},
+            "GATEWAY_BODY_TIMEOUT=0.0 must be between 0.1 and 3600.0",
         ),
     ],
 )
