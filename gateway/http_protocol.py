@@ -206,7 +206,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         # The next request's head starts here (its bytes in this same piece are not counted:
-        # at most one read, and the next read is).
+        # at most one read, 256,000 bytes with uvloop; the next read is).
         self._head_left = self.limits.max_header_block_bytes
         self._section += 1
 
