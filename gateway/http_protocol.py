@@ -106,6 +106,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._in_head = True
         self._refusal: tuple[str, str] | None = None
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._head_began: float | None = None  # loop time of the first byte of a pending head
 
     # Connection --------------------------------------------------------------------------
 
@@ -133,7 +134,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                 if left is not None:
                     self._head_left = left - len(view)
                 self._feed(view)
-                return
+                break
             # Feed no more than the cap; what follows is fed only if the section ended in it.
             section = self._section
             self._head_left = 0
@@ -141,6 +142,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             view = view[left:]
             if self._section == section and self._head_left == 0:
                 self._over_cap("head" if self._in_head else "trailer")
+        pending = self._head_began is not None and self._header_deadline is None
+        if pending and self._refusal is None and not self.transport.is_closing():
+            # Armed only for a head still incomplete after a read: most heads come in one.
+            assert self._head_began is not None
+            delay = self.limits.header_timeout - (self.loop.time() - self._head_began)
+            self._header_deadline = self.loop.call_later(delay, self._headers_too_slow)
 
     def _feed(self, data: memoryview) -> None:
         try:
@@ -166,9 +173,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._url_size = 0
         self._in_head = True
         self._cancel_header_deadline()
-        self._header_deadline = self.loop.call_later(
-            self.limits.header_timeout, self._headers_too_slow
-        )
+        self._head_began = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         # A list, joined once: uvicorn's `self.url += url` copies the URL for every piece.
@@ -257,6 +262,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _cancel_header_deadline(self) -> None:
+        self._head_began = None
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
