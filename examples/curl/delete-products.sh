@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Delete products through the Partner Catalog Gateway: a signed POST, with bash, curl and openssl.
 #
-#   bash delete-products.sh ID ... [-e EXTERNAL_ID ...]   sign and send one deletion request
-#   bash delete-products.sh --vectors FILE                 check a signing vector file, send nothing
+#   bash delete-products.sh [-v] [--idempotency-key KEY] ID ... [-e EXTERNAL_ID ...]
+#                                          sign and send one deletion request (retried if need be)
+#   bash delete-products.sh --vectors FILE   check a signing vector file, send nothing
 #
-# Needs only bash, curl, openssl, coreutils and POSIX awk. See ../README.md for the spec.
+# Needs only bash, curl, openssl, coreutils and POSIX awk. See README.md beside it.
 set -euo pipefail
 export LC_ALL=C # bytes, not characters, everywhere (tr, awk, ${var//...})
 
@@ -12,7 +13,8 @@ DELETIONS_PATH=/api/v1/partner/stores/products/deletions
 PROG=${0##*/}
 
 usage() {
-  printf 'usage: %s ID ... [-e EXTERNAL_ID ...]\n       %s --vectors FILE\n' "$PROG" "$PROG" >&2
+  printf 'usage: %s [-v] [--idempotency-key KEY] ID ... [-e EXTERNAL_ID ...]\n' "$PROG" >&2
+  printf '       %s --vectors FILE\n' "$PROG" >&2
   exit 2
 }
 
@@ -80,13 +82,40 @@ json_array() { # json_array VALUE...: a compact JSON array of strings
   printf ']'
 }
 
+mask_token() { # mask_token TOKEN: the token as the gateway's AUTH_002 shows it
+  local token=$1 keep=0 stars
+  if ((${#token} > 8)); then keep=4; fi
+  printf -v stars '%*s' $((${#token} - keep)) ''
+  printf '%s%s' "${token:0:keep}" "${stars// /*}"
+}
+
+new_key() { # a random UUID (version 4), from /dev/urandom
+  local h
+  h=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  printf '%s-%s-4%s-%x%s-%s' "${h:0:8}" "${h:8:4}" "${h:13:3}" $((0x${h:16:1} & 3 | 8)) \
+    "${h:17:3}" "${h:20:12}"
+}
+
+# Answers worth sending again, signed anew with the same idempotency-key and body bytes.
+RETRIED_CODES=' RATE_001 SYS_001 IDEM_002 '
+MAX_ATTEMPTS=4 # the first attempt and at most three retries
+
 delete_products() {
-  local ids=() external_ids=()
+  local ids=() external_ids=() verbose='' key=''
   while (($#)); do
     case $1 in
       -e)
         (($# >= 2)) || usage
         external_ids+=("$2")
+        shift 2
+        ;;
+      -v | --verbose)
+        verbose=1
+        shift
+        ;;
+      --idempotency-key)
+        (($# >= 2)) && [[ -n $2 ]] || usage
+        key=$2
         shift 2
         ;;
       --)
@@ -113,7 +142,7 @@ delete_products() {
   local url=${GATEWAY_URL:-http://127.0.0.1:8000}
   url=${url%/}$DELETIONS_PATH
 
-  # The body, built once as compact JSON; these exact bytes are hashed and sent.
+  # The body, built once as compact JSON; every attempt hashes and sends these exact bytes.
   {
     printf '{'
     if ((${#ids[@]})); then
@@ -127,10 +156,8 @@ delete_products() {
     fi
     printf '}'
   } >"$TMP/body"
-
-  local timestamp
-  timestamp=$(date +%s%3N) # Unix time in milliseconds (GNU date)
-  [[ $timestamp =~ ^[0-9]+$ ]] || timestamp=$(($(date +%s) * 1000)) # a date without %N
+  [[ -n $key ]] || key=$(new_key)
+  printf 'idempotency-key: %s\n' "$key" >&2
 
   printf 'POST' >"$TMP/1"
   printf '%s' "$DELETIONS_PATH" >"$TMP/2"
@@ -138,31 +165,69 @@ delete_products() {
   printf '%s' "$PARTNER_CLIENT_ID" >"$TMP/4"
   printf '%s' "$STORE_CLIENT_ID" >"$TMP/5"
   printf '%s' "$STORE_TOKEN" >"$TMP/6"
-  printf '%s' "$timestamp" >"$TMP/7"
+  mask_token "$STORE_TOKEN" >"$TMP/6-masked"
   sha256_hex <"$TMP/body" >"$TMP/8"
   printf '%s' "$PARTNER_SECRET" >"$TMP/key"
-  string_to_sign "$TMP"/{1,2,3,4,5,6,7,8} >"$TMP/sts"
-  local signature
-  signature=$(hmac_hex "$TMP/key" <"$TMP/sts")
 
-  local status
-  if ! status=$(curl -sS -o "$TMP/response" -w '%{http_code}' -X POST \
-    -H 'content-type: application/json' \
-    -H "x-partner-client-id: $PARTNER_CLIENT_ID" \
-    -H "x-store-client-id: $STORE_CLIENT_ID" \
-    -H "x-store-token: $STORE_TOKEN" \
-    -H "x-timestamp: $timestamp" \
-    -H "x-signature: $signature" \
-    -H 'expect:' \
-    --data-binary "@$TMP/body" \
-    "$url"); then
-    printf '%s: the request to %s failed\n' "$PROG" "$url" >&2
-    exit 1
-  fi
-  printf 'HTTP %s\n' "$status" >&2
+  local attempt status answer code='' wait timestamp signature
+  for ((attempt = 1; attempt <= MAX_ATTEMPTS; attempt++)); do
+    timestamp=$(date +%s%3N) # Unix time in milliseconds (GNU date), fresh on every attempt
+    [[ $timestamp =~ ^[0-9]+$ ]] || timestamp=$(($(date +%s) * 1000)) # a date without %N
+    printf '%s' "$timestamp" >"$TMP/7"
+    string_to_sign "$TMP"/{1,2,3,4,5,6,7,8} >"$TMP/sts"
+    signature=$(hmac_hex "$TMP/key" <"$TMP/sts")
+    if [[ -n $verbose ]]; then
+      {
+        printf 'stringToSign (line 6, the store token, masked as AUTH_002 masks it):\n'
+        string_to_sign "$TMP"/{1,2,3,4,5,6-masked,7,8}
+        printf '\nbodyLength: %s\n' "$(wc -c <"$TMP/body" | tr -d ' ')"
+        printf 'bodySha256: %s\n' "$(cat "$TMP/8")"
+        printf 'x-timestamp: %s\nx-signature: %s\n' "$timestamp" "$signature"
+      } >&2
+    fi
+
+    if ! status=$(curl -sS -o "$TMP/response" -D "$TMP/headers" -w '%{http_code}' -X POST \
+      -H 'content-type: application/json' \
+      -H "x-partner-client-id: $PARTNER_CLIENT_ID" \
+      -H "x-store-client-id: $STORE_CLIENT_ID" \
+      -H "x-store-token: $STORE_TOKEN" \
+      -H "x-timestamp: $timestamp" \
+      -H "x-signature: $signature" \
+      -H "idempotency-key: $key" \
+      -H 'expect:' \
+      --data-binary "@$TMP/body" \
+      "$url"); then
+      printf '%s: the request to %s failed\n' "$PROG" "$url" >&2
+      exit 1
+    fi
+    printf 'HTTP %s\n' "$status" >&2
+    answer=$(cat "$TMP/response")
+    code=''
+    if [[ $answer =~ \"error\":\{\"code\":\"([A-Z0-9_]+)\" ]]; then code=${BASH_REMATCH[1]}; fi
+    if [[ -n $code && $RETRIED_CODES == *" $code "* ]] && ((attempt < MAX_ATTEMPTS)); then
+      wait=$(awk -F: 'tolower($1) == "retry-after" { gsub(/[ \t\r]/, "", $2); print $2 }' \
+        "$TMP/headers")
+      [[ $wait =~ ^[0-9]+$ ]] || wait=1 # seconds; one second when absent
+      printf '%s: retry %d of %d in %d s, signed anew, same idempotency-key and body\n' \
+        "$code" "$attempt" $((MAX_ATTEMPTS - 1)) "$wait" >&2
+      sleep "$wait"
+      continue
+    fi
+    break
+  done
   cat "$TMP/response"
-  if [[ $status == 2[0-9][0-9] ]]; then exit 0; fi
-  exit 1
+  if [[ -n $code && $RETRIED_CODES == *" $code "* ]]; then
+    printf '%s: giving up after %d attempts\n' "$code" "$MAX_ATTEMPTS" >&2
+  fi
+  [[ $status == 2[0-9][0-9] ]] || exit 1
+  # Processed, but was everything deleted? data.summary.failed says.
+  if [[ $answer =~ \"failed\":([0-9]+) ]] && ((BASH_REMATCH[1] > 0)); then
+    local failed=${BASH_REMATCH[1]} total='?'
+    if [[ $answer =~ \"total\":([0-9]+) ]]; then total=${BASH_REMATCH[1]}; fi
+    printf '%s of %s entries not deleted (see data.errors)\n' "$failed" "$total" >&2
+    exit 3
+  fi
+  exit 0
 }
 
 # --- vectors mode ------------------------------------------------------------------------------
@@ -291,11 +356,23 @@ check_case() {
     printf '%s' "$body_hash" >"$dir/8"
     string_to_sign "$dir"/{1,2,3,4,5,6,7,8} >"$dir/sts"
     printf '%b' "$F_stringToSign" >"$dir/expected"
-    local where
+    # Line 6 is no difference when the expected one is the token masked, as AUTH_002 shows it.
+    local token
+    printf -v token '%b' "$F_storeToken"
+    mask_token "$token" >"$dir/6"
+    string_to_sign "$dir"/{1,2,3,4,5,6,7,8} >"$dir/sts-masked"
+    local where line
     if where=$(cmp "$dir/expected" "$dir/sts" 2>&1); then
       :
     elif [[ $where =~ line\ ([0-9]+) ]]; then
-      problems+=("stringToSign differs from the one built from the inputs at line ${BASH_REMATCH[1]}")
+      line=${BASH_REMATCH[1]}
+      if ((line == 6)) && where=$(cmp "$dir/expected" "$dir/sts-masked" 2>&1); then
+        line=''
+      elif ((line == 6)) && [[ $where =~ line\ ([0-9]+) ]] && ((BASH_REMATCH[1] > 6)); then
+        line=${BASH_REMATCH[1]}
+      fi
+      [[ -z $line ]] ||
+        problems+=("stringToSign differs from the one built from the inputs at line $line")
     else
       problems+=("stringToSign differs from the one built from the inputs ($where)")
     fi

@@ -1,14 +1,16 @@
 // Delete products through the Partner Catalog Gateway: a signed POST, from Go.
 //
-//	go run . ID ... [-e EXTERNAL_ID ...]   sign and send one deletion request
-//	go run . --vectors FILE                check a signing vector file
+//	go run . [-v] [--idempotency-key KEY] ID ... [-e EXTERNAL_ID ...]
+//	                          sign and send one deletion request (retried if need be)
+//	go run . --vectors FILE   check a signing vector file, send nothing
 //
-// Standard library only. See ../README.md for the spec.
+// Standard library only. See README.md beside it.
 package main
 
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -36,7 +38,8 @@ func progName() string {
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: %s ID ... [-e EXTERNAL_ID ...]\n       %s --vectors FILE\n", prog, prog)
+	fmt.Fprintf(os.Stderr, "usage: %s [-v] [--idempotency-key KEY] ID ... [-e EXTERNAL_ID ...]\n", prog)
+	fmt.Fprintf(os.Stderr, "       %s --vectors FILE\n", prog)
 	os.Exit(2)
 }
 
@@ -65,7 +68,7 @@ func sign(secret, message string) string {
 
 // --- live mode ---------------------------------------------------------------------------------
 
-func parseIDs(args []string) (ids, externalIDs []string) {
+func parseArgs(args []string) (ids, externalIDs []string, verbose bool, key string) {
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		switch {
@@ -75,6 +78,14 @@ func parseIDs(args []string) (ids, externalIDs []string) {
 			}
 			i++
 			externalIDs = append(externalIDs, args[i])
+		case arg == "-v" || arg == "--verbose":
+			verbose = true
+		case arg == "--idempotency-key":
+			if i+1 >= len(args) || args[i+1] == "" {
+				usage()
+			}
+			i++
+			key = args[i]
 		case arg == "--":
 			ids = append(ids, args[i+1:]...)
 			i = len(args)
@@ -87,7 +98,7 @@ func parseIDs(args []string) (ids, externalIDs []string) {
 	if len(ids)+len(externalIDs) == 0 {
 		usage()
 	}
-	return ids, externalIDs
+	return ids, externalIDs, verbose, key
 }
 
 // jsonStrings encodes a list of strings as a compact JSON array, without HTML escaping.
@@ -101,8 +112,56 @@ func jsonStrings(values []string) []byte {
 	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
+// retriedCodes are the answers worth sending again, signed anew with the same idempotency-key
+// and body bytes.
+var retriedCodes = map[string]bool{"RATE_001": true, "SYS_001": true, "IDEM_002": true}
+
+const maxAttempts = 4 // the first attempt and at most three retries
+
+// maskToken returns the store token as the gateway's AUTH_002 shows it: the first four characters
+// of a token longer than eight kept, every other character a star.
+func maskToken(token string) string {
+	keep := 0
+	if len(token) > 8 {
+		keep = 4
+	}
+	return token[:keep] + strings.Repeat("*", len(token)-keep)
+}
+
+// masked returns the string to sign with line 6, the store token, masked.
+func masked(message, token string) string {
+	lines := strings.Split(message, "\n")
+	lines[5] = maskToken(token)
+	return strings.Join(lines, "\n")
+}
+
+// newKey returns a random UUID (version 4).
+func newKey() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// answer is the part of the gateway's JSON answer that the client acts on.
+type answer struct {
+	Error *struct {
+		Code string `json:"code"`
+	} `json:"error"`
+	Data *struct {
+		Summary *struct {
+			Total  int  `json:"total"`
+			Failed *int `json:"failed"`
+		} `json:"summary"`
+	} `json:"data"`
+}
+
 func deleteProducts(args []string) int {
-	ids, externalIDs := parseIDs(args)
+	ids, externalIDs, verbose, key := parseArgs(args)
 	env := map[string]string{}
 	for _, name := range credentials {
 		value := os.Getenv(name)
@@ -118,7 +177,7 @@ func deleteProducts(args []string) int {
 	}
 	url := strings.TrimSuffix(base, "/") + deletionsPath
 
-	// The body, built once as compact JSON bytes; these exact bytes are hashed and sent.
+	// The body, built once as compact JSON bytes; every attempt hashes and sends these bytes.
 	var body bytes.Buffer
 	body.WriteString("{")
 	if len(ids) > 0 {
@@ -134,25 +193,10 @@ func deleteProducts(args []string) int {
 	}
 	body.WriteString("}")
 	payload := body.Bytes()
-
-	timestamp := strconv.FormatInt(time.Now().UnixMilli(), 10) // Unix time in milliseconds
-	signature := sign(env["PARTNER_SECRET"], stringToSign(
-		"POST", deletionsPath, "",
-		env["PARTNER_CLIENT_ID"], env["STORE_CLIENT_ID"], env["STORE_TOKEN"],
-		timestamp, bodySha256(payload),
-	))
-
-	request, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: the request to %s failed: %v\n", prog, url, err)
-		return 1
+	if key == "" {
+		key = newKey()
 	}
-	request.Header.Set("content-type", "application/json")
-	request.Header.Set("x-partner-client-id", env["PARTNER_CLIENT_ID"])
-	request.Header.Set("x-store-client-id", env["STORE_CLIENT_ID"])
-	request.Header.Set("x-store-token", env["STORE_TOKEN"])
-	request.Header.Set("x-timestamp", timestamp)
-	request.Header.Set("x-signature", signature)
+	fmt.Fprintf(os.Stderr, "idempotency-key: %s\n", key)
 
 	client := &http.Client{
 		Timeout: 60 * time.Second,
@@ -161,23 +205,82 @@ func deleteProducts(args []string) int {
 		// A redirect would re-send (or drop) the signed body: report it instead of following it.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	response, err := client.Do(request)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: the request to %s failed: %v\n", prog, url, err)
+	var status int
+	var reply []byte
+	var parsed answer
+	code := ""
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		// Unix time in milliseconds, fresh on every attempt, and so is the signature.
+		timestamp := strconv.FormatInt(time.Now().UnixMilli(), 10)
+		message := stringToSign(
+			"POST", deletionsPath, "",
+			env["PARTNER_CLIENT_ID"], env["STORE_CLIENT_ID"], env["STORE_TOKEN"],
+			timestamp, bodySha256(payload),
+		)
+		signature := sign(env["PARTNER_SECRET"], message)
+		if verbose {
+			fmt.Fprintf(os.Stderr,
+				"stringToSign (line 6, the store token, masked as AUTH_002 masks it):\n%s\n"+
+					"bodyLength: %d\nbodySha256: %s\nx-timestamp: %s\nx-signature: %s\n",
+				masked(message, env["STORE_TOKEN"]), len(payload), bodySha256(payload), timestamp, signature)
+		}
+
+		request, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: the request to %s failed: %v\n", prog, url, err)
+			return 1
+		}
+		request.Header.Set("content-type", "application/json")
+		request.Header.Set("x-partner-client-id", env["PARTNER_CLIENT_ID"])
+		request.Header.Set("x-store-client-id", env["STORE_CLIENT_ID"])
+		request.Header.Set("x-store-token", env["STORE_TOKEN"])
+		request.Header.Set("x-timestamp", timestamp)
+		request.Header.Set("x-signature", signature)
+		request.Header.Set("idempotency-key", key)
+		response, err := client.Do(request)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: the request to %s failed: %v\n", prog, url, err)
+			return 1
+		}
+		reply, err = io.ReadAll(response.Body)
+		response.Body.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: the request to %s failed: %v\n", prog, url, err)
+			return 1
+		}
+		status = response.StatusCode
+		fmt.Fprintf(os.Stderr, "HTTP %d\n", status)
+		parsed = answer{}
+		code = ""
+		if json.Unmarshal(reply, &parsed) == nil && parsed.Error != nil {
+			code = parsed.Error.Code
+		}
+		if !retriedCodes[code] || attempt == maxAttempts {
+			break
+		}
+		wait, err := strconv.Atoi(strings.TrimSpace(response.Header.Get("retry-after")))
+		if err != nil || wait < 0 {
+			wait = 1 // seconds; one when absent
+		}
+		fmt.Fprintf(os.Stderr, "%s: retry %d of %d in %d s, signed anew, same idempotency-key and body\n",
+			code, attempt, maxAttempts-1, wait)
+		time.Sleep(time.Duration(wait) * time.Second)
+	}
+	os.Stdout.Write(reply)
+	if retriedCodes[code] {
+		fmt.Fprintf(os.Stderr, "%s: giving up after %d attempts\n", code, maxAttempts)
+	}
+	if status < 200 || status >= 300 {
 		return 1
 	}
-	defer response.Body.Close()
-	answer, err := io.ReadAll(response.Body)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: the request to %s failed: %v\n", prog, url, err)
-		return 1
+	// Processed, but was everything deleted? data.summary.failed says.
+	if parsed.Data != nil && parsed.Data.Summary != nil && parsed.Data.Summary.Failed != nil &&
+		*parsed.Data.Summary.Failed > 0 {
+		fmt.Fprintf(os.Stderr, "%d of %d entries not deleted (see data.errors)\n",
+			*parsed.Data.Summary.Failed, parsed.Data.Summary.Total)
+		return 3
 	}
-	fmt.Fprintf(os.Stderr, "HTTP %d\n", response.StatusCode)
-	os.Stdout.Write(answer)
-	if response.StatusCode >= 200 && response.StatusCode < 300 {
-		return 0
-	}
-	return 1
+	return 0
 }
 
 // --- vectors mode ------------------------------------------------------------------------------
@@ -185,6 +288,23 @@ func deleteProducts(args []string) int {
 var fields = []string{
 	"expect", "method", "path", "query", "partnerClientId", "storeClientId", "storeToken",
 	"timestamp", "body", "bodySha256", "stringToSign", "signature",
+}
+
+// firstDifference returns the first line (1-based) where two strings to sign differ, or 0. Line 6
+// is no difference when the expected one is the store token masked, as AUTH_002 shows it.
+func firstDifference(expected, built, token string) int {
+	want := strings.Split(expected, "\n")
+	got := strings.Split(built, "\n")
+	for line := 1; line <= len(want) || line <= len(got); line++ {
+		if line > len(want) || line > len(got) {
+			return line
+		}
+		a := want[line-1]
+		if a != got[line-1] && !(line == 6 && a == maskToken(token)) {
+			return line
+		}
+	}
+	return 0
 }
 
 // checkCase returns what is wrong with one vector case (nothing when it passes).
@@ -215,13 +335,7 @@ func checkCase(raw map[string]json.RawMessage) []string {
 
 	message := stringToSign(c["method"], c["path"], c["query"], c["partnerClientId"], c["storeClientId"],
 		c["storeToken"], c["timestamp"], bodyHash)
-	if message != c["stringToSign"] {
-		expected := strings.Split(c["stringToSign"], "\n")
-		built := strings.Split(message, "\n")
-		line := 1
-		for line <= len(expected) && line <= len(built) && expected[line-1] == built[line-1] {
-			line++
-		}
+	if line := firstDifference(c["stringToSign"], message, c["storeToken"]); line > 0 {
 		problems = append(problems, fmt.Sprintf("stringToSign differs from the one built from the inputs at line %d", line))
 	}
 

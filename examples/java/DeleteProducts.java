@@ -1,10 +1,11 @@
 // Delete products through the Partner Catalog Gateway: a signed POST, from Java 17.
 //
-//   java DeleteProducts.java ID ... [-e EXTERNAL_ID ...]   sign and send one deletion request
-//   java DeleteProducts.java --vectors FILE                 check a signing vector file
+//   java DeleteProducts.java [-v] [--idempotency-key KEY] ID ... [-e EXTERNAL_ID ...]
+//                                      sign and send one deletion request (retried if need be)
+//   java DeleteProducts.java --vectors FILE   check a signing vector file, send nothing
 //
 // A single source file, standard library only (java.net.http, javax.crypto, java.security); the
-// vectors mode carries its own small JSON parser. See ../README.md for the spec.
+// vectors mode carries its own small JSON parser. See README.md beside it.
 
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
@@ -34,6 +35,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.UUID;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -130,14 +132,62 @@ public final class DeleteProducts {
         return "[" + String.join(",", items) + "]";
     }
 
+    // Answers worth sending again, signed anew with the same idempotency-key and body bytes.
+    static final List<String> RETRIED_CODES = List.of("RATE_001", "SYS_001", "IDEM_002");
+    static final int MAX_ATTEMPTS = 4; // the first attempt and at most three retries
+
+    /**
+     * The store token as the gateway's AUTH_002 shows it: the first four characters of a token
+     * longer than eight kept, every other character a star.
+     */
+    static String maskToken(String token) {
+        int keep = token.length() > 8 ? 4 : 0;
+        return token.substring(0, keep) + "*".repeat(token.length() - keep);
+    }
+
+    /** The string to sign with line 6, the store token, masked. */
+    static String masked(String message, String token) {
+        String[] lines = message.split("\n", -1);
+        lines[5] = maskToken(token);
+        return String.join("\n", lines);
+    }
+
+    static boolean retried(String code) {
+        return code != null && RETRIED_CODES.contains(code);
+    }
+
+    /** The member at this path of a parsed JSON answer, or null. */
+    static Object member(Object value, String... path) {
+        for (String key : path) {
+            if (!(value instanceof Map<?, ?> map)) return null;
+            value = map.get(key);
+        }
+        return value;
+    }
+
+    static Object parseAnswer(byte[] answer) {
+        try {
+            return Json.parse(new String(answer, StandardCharsets.UTF_8));
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
     static int deleteProducts(String[] args) {
         List<String> ids = new ArrayList<>();
         List<String> externalIds = new ArrayList<>();
+        boolean verbose = false;
+        String key = null;
         for (int i = 0; i < args.length; i++) {
             String arg = args[i];
             if (arg.equals("-e")) {
                 if (i + 1 >= args.length) throw new UsageError();
                 externalIds.add(args[++i]);
+            } else if (arg.equals("-v") || arg.equals("--verbose")) {
+                verbose = true;
+            } else if (arg.equals("--idempotency-key")) {
+                if (i + 1 >= args.length || args[i + 1].isEmpty()) throw new UsageError();
+                key = args[++i];
             } else if (arg.equals("--")) {
                 ids.addAll(Arrays.asList(args).subList(i + 1, args.length));
                 break;
@@ -162,54 +212,105 @@ public final class DeleteProducts {
         if (base == null || base.isEmpty()) base = "http://127.0.0.1:8000";
         String url = (base.endsWith("/") ? base.substring(0, base.length() - 1) : base) + DELETIONS_PATH;
 
-        // The body, built once as compact JSON bytes; these exact bytes are hashed and sent.
+        // The body, built once as compact JSON bytes; every attempt hashes and sends these bytes.
         List<String> members = new ArrayList<>();
         if (!ids.isEmpty()) members.add("\"ids\":" + jsonArray(ids));
         if (!externalIds.isEmpty()) members.add("\"externalIds\":" + jsonArray(externalIds));
         byte[] body = ("{" + String.join(",", members) + "}").getBytes(StandardCharsets.UTF_8);
+        if (key == null) key = UUID.randomUUID().toString();
+        ERR.println("idempotency-key: " + key);
 
-        String timestamp = Long.toString(System.currentTimeMillis()); // Unix time in milliseconds
-        String signature = sign(env.get("PARTNER_SECRET"), stringToSign("POST", DELETIONS_PATH, "",
-                env.get("PARTNER_CLIENT_ID"), env.get("STORE_CLIENT_ID"), env.get("STORE_TOKEN"),
-                timestamp, bodySha256(body)));
-
-        HttpResponse<byte[]> response;
-        try {
-            HttpClient client = HttpClient.newBuilder()
-                    .version(HttpClient.Version.HTTP_1_1) // no h2c upgrade attempt on plain http
-                    .followRedirects(HttpClient.Redirect.NEVER) // never re-send the signed body elsewhere
-                    .connectTimeout(Duration.ofSeconds(10))
-                    .build();
-            HttpRequest request = HttpRequest.newBuilder(URI.create(url))
-                    .timeout(Duration.ofSeconds(60))
-                    .header("content-type", "application/json")
-                    .header("x-partner-client-id", env.get("PARTNER_CLIENT_ID"))
-                    .header("x-store-client-id", env.get("STORE_CLIENT_ID"))
-                    .header("x-store-token", env.get("STORE_TOKEN"))
-                    .header("x-timestamp", timestamp)
-                    .header("x-signature", signature)
-                    .POST(HttpRequest.BodyPublishers.ofByteArray(body))
-                    .build();
-            response = client.send(request, HttpResponse.BodyHandlers.ofByteArray());
-        } catch (IOException | IllegalArgumentException e) {
-            ERR.println(PROG + ": the request to " + url + " failed: " + describe(e));
-            return 1;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            ERR.println(PROG + ": the request to " + url + " was interrupted");
-            return 1;
+        HttpClient client = HttpClient.newBuilder()
+                .version(HttpClient.Version.HTTP_1_1) // no h2c upgrade attempt on plain http
+                .followRedirects(HttpClient.Redirect.NEVER) // never re-send the signed body elsewhere
+                .connectTimeout(Duration.ofSeconds(10))
+                .build();
+        HttpResponse<byte[]> response = null;
+        Object parsed = null;
+        String code = null;
+        for (int attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+            // Unix time in milliseconds, fresh on every attempt, and so is the signature.
+            String timestamp = Long.toString(System.currentTimeMillis());
+            String message = stringToSign("POST", DELETIONS_PATH, "", env.get("PARTNER_CLIENT_ID"),
+                    env.get("STORE_CLIENT_ID"), env.get("STORE_TOKEN"), timestamp, bodySha256(body));
+            String signature = sign(env.get("PARTNER_SECRET"), message);
+            if (verbose) {
+                ERR.println("stringToSign (line 6, the store token, masked as AUTH_002 masks it):");
+                ERR.println(masked(message, env.get("STORE_TOKEN")));
+                ERR.println("bodyLength: " + body.length);
+                ERR.println("bodySha256: " + bodySha256(body));
+                ERR.println("x-timestamp: " + timestamp);
+                ERR.println("x-signature: " + signature);
+            }
+            try {
+                HttpRequest request = HttpRequest.newBuilder(URI.create(url))
+                        .timeout(Duration.ofSeconds(60))
+                        .header("content-type", "application/json")
+                        .header("x-partner-client-id", env.get("PARTNER_CLIENT_ID"))
+                        .header("x-store-client-id", env.get("STORE_CLIENT_ID"))
+                        .header("x-store-token", env.get("STORE_TOKEN"))
+                        .header("x-timestamp", timestamp)
+                        .header("x-signature", signature)
+                        .header("idempotency-key", key)
+                        .POST(HttpRequest.BodyPublishers.ofByteArray(body))
+                        .build();
+                response = client.send(request, HttpResponse.BodyHandlers.ofByteArray());
+            } catch (IOException | IllegalArgumentException e) {
+                ERR.println(PROG + ": the request to " + url + " failed: " + describe(e));
+                return 1;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                ERR.println(PROG + ": the request to " + url + " was interrupted");
+                return 1;
+            }
+            ERR.println("HTTP " + response.statusCode());
+            parsed = parseAnswer(response.body());
+            code = member(parsed, "error", "code") instanceof String s ? s : null;
+            if (!retried(code) || attempt == MAX_ATTEMPTS) break;
+            String header = response.headers().firstValue("retry-after").orElse("").trim();
+            int wait = header.matches("[0-9]{1,9}") ? Integer.parseInt(header) : 1; // seconds; one when absent
+            ERR.println(code + ": retry " + attempt + " of " + (MAX_ATTEMPTS - 1) + " in " + wait
+                    + " s, signed anew, same idempotency-key and body");
+            try {
+                Thread.sleep(wait * 1000L);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return 1;
+            }
         }
-        ERR.println("HTTP " + response.statusCode());
         byte[] answer = response.body();
         OUT.write(answer, 0, answer.length);
         OUT.flush();
-        return response.statusCode() >= 200 && response.statusCode() < 300 ? 0 : 1;
+        if (retried(code)) ERR.println(code + ": giving up after " + MAX_ATTEMPTS + " attempts");
+        if (response.statusCode() < 200 || response.statusCode() >= 300) return 1;
+        // Processed, but was everything deleted? data.summary.failed says.
+        if (member(parsed, "data", "summary", "failed") instanceof BigDecimal failed && failed.signum() > 0) {
+            ERR.println(failed + " of " + member(parsed, "data", "summary", "total")
+                    + " entries not deleted (see data.errors)");
+            return 3;
+        }
+        return 0;
     }
 
     // --- vectors mode --------------------------------------------------------------------------
 
     static final String[] FIELDS = {"expect", "method", "path", "query", "partnerClientId", "storeClientId",
             "storeToken", "timestamp", "body", "bodySha256", "stringToSign", "signature"};
+
+    /**
+     * The first line (1-based) where two strings to sign differ, or 0. Line 6 is no difference
+     * when the expected one is the store token masked, as an AUTH_002 answer shows it.
+     */
+    static int firstDifference(String expected, String built, String token) {
+        String[] want = expected.split("\n", -1);
+        String[] got = built.split("\n", -1);
+        for (int line = 1; line <= Math.max(want.length, got.length); line++) {
+            if (line > want.length || line > got.length) return line;
+            String a = want[line - 1];
+            if (!a.equals(got[line - 1]) && !(line == 6 && a.equals(maskToken(token)))) return line;
+        }
+        return 0;
+    }
 
     /** What is wrong with one vector case (nothing when it passes). */
     static List<String> checkCase(Map<String, Object> c) {
@@ -238,13 +339,8 @@ public final class DeleteProducts {
         String message = stringToSign((String) c.get("method"), (String) c.get("path"), (String) c.get("query"),
                 (String) c.get("partnerClientId"), (String) c.get("storeClientId"), (String) c.get("storeToken"),
                 (String) c.get("timestamp"), bodyHash);
-        if (!message.equals(c.get("stringToSign"))) {
-            String[] expected = ((String) c.get("stringToSign")).split("\n", -1);
-            String[] built = message.split("\n", -1);
-            int line = 1;
-            while (line <= expected.length && line <= built.length && expected[line - 1].equals(built[line - 1])) line++;
-            problems.add("stringToSign differs from the one built from the inputs at line " + line);
-        }
+        int line = firstDifference((String) c.get("stringToSign"), message, (String) c.get("storeToken"));
+        if (line > 0) problems.add("stringToSign differs from the one built from the inputs at line " + line);
 
         byte[] signature = ((String) c.get("signature")).toLowerCase(Locale.ROOT).getBytes(StandardCharsets.UTF_8);
         int matched = -1;
@@ -326,7 +422,7 @@ public final class DeleteProducts {
                 status = deleteProducts(args);
             }
         } catch (UsageError e) {
-            ERR.println("usage: " + PROG + " ID ... [-e EXTERNAL_ID ...]");
+            ERR.println("usage: " + PROG + " [-v] [--idempotency-key KEY] ID ... [-e EXTERNAL_ID ...]");
             ERR.println("       " + PROG + " --vectors FILE");
             status = 2;
         }

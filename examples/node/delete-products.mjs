@@ -1,10 +1,11 @@
 // Delete products through the Partner Catalog Gateway: a signed POST, from Node.js 20.
 //
-//   node delete-products.mjs ID ... [-e EXTERNAL_ID ...]   sign and send one deletion request
-//   node delete-products.mjs --vectors FILE                 check a signing vector file
+//   node delete-products.mjs [-v] [--idempotency-key KEY] ID ... [-e EXTERNAL_ID ...]
+//                                        sign and send one deletion request (retried if need be)
+//   node delete-products.mjs --vectors FILE   check a signing vector file, send nothing
 //
-// Only the built-in fetch, node:crypto and node:fs. See ../README.md for the spec.
-import { createHash, createHmac } from "node:crypto";
+// Only the built-in fetch, node:crypto and node:fs. See README.md beside it.
+import { createHash, createHmac, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 const DELETIONS_PATH = "/api/v1/partner/stores/products/deletions";
@@ -15,7 +16,8 @@ class UsageError extends Error {}
 
 function usage() {
   throw new UsageError(
-    `usage: ${PROG} ID ... [-e EXTERNAL_ID ...]\n       ${PROG} --vectors FILE`,
+    `usage: ${PROG} [-v] [--idempotency-key KEY] ID ... [-e EXTERNAL_ID ...]\n` +
+      `       ${PROG} --vectors FILE`,
   );
 }
 
@@ -47,16 +49,41 @@ function sign(secret, message) {
     .digest("hex");
 }
 
+/** The store token as the gateway's AUTH_002 shows it: first four characters of a token longer
+ * than eight kept, every other character a star. */
+function maskToken(token) {
+  const keep = token.length > 8 ? 4 : 0;
+  return token.slice(0, keep) + "*".repeat(token.length - keep);
+}
+
+/** The string to sign with line 6, the store token, masked. */
+function masked(message, token) {
+  const lines = message.split("\n");
+  lines[5] = maskToken(token);
+  return lines.join("\n");
+}
+
 // --- live mode ---------------------------------------------------------------------------------
 
-function parseIds(args) {
+// Answers worth sending again, signed anew with the same idempotency-key and body bytes.
+const RETRIED_CODES = ["RATE_001", "SYS_001", "IDEM_002"];
+const MAX_ATTEMPTS = 4; // the first attempt and at most three retries
+
+function parseArgs(args) {
   const ids = [];
   const externalIds = [];
+  let verbose = false;
+  let key = null;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "-e") {
       if (i + 1 >= args.length) usage();
       externalIds.push(args[++i]);
+    } else if (arg === "-v" || arg === "--verbose") {
+      verbose = true;
+    } else if (arg === "--idempotency-key") {
+      if (i + 1 >= args.length || !args[i + 1]) usage();
+      key = args[++i];
     } else if (arg === "--") {
       ids.push(...args.slice(i + 1));
       break;
@@ -67,11 +94,20 @@ function parseIds(args) {
     }
   }
   if (ids.length + externalIds.length === 0) usage();
-  return { ids, externalIds };
+  return { ids, externalIds, verbose, key };
+}
+
+function answerJson(answer) {
+  try {
+    const document = JSON.parse(answer.toString("utf8"));
+    return document !== null && typeof document === "object" ? document : {};
+  } catch {
+    return {};
+  }
 }
 
 async function deleteProducts(args) {
-  const { ids, externalIds } = parseIds(args);
+  const { ids, externalIds, verbose, key: given } = parseArgs(args);
   for (const name of CREDENTIALS) {
     if (!process.env[name]) {
       process.stderr.write(`${PROG}: the environment variable ${name} is not set\n`);
@@ -82,16 +118,20 @@ async function deleteProducts(args) {
   const gateway = process.env.GATEWAY_URL || "http://127.0.0.1:8000";
   const url = gateway.replace(/\/$/, "") + DELETIONS_PATH;
 
-  // The body, built once as compact JSON bytes; these exact bytes are hashed and sent.
+  // The body, built once as compact JSON bytes; every attempt hashes and sends these bytes.
   const document = {};
   if (ids.length) document.ids = ids;
   if (externalIds.length) document.externalIds = externalIds;
   const body = Buffer.from(JSON.stringify(document), "utf8");
+  const key = given ?? randomUUID();
+  process.stderr.write(`idempotency-key: ${key}\n`);
 
-  const timestamp = String(Date.now()); // Unix time in milliseconds
-  const signature = sign(
-    PARTNER_SECRET,
-    stringToSign({
+  let response;
+  let answer;
+  let code;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const timestamp = String(Date.now()); // Unix time in milliseconds, fresh on every attempt
+    const message = stringToSign({
       method: "POST",
       path: DELETIONS_PATH,
       query: "",
@@ -100,33 +140,60 @@ async function deleteProducts(args) {
       storeToken: STORE_TOKEN,
       timestamp,
       bodyHash: bodySha256(body),
-    }),
-  );
-
-  let response;
-  let answer;
-  try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-partner-client-id": PARTNER_CLIENT_ID,
-        "x-store-client-id": STORE_CLIENT_ID,
-        "x-store-token": STORE_TOKEN,
-        "x-timestamp": timestamp,
-        "x-signature": signature,
-      },
-      body,
     });
-    answer = Buffer.from(await response.arrayBuffer());
-  } catch (error) {
-    const reason = error.cause?.message ?? error.message;
-    process.stderr.write(`${PROG}: the request to ${url} failed: ${reason}\n`);
-    return 1;
+    const signature = sign(PARTNER_SECRET, message);
+    if (verbose) {
+      process.stderr.write(
+        "stringToSign (line 6, the store token, masked as AUTH_002 masks it):\n" +
+          `${masked(message, STORE_TOKEN)}\n` +
+          `bodyLength: ${body.length}\nbodySha256: ${bodySha256(body)}\n` +
+          `x-timestamp: ${timestamp}\nx-signature: ${signature}\n`,
+      );
+    }
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-partner-client-id": PARTNER_CLIENT_ID,
+          "x-store-client-id": STORE_CLIENT_ID,
+          "x-store-token": STORE_TOKEN,
+          "x-timestamp": timestamp,
+          "x-signature": signature,
+          "idempotency-key": key,
+        },
+        body,
+        redirect: "manual", // a redirect would re-send (or drop) the signed body: report it
+      });
+      answer = Buffer.from(await response.arrayBuffer());
+    } catch (error) {
+      const reason = error.cause?.message ?? error.message;
+      process.stderr.write(`${PROG}: the request to ${url} failed: ${reason}\n`);
+      return 1;
+    }
+    process.stderr.write(`HTTP ${response.status}\n`);
+    code = answerJson(answer).error?.code;
+    if (!RETRIED_CODES.includes(code) || attempt === MAX_ATTEMPTS) break;
+    const header = (response.headers.get("retry-after") ?? "").trim();
+    const wait = /^[0-9]+$/.test(header) ? Number(header) : 1; // seconds; one when absent
+    process.stderr.write(
+      `${code}: retry ${attempt} of ${MAX_ATTEMPTS - 1} in ${wait} s,` +
+        " signed anew, same idempotency-key and body\n",
+    );
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
-  process.stderr.write(`HTTP ${response.status}\n`);
   process.stdout.write(answer);
-  return response.ok ? 0 : 1;
+  if (RETRIED_CODES.includes(code)) {
+    process.stderr.write(`${code}: giving up after ${MAX_ATTEMPTS} attempts\n`);
+  }
+  if (!response.ok) return 1;
+  // Processed, but was everything deleted? data.summary.failed says.
+  const summary = answerJson(answer).data?.summary;
+  if (Number.isInteger(summary?.failed) && summary.failed > 0) {
+    process.stderr.write(`${summary.failed} of ${summary.total} entries not deleted (see data.errors)\n`);
+    return 3;
+  }
+  return 0;
 }
 
 // --- vectors mode ------------------------------------------------------------------------------
@@ -146,6 +213,19 @@ const FIELDS = [
   "signature",
 ];
 
+/** The first line (1-based) where two strings to sign differ, or null. Line 6 is no difference
+ * when the expected one is the store token masked, as an AUTH_002 answer shows it. */
+function firstDifference(expected, built, token) {
+  const want = expected.split("\n");
+  const got = built.split("\n");
+  for (let line = 1; line <= Math.max(want.length, got.length); line++) {
+    if (line > want.length || line > got.length) return line;
+    const a = want[line - 1];
+    if (a !== got[line - 1] && !(line === 6 && a === maskToken(token))) return line;
+  }
+  return null;
+}
+
 /** What is wrong with one vector case (nothing when it passes). */
 function checkCase(c) {
   const problems = FIELDS.filter((f) => typeof c[f] !== "string").map((f) => `missing "${f}"`);
@@ -161,13 +241,8 @@ function checkCase(c) {
   }
 
   const message = stringToSign({ ...c, bodyHash });
-  if (message !== c.stringToSign) {
-    const expected = c.stringToSign.split("\n");
-    const built = message.split("\n");
-    let line = 1;
-    while (line <= Math.min(expected.length, built.length) && expected[line - 1] === built[line - 1]) {
-      line++;
-    }
+  const line = firstDifference(c.stringToSign, message, c.storeToken);
+  if (line !== null) {
     problems.push(`stringToSign differs from the one built from the inputs at line ${line}`);
   }
 

@@ -1,4 +1,5 @@
-"""Regenerate signing_v1.json from the inputs below: `python -m tests.vectors.make_signing_v1`.
+"""Regenerate signing_v1.json (and its copy in examples/vectors/) from the inputs below:
+`python -m tests.vectors.make_signing_v1`.
 
 Every derived field (body hash, string to sign, signature) is computed by `signing`; the Python
 tests and each example client then check themselves against the file.
@@ -25,6 +26,11 @@ BASE: dict[str, Any] = {
 }
 BODY_1 = '{"ids":["946b3ffa-5f9e-412e-acf4-eea306736e63","66721951-5f60-47fa-828c-29040fd3595f"]}'
 BATCH = "/api/v1/partner/stores/products/deletions/0b9f7d7e-1c2a-4b8e-9d3f-5a6b7c8d9e0f"
+#: The file, and its copy that travels with the example clients (a partner may get only examples/).
+FILES = (
+    Path(__file__).with_name("signing_v1.json"),
+    Path(__file__).resolve().parents[2] / "examples" / "vectors" / "signing_v1.json",
+)
 
 
 def _derive(case: dict[str, Any], signed_with: str | None = None) -> dict[str, Any]:
@@ -173,8 +179,9 @@ def main() -> None:
         " none of them; changed says what differs from what was signed.",
         "cases": cases(),
     }
-    path = Path(__file__).with_name("signing_v1.json")
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    for path in FILES:
+        path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
