@@ -215,19 +215,21 @@ delete_products() {
     fi
     break
   done
-  cat "$TMP/response"
+  # The verdict on standard error first, then the body as received (it ends with no newline).
   if [[ -n $code && $RETRIED_CODES == *" $code "* ]]; then
     printf '%s: giving up after %d attempts\n' "$code" "$MAX_ATTEMPTS" >&2
   fi
-  [[ $status == 2[0-9][0-9] ]] || exit 1
+  local exit_status=0
+  [[ $status == 2[0-9][0-9] ]] || exit_status=1
   # Processed, but was everything deleted? data.summary.failed says.
-  if [[ $answer =~ \"failed\":([0-9]+) ]] && ((BASH_REMATCH[1] > 0)); then
+  if ((exit_status == 0)) && [[ $answer =~ \"failed\":([0-9]+) ]] && ((BASH_REMATCH[1] > 0)); then
     local failed=${BASH_REMATCH[1]} total='?'
     if [[ $answer =~ \"total\":([0-9]+) ]]; then total=${BASH_REMATCH[1]}; fi
     printf '%s of %s entries not deleted (see data.errors)\n' "$failed" "$total" >&2
-    exit 3
+    exit_status=3
   fi
-  exit 0
+  cat "$TMP/response"
+  exit "$exit_status"
 }
 
 # --- vectors mode ------------------------------------------------------------------------------

@@ -266,21 +266,22 @@ func deleteProducts(args []string) int {
 			code, attempt, maxAttempts-1, wait)
 		time.Sleep(time.Duration(wait) * time.Second)
 	}
-	os.Stdout.Write(reply)
+	// The verdict on standard error first, then the body as received (it ends with no newline).
 	if retriedCodes[code] {
 		fmt.Fprintf(os.Stderr, "%s: giving up after %d attempts\n", code, maxAttempts)
 	}
+	exitStatus := 0
 	if status < 200 || status >= 300 {
-		return 1
-	}
-	// Processed, but was everything deleted? data.summary.failed says.
-	if parsed.Data != nil && parsed.Data.Summary != nil && parsed.Data.Summary.Failed != nil &&
+		exitStatus = 1
+	} else if parsed.Data != nil && parsed.Data.Summary != nil && parsed.Data.Summary.Failed != nil &&
 		*parsed.Data.Summary.Failed > 0 {
+		// Processed, but not everything was deleted: data.summary.failed says so.
 		fmt.Fprintf(os.Stderr, "%d of %d entries not deleted (see data.errors)\n",
 			*parsed.Data.Summary.Failed, parsed.Data.Summary.Total)
-		return 3
+		exitStatus = 3
 	}
-	return 0
+	os.Stdout.Write(reply)
+	return exitStatus
 }
 
 // --- vectors mode ------------------------------------------------------------------------------

@@ -278,18 +278,20 @@ public final class DeleteProducts {
                 return 1;
             }
         }
+        // The verdict on standard error first, then the body as received (it ends with no newline).
+        if (retried(code)) ERR.println(code + ": giving up after " + MAX_ATTEMPTS + " attempts");
+        int status = response.statusCode() >= 200 && response.statusCode() < 300 ? 0 : 1;
+        // Processed, but was everything deleted? data.summary.failed says.
+        if (status == 0 && member(parsed, "data", "summary", "failed") instanceof BigDecimal failed
+                && failed.signum() > 0) {
+            ERR.println(failed + " of " + member(parsed, "data", "summary", "total")
+                    + " entries not deleted (see data.errors)");
+            status = 3;
+        }
         byte[] answer = response.body();
         OUT.write(answer, 0, answer.length);
         OUT.flush();
-        if (retried(code)) ERR.println(code + ": giving up after " + MAX_ATTEMPTS + " attempts");
-        if (response.statusCode() < 200 || response.statusCode() >= 300) return 1;
-        // Processed, but was everything deleted? data.summary.failed says.
-        if (member(parsed, "data", "summary", "failed") instanceof BigDecimal failed && failed.signum() > 0) {
-            ERR.println(failed + " of " + member(parsed, "data", "summary", "total")
-                    + " entries not deleted (see data.errors)");
-            return 3;
-        }
-        return 0;
+        return status;
     }
 
     // --- vectors mode --------------------------------------------------------------------------

@@ -182,18 +182,19 @@ async function deleteProducts(args) {
     );
     await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
-  process.stdout.write(answer);
+  // The verdict on standard error first, then the body as received (it ends with no newline).
   if (RETRIED_CODES.includes(code)) {
     process.stderr.write(`${code}: giving up after ${MAX_ATTEMPTS} attempts\n`);
   }
-  if (!response.ok) return 1;
+  let status = response.ok ? 0 : 1;
   // Processed, but was everything deleted? data.summary.failed says.
   const summary = answerJson(answer).data?.summary;
-  if (Number.isInteger(summary?.failed) && summary.failed > 0) {
+  if (status === 0 && Number.isInteger(summary?.failed) && summary.failed > 0) {
     process.stderr.write(`${summary.failed} of ${summary.total} entries not deleted (see data.errors)\n`);
-    return 3;
+    status = 3;
   }
-  return 0;
+  process.stdout.write(answer);
+  return status;
 }
 
 // --- vectors mode ------------------------------------------------------------------------------

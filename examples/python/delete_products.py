@@ -290,17 +290,17 @@ def delete_products(args: list[str]) -> int:
             time.sleep(wait)
             continue
         break
-    sys.stdout.buffer.write(answer)
-    sys.stdout.buffer.flush()
+    # The verdict on standard error first, then the body as received (it ends with no newline).
     if code in RETRIED_CODES:
         print(f"{code}: giving up after {MAX_ATTEMPTS} attempts", file=sys.stderr)
-    if not 200 <= status < 300:
-        return 1
-    line = not_deleted(answer)
+    exit_status = 0 if 200 <= status < 300 else 1
+    line = not_deleted(answer) if exit_status == 0 else None
     if line is not None:
         print(line, file=sys.stderr)
-        return 3
-    return 0
+        exit_status = 3
+    sys.stdout.buffer.write(answer)
+    sys.stdout.buffer.flush()
+    return exit_status
 
 
 # --- sign mode: what `partner-gateway sign` prints, on the standard library alone --------------
