@@ -39,7 +39,7 @@ hmac_hex() { # hmac_hex KEY_FILE < message: lowercase hex HMAC-SHA256, keyed wit
   printf '%s' "${out%% *}"
 }
 
-# The string to sign: eight lines joined by LF, no trailing newline (contract §2). Each argument
+# The string to sign: eight lines joined by LF, no trailing newline (docs/signing.md). Each argument
 # is a file holding the exact bytes of that line; the method is upper-cased.
 string_to_sign() { # METHOD PATH QUERY PARTNER STORE TOKEN TIMESTAMP BODY_HASH (files) > bytes
   tr 'a-z' 'A-Z' <"$1"

@@ -51,7 +51,7 @@ func bodySha256(body []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// stringToSign joins the contract's eight lines with LF, no trailing newline.
+// stringToSign joins the eight lines of the string to sign with LF, no trailing newline.
 func stringToSign(method, path, query, partnerClientID, storeClientID, storeToken, timestamp, bodyHash string) string {
 	return strings.Join([]string{
 		strings.ToUpper(method), path, query, partnerClientID, storeClientID, storeToken, timestamp, bodyHash,

@@ -69,7 +69,7 @@ public final class DeleteProducts {
         }
     }
 
-    /** The contract's string to sign: eight lines joined by LF, no trailing newline. */
+    /** The string to sign: eight lines joined by LF, no trailing newline. */
     static String stringToSign(String method, String path, String query, String partnerClientId,
             String storeClientId, String storeToken, String timestamp, String bodyHash) {
         return String.join("\n", method.toUpperCase(Locale.ROOT), path, query, partnerClientId,

@@ -28,7 +28,7 @@ function bodySha256(bytes) {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** The contract's string to sign: eight lines joined by LF, no trailing newline. */
+/** The string to sign: eight lines joined by LF, no trailing newline. */
 function stringToSign(p) {
   return [
     p.method.toUpperCase(),
