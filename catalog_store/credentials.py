@@ -24,12 +24,16 @@ __all__ = [
     "NewSecret",
     "NewStore",
     "RetiredSecret",
+    "SCOPE_BATCHES_READ",
+    "SCOPE_DELETE",
     "SecretInfo",
+    "TokenInfo",
     "create_partner",
     "create_store",
     "hash_token",
     "issue_token",
     "list_secrets",
+    "list_tokens",
     "lookup_auth",
     "lookup_auth_by_hash",
     "retire_secret",
@@ -39,7 +43,11 @@ __all__ = [
     "set_partner_active",
 ]
 
-DEFAULT_SCOPES = ("products:delete",)
+#: ``products:delete`` for deletions and dry runs, ``batches:read`` for batch status.
+SCOPE_DELETE = "products:delete"
+SCOPE_BATCHES_READ = "batches:read"
+#: Every scope a route can need; a token is issued with all of them unless told otherwise.
+DEFAULT_SCOPES = (SCOPE_DELETE, SCOPE_BATCHES_READ)
 #: A partner has one secret, or two while it moves from the old to the new one.
 MAX_ACTIVE_SECRETS = 2
 
@@ -85,6 +93,17 @@ class IssuedToken:
     store_id: int
     partner_id: int
     scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A store token as an operator may see it: never the token, nor its hash."""
+
+    partner_client_id: str
+    store_client_id: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +248,39 @@ async def list_secrets(pool: Pool, *, partner_client_id: str) -> list[SecretInfo
     if not rows:
         raise UnknownClient(f"no partner {partner_client_id}")
     return [SecretInfo(r[0], r[1], r[2]) for r in rows if r[0] is not None]
+
+
+async def list_tokens(
+    pool: Pool, *, partner_client_id: str | None = None, store_client_id: str | None = None
+) -> list[TokenInfo]:
+    """The tokens of a partner, of a store, or of both together, oldest first, revoked ones
+    included. Raises :class:`UnknownClient` for a partner or store that does not exist."""
+    if partner_client_id is None and store_client_id is None:
+        raise UnknownClient("name a partner, a store, or both")
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM partners WHERE client_id = %(partner)s),"
+            " (SELECT count(*) FROM stores WHERE client_id = %(store)s)",
+            {"partner": partner_client_id, "store": store_client_id},
+        )
+        found = await cur.fetchone()
+        assert found is not None
+        if partner_client_id is not None and not found[0]:
+            raise UnknownClient(f"no partner {partner_client_id}")
+        if store_client_id is not None and not found[1]:
+            raise UnknownClient(f"no store {store_client_id}")
+        cur = await conn.execute(
+            "SELECT p.client_id, s.client_id, t.scopes, t.created_at, t.revoked_at"
+            "  FROM store_tokens t"
+            "  JOIN partners p ON p.id = t.partner_id"
+            "  JOIN stores s ON s.id = t.store_id"
+            " WHERE (%(partner)s::text IS NULL OR p.client_id = %(partner)s)"
+            "   AND (%(store)s::text IS NULL OR s.client_id = %(store)s)"
+            " ORDER BY t.created_at, p.client_id, s.client_id",
+            {"partner": partner_client_id, "store": store_client_id},
+        )
+        rows = await cur.fetchall()
+    return [TokenInfo(r[0], r[1], tuple(r[2]), r[3], r[4]) for r in rows]
 
 
 async def set_partner_active(pool: Pool, *, partner_client_id: str, active: bool) -> None:

@@ -74,6 +74,11 @@ def _header_problem(name: str, value: str) -> str | None:
             return "must be Unix time in milliseconds, decimal digits only (e.g. 1758100350458)"
         return None
     if name == signing.HEADER_SIGNATURE:
+        if signing.looks_like_base64_signature(value):
+            return (
+                "looks like base64; send lower-case hex: the 64-character hex HMAC-SHA256"
+                " of the string to sign"
+            )
         if not signing.is_signature_format(value):
             return "must be the 64-character hex HMAC-SHA256 of the string to sign"
         return None
@@ -144,6 +149,13 @@ def _check_window(timestamp: str, now_ms: int) -> None:
             f". x-timestamp {timestamp} looks like seconds: send Unix time in milliseconds,"
             f" e.g. {timestamp}000"
         )
+    else:
+        # ageSeconds > 0: the timestamp is in the past, so the partner's clock is behind.
+        side = "behind" if check.age_seconds >= 0 else "ahead of"
+        hint += (
+            f". By the x-timestamp sent, your clock is {abs(check.age_seconds)} s {side}"
+            " the gateway's"
+        )
     raise ApiError(
         "AUTH_003",
         hint=hint,
@@ -161,6 +173,37 @@ def verification_keys(record: AuthRecord) -> tuple[tuple[bytes, ...], int]:
     known = record.partner_id is not None and record.partner_active
     real = record.secrets[:MAX_ACTIVE_SECRETS] if known else ()
     return real + _DECOY_KEYS[len(real) :], len(real)
+
+
+def _signature_mismatch(
+    signed: SignedHeaders,
+    message: str | None,
+    body: bytes,
+    body_hash: str,
+    mistake: signing.Mistake | None,
+) -> ApiError:
+    """``AUTH_002``: the server's string to sign (token masked), the body's length and hash, the
+    signature as sent and, when the partner's secret gives it for a usual mistake, its name."""
+    hint = None
+    if mistake is not None:
+        hint = (
+            f"The signature does not match: {mistake.advice} (context.likelyCause"
+            f" {mistake.cause}). Compare your string to sign with context.stringToSign"
+            " (store token masked) and your body hash with context.bodySha256"
+        )
+    return ApiError(
+        "AUTH_002",
+        hint=hint,
+        context={
+            "stringToSign": None
+            if message is None
+            else masked_string_to_sign(message, signed.store_token),
+            "bodySha256": body_hash,
+            "bodyLength": len(body),
+            "signatureProvided": signed.signature,
+            "likelyCause": None if mistake is None else mistake.cause,
+        },
+    )
 
 
 async def _lookup(credentials: CredentialSource, signed: SignedHeaders) -> AuthRecord:
@@ -213,15 +256,12 @@ async def authenticate(
     keys, real = verification_keys(record)
     matched = signing.verify(signed.signature, message or "", keys)
     if matched is None or matched >= real or message is None:
-        raise ApiError(
-            "AUTH_002",
-            context={
-                "stringToSign": None
-                if message is None
-                else masked_string_to_sign(message, signed.store_token),
-                "bodySha256": body_hash,
-            },
+        # Every failing signature of a known partner recomputes the usual mistakes with both
+        # keys: the same number of HMACs whatever its secrets or its mistake.
+        mistake = signing.find_mistake(
+            signed.signature, message or "", body=body, keys=keys, real=real
         )
+        raise _signature_mismatch(signed, message, body, body_hash, mistake)
     # Only now is the timestamp the partner's own: nobody else moves the drift figures.
     observe_clock_skew((int(signed.timestamp) - now_ms) / 1000)
     token_ok = (

@@ -33,7 +33,7 @@ from .settings import Settings, SettingsError, effective_settings, load_settings
 __all__ = ["KNOWN_SCOPES", "main"]
 
 #: The scopes a route can need; `token issue` refuses any other (a typo would make a dead token).
-KNOWN_SCOPES = ("products:delete",)
+KNOWN_SCOPES = (store.SCOPE_DELETE, store.SCOPE_BATCHES_READ)
 
 
 def _print(value: Any) -> None:
@@ -163,6 +163,32 @@ def _cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
     if not asyncio.run(_with_pool(settings, lambda p: store.revoke_token(p, token=token))):
         raise CommandError("no live token with that value (unknown, or already revoked)")
     _print({"revoked": True})
+    return 0
+
+
+def _cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
+    infos = asyncio.run(
+        _with_pool(
+            settings,
+            lambda p: store.list_tokens(
+                p, partner_client_id=args.partner, store_client_id=args.store
+            ),
+        )
+    )
+    _print(
+        {
+            "tokens": [
+                {
+                    "partnerClientId": info.partner_client_id,
+                    "storeClientId": info.store_client_id,
+                    "scopes": list(info.scopes),
+                    "createdAt": _iso(info.created_at),
+                    "revokedAt": _iso(info.revoked_at),
+                }
+                for info in infos
+            ]
+        }
+    )
     return 0
 
 
@@ -394,13 +420,23 @@ def _parser() -> argparse.ArgumentParser:
     t_issue = token.add_parser("issue", help="issue a token from a store to a partner")
     t_issue.add_argument("--partner", required=True, help="partner client id")
     t_issue.add_argument("--store", required=True, help="store client id")
-    t_issue.add_argument("--scopes", default=",".join(store.DEFAULT_SCOPES))
+    t_issue.add_argument(
+        "--scopes",
+        default=",".join(store.DEFAULT_SCOPES),
+        help=f"comma-separated, of {', '.join(KNOWN_SCOPES)} (default: all of them)",
+    )
     t_issue.set_defaults(run=_cmd_token_issue)
     t_revoke = token.add_parser(
         "revoke", help="revoke a store token (every process, within the cache bound)"
     )
     t_revoke.add_argument("--token", required=True, help="the token; - reads it from stdin")
     t_revoke.set_defaults(run=_cmd_token_revoke)
+    t_list = token.add_parser(
+        "list", help="a partner's or a store's tokens: scopes and times, never the token"
+    )
+    t_list.add_argument("--partner", help="partner client id")
+    t_list.add_argument("--store", help="store client id")
+    t_list.set_defaults(run=_cmd_token_list)
 
     key = commands.add_parser("key", help="the server key").add_subparsers(
         dest="action", required=True

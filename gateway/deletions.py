@@ -42,7 +42,6 @@ from .wire import (
 __all__ = ["DELETIONS_PATH", "batch_status", "delete_products"]
 
 DELETIONS_PATH = "/api/v1/partner/stores/products/deletions"
-SCOPE_DELETE = "products:delete"
 
 _PROBLEM_CODES = {
     store.Problem.ID_NOT_FOUND: "PRD_014",
@@ -61,7 +60,7 @@ def _raw_target(request: Request) -> tuple[str, str]:
     return path.decode("utf-8", "replace"), query.decode("utf-8", "replace")
 
 
-async def _authenticated(request: Request) -> tuple[AuthContext, bytes]:
+async def _authenticated(request: Request, *, scope: str) -> tuple[AuthContext, bytes]:
     """Who sent the request, and its body, read only once checks 1 to 3 have passed."""
     path, query = _raw_target(request)
     state: dict[str, Any] = request.scope["state"]
@@ -74,7 +73,7 @@ async def _authenticated(request: Request) -> tuple[AuthContext, bytes]:
         headers=request.scope["headers"],
         read_body=lambda: read_capped_body(request, timeout=settings.body_timeout),
         now_ms=state["clock"](),
-        scope=SCOPE_DELETE,
+        scope=scope,
         max_header_bytes=settings.max_header_bytes,
     )
     state["log"].update(partner=auth.partner_client_id, store=auth.store_client_id)
@@ -133,7 +132,7 @@ def _report(outcome: store.DeletionOutcome) -> DeletionData:
 async def delete_products(request: Request) -> Response:
     """POST …/deletions: authenticate, check the body, delete in one transaction, report."""
     request.scope["state"]["log"]["route"] = DELETIONS_PATH
-    auth, body = await _authenticated(request)
+    auth, body = await _authenticated(request, scope=store.SCOPE_DELETE)
     pool = request.app.state.pool
     try:
         key = idempotency_key(request)
@@ -320,7 +319,7 @@ def _page(request: Request) -> tuple[int, int]:
 async def batch_status(request: Request) -> Response:
     """GET …/deletions/{batchId}: progress, summary and one page of the results (§4)."""
     request.scope["state"]["log"]["route"] = DELETIONS_PATH + "/{batchId}"
-    auth, body = await _authenticated(request)
+    auth, body = await _authenticated(request, scope=store.SCOPE_BATCHES_READ)
     pool = request.app.state.pool
     raw_id = request.path_params["batch_id"]
     try:

@@ -21,8 +21,22 @@ from .canonical import (
 )
 from .clock import WINDOW_MS, TimestampCheck, check_timestamp
 from .errors import MalformedInput, SigningError
+from .mistakes import (
+    BODY_MISTAKES_MAX_BYTES,
+    HMACS_PER_KEY,
+    MISTAKES,
+    Mistake,
+    find_mistake,
+    looks_like_base64_signature,
+)
 
 __all__ = [
+    "BODY_MISTAKES_MAX_BYTES",
+    "HMACS_PER_KEY",
+    "MISTAKES",
+    "Mistake",
+    "find_mistake",
+    "looks_like_base64_signature",
     "EMPTY_BODY_SHA256",
     "HEADER_PARTNER_CLIENT_ID",
     "HEADER_SIGNATURE",

@@ -21,7 +21,9 @@ async def test_store_tokens_are_stored_only_as_hashes(pool: store.Pool) -> None:
             "SELECT count(*) FROM store_tokens t WHERE strpos(t::text, %s) > 0", (tenant.token,)
         )
         assert await cur.fetchone() == (0,)
-    assert rows == [(hashlib.sha256(tenant.token.encode()).digest(), ["products:delete"])]
+    assert rows == [
+        (hashlib.sha256(tenant.token.encode()).digest(), ["products:delete", "batches:read"])
+    ]
 
 
 async def test_lookup_reads_partner_secrets_store_and_token(pool: store.Pool) -> None:
@@ -40,7 +42,7 @@ async def test_lookup_reads_partner_secrets_store_and_token(pool: store.Pool) ->
         store_id=tenant.store_id,
         token_partner_id=tenant.partner_id,
         token_store_id=tenant.store_id,
-        token_scopes=("products:delete",),
+        token_scopes=("products:delete", "batches:read"),
         key_ids=("k1",),
     )
 

@@ -115,20 +115,30 @@ async def product_count_unchanged(database_url: str, tenant: Tenant) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("skew_ms", "age"), [(300_001, 300), (-300_001, -300), (86_400_000, 86_400)]
+    ("skew_ms", "age", "clock"),
+    [
+        (300_001, 300, "300 s behind"),
+        (-300_001, -300, "300 s ahead of"),
+        (361_000, 361, "361 s behind"),
+        (-361_999, -361, "361 s ahead of"),
+        (86_400_000, 86_400, "86400 s behind"),
+    ],
 )
-async def test_timestamp_outside_the_window_is_auth_003(
-    database_url: str, tenant: Tenant, skew_ms: int, age: int
+async def test_timestamp_outside_the_window_is_auth_003_and_says_how_far_the_clock_is(
+    database_url: str, tenant: Tenant, skew_ms: int, age: int, clock: str
 ) -> None:
-    clock = FakeClock(NOW_MS + skew_ms)
-    async with gateway_client(database_url, clock) as client:
+    """The hint keeps its sentence and says, in words, how far the partner's clock is from the
+    gateway's (the request is stamped NOW_MS; the gateway's clock is NOW_MS + skew)."""
+    gateway_clock = FakeClock(NOW_MS + skew_ms)
+    async with gateway_client(database_url, gateway_clock) as client:
         response = await delete(client, tenant, {"ids": tenant.ids[:1]})
     assert_error(
         response,
         401,
         "AUTH_003",
         "Expired or invalid timestamp",
-        hint="Request timestamp must be within 300 seconds",
+        hint="Request timestamp must be within 300 seconds."
+        f" By the x-timestamp sent, your clock is {clock} the gateway's",
         context={"providedTimestamp": NOW_MS, "currentTime": NOW_MS + skew_ms, "ageSeconds": age},
     )
 
@@ -206,10 +216,12 @@ async def test_wrong_secret_is_auth_002_with_the_servers_string_to_sign(
             ]
         ),
         "bodySha256": hashlib.sha256(body).hexdigest(),
+        "bodyLength": len(body),
+        "signatureProvided": headers["x-signature"],
+        "likelyCause": None,
     }
     assert tenant.token not in response.text
     assert tenant.secret not in response.text
-    assert headers["x-signature"] not in response.text
     assert await product_count(pool, tenant) == (20, 40)
 
 

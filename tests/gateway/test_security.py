@@ -132,9 +132,11 @@ async def test_with_the_cache_off_a_revocation_takes_effect_at_once(
 async def test_every_failing_signature_of_a_known_partner_costs_the_same_hmac_work(
     database_url: str, pool: store.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A known partner's signature is checked with exactly two HMACs (the most secrets a
-    partner has), one secret or two, right or wrong, whatever the mistake; an unknown or
-    disabled partner is AUTH_004 before any HMAC, and before its body is read."""
+    """A known partner's valid signature costs exactly two HMACs (the most secrets a partner
+    has), one secret or two. Every failing one costs the same fixed number, equal among
+    failures: 2 + 2 x 12 = 26 (each usual mistake recomputed with each key), whatever the
+    secrets, the mistake, whether it is recognised, or the body's size. An unknown or disabled
+    partner is AUTH_004 before any HMAC, and before its body is read."""
     one = await make_tenant(pool, products=5, name="one")
     two = await make_tenant(pool, products=5, name="two")
     newer = await store.rotate_secret(pool, partner_client_id=two.partner_client_id, box=TEST_BOX)
@@ -149,22 +151,29 @@ async def test_every_failing_signature_of_a_known_partner_costs_the_same_hmac_wo
         return real_sign(key, message)
 
     monkeypatch.setattr(signing.canonical, "sign", counting_sign)
-    cases = [
-        (one, one.secret, b"", 200, 2),
-        (two, two.secret, b"", 200, 2),
-        (two, newer.secret, b"", 200, 2),
-        (one, "psk_wrong", b"", 401, 2),
-        (two, "psk_wrong", b"", 401, 2),
-        (one, one.secret, b" ", 401, 2),  # the body changed after signing
-        (two, newer.secret, b"\n", 401, 2),
-        (ghost, ghost.secret, b"", 401, 0),
-        (off, off.secret, b"", 401, 0),
+    failing = 2 + 2 * signing.HMACS_PER_KEY
+    assert failing == 26
+    big = {"externalIds": ["x" * 200] * 400}  # over 64 KiB: no body mistakes looked for
+    removed = "body-newline-removed"
+    cases: list[tuple[Tenant, str, dict[str, Any], bytes, int, int, str | None]] = [
+        (one, one.secret, {}, b"", 200, 2, None),
+        (two, two.secret, {}, b"", 200, 2, None),
+        (two, newer.secret, {}, b"", 200, 2, None),
+        (one, "psk_wrong", {}, b"", 401, failing, None),
+        (two, "psk_wrong", {}, b"", 401, failing, None),
+        (one, one.secret, {}, b" ", 401, failing, None),  # the body changed after signing
+        (two, newer.secret, {}, b"\n", 401, failing, removed),  # a mistake, the newer secret
+        (two, two.secret, {}, b"\n", 401, failing, removed),  # the same, the older secret
+        (one, one.secret, big, b"\n", 401, failing, None),  # too large to be named
+        (ghost, ghost.secret, {}, b"", 401, 0, None),
+        (off, off.secret, {}, b"", 401, 0, None),
     ]
     work = []
     pulled = 0
     async with gateway_client(database_url) as client:
-        for n, (tenant, secret, tail, status, hmac_count) in enumerate(cases):
-            body = body_of({"ids": tenant.ids[n % 3 : n % 3 + 1] or [str(uuid.uuid4())]})
+        for n, (tenant, secret, payload, tail, status, hmac_count, cause) in enumerate(cases):
+            ids = tenant.ids[n % 3 : n % 3 + 1] or [str(uuid.uuid4())]
+            body = body_of(payload or {"ids": ids})
             headers = signed_headers(tenant, body=body, timestamp=NOW_MS + n, secret=secret)
 
             async def stream(sent: bytes = body + tail) -> Any:
@@ -178,7 +187,9 @@ async def test_every_failing_signature_of_a_known_partner_costs_the_same_hmac_wo
             assert response.status_code == status, response.text
             work.append((len(hmacs), pulled))
             assert len(hmacs) == hmac_count, (n, response.text)
-    assert work == [(2, 1)] * 7 + [(0, 0)] * 2
+            if hmac_count == failing:
+                assert response.json()["error"]["details"]["context"]["likelyCause"] == cause
+    assert work == [(2, 1)] * 3 + [(failing, 1)] * 6 + [(0, 0)] * 2
 
 
 async def test_an_oversized_header_of_any_name_is_auth_001(
