@@ -1,4 +1,5 @@
-"""Regenerate signing_v1.json (and its copy in examples/vectors/) from the inputs below:
+"""Regenerate signing_v1.json (and its copy in examples/vectors/) from the inputs below, and
+docs/vectors.md from it:
 `python -m tests.vectors.make_signing_v1`.
 
 Every derived field (body hash, string to sign, signature) is computed by `signing`; the Python
@@ -70,8 +71,19 @@ def _invalid(name: str, changed: str, signed: dict[str, Any], **sent: Any) -> di
     return derived
 
 
+LARGE_BODY = json.dumps(
+    {"externalIds": [f"sku-{n:06d}" for n in range(6000)]}, separators=(",", ":")
+)
+#: How docs/vectors.md writes out the one body too long to print.
+LARGE_BODY_RULE = (
+    'the compact JSON `{"externalIds":["sku-000000","sku-000001",…,"sku-005999"]}`: 6,000'
+    " external ids, each `sku-` and its number from 0 to 5,999 in six digits, joined by `,`"
+    " with no spaces"
+)
+
+
 def cases() -> list[dict[str, Any]]:
-    big = json.dumps({"externalIds": [f"sku-{n:06d}" for n in range(6000)]}, separators=(",", ":"))
+    big = LARGE_BODY
     return [
         _valid("contract vector 1: POST with a body", body=BODY_1),
         _valid(
@@ -167,6 +179,58 @@ def cases() -> list[dict[str, Any]]:
     ]
 
 
+def _cell(value: str) -> str:
+    return f"`{value}`" if value else "(empty)"
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    """docs/vectors.md: every case of the vector file written out, for partners."""
+    out = [
+        "# Signing test vectors",
+        "",
+        "Every case of the shared vector file, written out: check your signing code against"
+        " them. Test vectors 1 and 2 are the worked examples of [signing.md](signing.md). This"
+        " page is generated from the vector file, and the test suite checks that they agree.",
+        "",
+        "For each case: hash the UTF-8 bytes of the body (SHA-256, lowercase hex) and compare"
+        " with the body hash; build the string to sign from the method (upper-cased), path,"
+        " query, the three credentials, the timestamp and the body hash, joined by LF, and"
+        " compare it with the string to sign shown; compute the HMAC-SHA256 of it keyed with"
+        " the UTF-8 bytes of each secret. A *valid* case passes when the signature (compared"
+        " case-insensitively) equals one of those HMACs, an *invalid* one when it equals none.",
+        "",
+    ]
+    for number, case in enumerate(document["cases"], start=1):
+        out += [f"## {number}. {case['name']}", ""]
+        verdict = case["expect"]
+        if "changed" in case:
+            verdict += f": {case['changed']}"
+        body = case["body"]
+        shown = LARGE_BODY_RULE if body == LARGE_BODY else _cell(body)
+        out += [
+            "| field | value |",
+            "|---|---|",
+            f"| expect | {verdict} |",
+            f"| secrets | {', '.join(_cell(s) for s in case['secrets'])} |",
+            f"| method | {_cell(case['method'])} |",
+            f"| path | {_cell(case['path'])} |",
+            f"| query | {_cell(case['query'])} |",
+            f"| x-partner-client-id | {_cell(case['partnerClientId'])} |",
+            f"| x-store-client-id | {_cell(case['storeClientId'])} |",
+            f"| x-store-token | {_cell(case['storeToken'])} |",
+            f"| x-timestamp | {_cell(case['timestamp'])} |",
+            f"| body ({len(body.encode('utf-8')):,} bytes) | {shown} |",
+            f"| body SHA-256 | {_cell(case['bodySha256'])} |",
+            f"| x-signature | {_cell(case['signature'])} |",
+            "",
+            "```text",
+            case["stringToSign"],
+            "```",
+            "",
+        ]
+    return "\n".join(out)
+
+
 def main() -> None:
     document = {
         "version": 1,
@@ -182,6 +246,8 @@ def main() -> None:
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     for path in FILES:
         path.write_text(text, encoding="utf-8")
+    docs = Path(__file__).resolve().parents[2] / "docs" / "vectors.md"
+    docs.write_text(render_markdown(document), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""docs/api.md, "Requests the HTTP server answers itself": what is not valid HTTP gets the
+server's plain-text 400 (no envelope, no request id, connection closed), and a known method that
+a route does not serve still reaches the gateway and gets the envelope."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.live import serving
+
+DELETIONS = "/api/v1/partner/stores/products/deletions"
+NOT_HTTP = [
+    f"post {DELETIONS} HTTP/1.1\r\nHost: x\r\ncontent-length: 0\r\n\r\n",  # lower-case method
+    "FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # a method HTTP does not know
+    "GET /heal thz HTTP/1.1\r\nHost: x\r\n\r\n",  # a space in the target
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",  # a space in a header name
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nx-a: a\x01b\r\n\r\n",  # a control character in a value
+    f"POST {DELETIONS} HTTP/1.1\r\nHost: x\r\ncontent-length: abc\r\n\r\n",
+    f"POST {DELETIONS} HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+]
+
+
+def _exchange(address: tuple[str, int], raw: str) -> tuple[str, dict[str, str], bytes]:
+    """Send raw bytes, read the whole answer until the server closes or the body is complete."""
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(raw.encode("latin-1"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        while len(body) < int(headers.get("content-length", "0")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return status, headers, body
+
+
+def test_what_is_not_http_gets_the_servers_plain_400_and_the_rest_the_envelope(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serving(database_url, tmp_path) as server:
+        url = urlsplit(server.url)
+        address = (url.hostname or "127.0.0.1", url.port or 80)
+        for raw in NOT_HTTP:
+            status, headers, body = _exchange(address, raw)
+            assert status == "HTTP/1.1 400 Bad Request", raw
+            assert headers["content-type"].startswith("text/plain"), raw
+            assert headers["connection"] == "close", raw
+            assert "x-request-id" not in headers, raw
+            assert not body.startswith(b"{"), raw
+        status, headers, body = _exchange(address, "PATCH /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == "HTTP/1.1 405 Method Not Allowed"
+    assert headers["content-type"] == "application/json"
+    answer = json.loads(body)
+    assert answer["error"]["code"] == "ROUTE_002"
+    assert answer["requestId"] == headers["x-request-id"]
