@@ -1,6 +1,7 @@
-"""docs/api.md, "Requests the HTTP server answers itself": what is not valid HTTP gets the
-server's plain-text 400 (no envelope, no request id, connection closed), and a known method that
-a route does not serve still reaches the gateway and gets the envelope."""
+"""Statements of docs/api.md that a doc test cannot check: the Content-Type policy, and the
+requests the HTTP server answers itself (what is not valid HTTP gets the server's plain-text 400:
+no envelope, no request id, connection closed; a known method that a route does not serve still
+reaches the gateway and gets the envelope)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,33 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
+import catalog_store as store
 from tests.live import serving
+from tests.support import NOW_MS, Tenant, body_of, gateway_client, product_count, signed_headers
 
 DELETIONS = "/api/v1/partner/stores/products/deletions"
+
+
+@pytest.mark.anyio
+async def test_the_body_is_json_whatever_the_content_type_says(
+    database_url: str, pool: store.Pool, tenant: Tenant
+) -> None:
+    statuses = []
+    async with gateway_client(database_url) as client:
+        for n, content_type in enumerate([None, "text/plain", "application/x-www-form-urlencoded"]):
+            body = body_of({"ids": tenant.ids[n : n + 1]})
+            headers = signed_headers(tenant, body=body, timestamp=NOW_MS + n)
+            del headers["content-type"]
+            if content_type is not None:
+                headers["content-type"] = content_type
+            response = await client.post(DELETIONS, content=body, headers=headers)
+            statuses.append((response.status_code, response.json()["data"]["summary"]))
+    assert statuses == [(200, {"total": 1, "succeeded": 1, "failed": 0})] * 3
+    assert await product_count(pool, tenant) == (17, 34)
+
+
 NOT_HTTP = [
     f"post {DELETIONS} HTTP/1.1\r\nHost: x\r\ncontent-length: 0\r\n\r\n",  # lower-case method
     "FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # a method HTTP does not know
