@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+import catalog_store as store
+
 from .deletions import DEFAULT_PAGE, MAX_PAGE
 from .errors import CATALOG, ITEM_CODES
 from .idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
@@ -111,7 +113,8 @@ def build_openapi() -> dict[str, Any]:
                     " 100,000, or dispatch true, as a batch (202). dryRun true reports what"
                     " would be deleted and changes nothing (200). With an idempotency-key, a"
                     " retry with the same key and body gets the first answer again, byte for"
-                    f" byte, with {REPLAYED_HEADER}: true. Item codes: {item_codes}.",
+                    f" byte, with {REPLAYED_HEADER}: true. Item codes: {item_codes}. The store"
+                    f" token needs the scope {store.SCOPE_DELETE}.",
                     "parameters": [*signed_params, _IDEMPOTENCY_PARAM],
                     "requestBody": {
                         "required": True,
@@ -153,6 +156,7 @@ def build_openapi() -> dict[str, Any]:
                 "get": {
                     "operationId": "getDeletionBatch",
                     "summary": "Progress and results of a dispatched deletion batch",
+                    "description": f"The store token needs the scope {store.SCOPE_BATCHES_READ}.",
                     "parameters": [
                         {
                             "name": "batchId",

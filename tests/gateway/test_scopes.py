@@ -152,3 +152,16 @@ def test_token_issue_takes_either_scope_and_token_list_shows_scopes_never_the_to
     code, _, err = cli("token", "list", "--store", "1")
     assert code == 2
     assert json.loads(err.strip().splitlines()[-1]) == {"error": "no store 1"}
+
+
+def test_the_openapi_document_names_each_routes_scope() -> None:
+    from gateway.openapi import build_openapi
+
+    paths = build_openapi()["paths"]
+    deletions = "/api/v1/partner/stores/products/deletions"
+    assert paths[deletions]["post"]["description"].endswith(
+        "The store token needs the scope products:delete."
+    )
+    assert paths[deletions + "/{batchId}"]["get"]["description"] == (
+        "The store token needs the scope batches:read."
+    )
