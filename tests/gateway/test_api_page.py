@@ -6,7 +6,9 @@ reaches the gateway and gets the envelope)."""
 from __future__ import annotations
 
 import json
+import re
 import socket
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +19,44 @@ from tests.live import serving
 from tests.support import NOW_MS, Tenant, body_of, gateway_client, product_count, signed_headers
 
 DELETIONS = "/api/v1/partner/stores/products/deletions"
+
+
+API_PAGE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+
+
+def _synchronous_examples() -> list[dict[str, object]]:
+    section = API_PAGE.read_text("utf-8").split("### The synchronous answer (HTTP 200)")[1]
+    section = section.split("\n### ")[0]
+    return [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", section, flags=re.S)]
+
+
+def _gist(answer: dict[str, object]) -> tuple[object, ...]:
+    """What a partner reads in a synchronous answer, without the ids that differ per store."""
+    data = answer["data"]
+    assert isinstance(data, dict)
+    errors = [(e["code"], e["message"], e["rowIndex"], "id" in e) for e in data["errors"]]
+    return answer["success"], answer["message"], data["summary"], len(data["successItems"]), errors
+
+
+@pytest.mark.anyio
+async def test_the_synchronous_examples_are_what_the_gateway_answers(
+    database_url: str, tenant: Tenant
+) -> None:
+    """The two 200 answers of docs/api.md, sent for real: the same message, summary and errors."""
+    all_deleted, some_not = _synchronous_examples()
+    requests = [
+        {"ids": tenant.ids[:2]},
+        {"ids": [str(uuid.uuid4()), tenant.ids[2], "not-a-uuid"], "externalIds": ["sku-9999"]},
+    ]
+    answers = []
+    async with gateway_client(database_url) as client:
+        for n, payload in enumerate(requests):
+            body = body_of(payload)
+            headers = signed_headers(tenant, body=body, timestamp=NOW_MS + n)
+            response = await client.post(DELETIONS, content=body, headers=headers)
+            assert response.status_code == 200
+            answers.append(response.json())
+    assert [_gist(a) for a in answers] == [_gist(all_deleted), _gist(some_not)]
 
 
 @pytest.mark.anyio
