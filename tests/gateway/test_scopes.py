@@ -106,8 +106,11 @@ async def test_the_migration_gives_tokens_issued_before_batches_read_both_scopes
 def test_token_issue_takes_either_scope_and_token_list_shows_scopes_never_the_token(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The console script's own entry point, in-process (a process per command costs seconds)."""
+    """The console script's own entry point, in-process (a process per command costs seconds).
+    Its logging set-up is left out: it would bind the logs of later tests to this test's
+    captured stderr, closed once the test ends."""
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setattr("gateway.cli.configure_logging", lambda *args, **kwargs: None)
 
     def cli(*args: str) -> tuple[int, str, str]:
         code = main(list(args))
