@@ -34,6 +34,7 @@ from .credentials import (
     list_tokens,
     lookup_auth,
     lookup_auth_by_hash,
+    note_secrets_used,
     retire_secret,
     revoke_token,
     rotate_secret,
@@ -73,7 +74,7 @@ from .errors import (
 )
 from .idempotency import IDEMPOTENCY_HOURS, Idempotency, StoredResponse, purge_expired_keys
 from .migrate import Migration, MigrationReport, apply_migrations, available_migrations
-from .pool import Pool, connection, create_pool
+from .pool import Pool, connection, create_pool, requests_waiting
 from .products import ProductRef, count_products, seed_products
 from .sealing import SecretBox, generate_key, parse_key
 from .stats import QueueStats, queue_stats
@@ -147,6 +148,7 @@ __all__ = [
     "lookup_auth",
     "lookup_auth_by_hash",
     "nonce_seen",
+    "note_secrets_used",
     "parse_key",
     "plan_deletion",
     "preview_deletion",
@@ -156,6 +158,7 @@ __all__ = [
     "purge_expired_nonces",
     "purge_old_batches",
     "queue_stats",
+    "requests_waiting",
     "restore_products",
     "retire_secret",
     "revoke_token",

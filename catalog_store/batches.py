@@ -358,8 +358,18 @@ async def process_next_chunk(
             },
         )
         row = await cur.fetchone()
+        # Last, so concurrent chunks hold this one row's lock only until their commit.
+        await conn.execute(_COUNT_CHUNK, (succeeded, len(results) - succeeded))
     assert row is not None
     return Batch(*row)
+
+
+# The work of every worker in one row, read by any gateway's /metrics (catalog_store/stats.py).
+_COUNT_CHUNK = (
+    "INSERT INTO batch_work_totals AS t (chunks, deleted, failed) VALUES (1, %s, %s)"
+    " ON CONFLICT (id) DO UPDATE SET chunks = t.chunks + 1,"
+    " deleted = t.deleted + excluded.deleted, failed = t.failed + excluded.failed"
+)
 
 
 async def purge_old_batches(pool: Pool, *, older_than_days: int = 7) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "list_tokens",
     "lookup_auth",
     "lookup_auth_by_hash",
+    "note_secrets_used",
     "retire_secret",
     "revoke_token",
     "rotate_secret",
@@ -72,6 +74,8 @@ class SecretInfo:
     key_id: str
     created_at: datetime
     retired_at: datetime | None
+    #: When it last verified a request, to within about a minute (see note_secrets_used).
+    last_used_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +243,7 @@ async def list_secrets(pool: Pool, *, partner_client_id: str) -> list[SecretInfo
     """Every secret of a partner, active or retired, oldest first (never the secret itself)."""
     async with connection(pool) as conn:
         cur = await conn.execute(
-            "SELECT ps.key_id, ps.created_at, ps.retired_at FROM partners p"
+            "SELECT ps.key_id, ps.created_at, ps.retired_at, ps.last_used_at FROM partners p"
             " LEFT JOIN partner_secrets ps ON ps.partner_id = p.id"
             " WHERE p.client_id = %s ORDER BY ps.created_at, ps.key_id",
             (partner_client_id,),
@@ -247,7 +251,7 @@ async def list_secrets(pool: Pool, *, partner_client_id: str) -> list[SecretInfo
         rows = await cur.fetchall()
     if not rows:
         raise UnknownClient(f"no partner {partner_client_id}")
-    return [SecretInfo(r[0], r[1], r[2]) for r in rows if r[0] is not None]
+    return [SecretInfo(r[0], r[1], r[2], r[3]) for r in rows if r[0] is not None]
 
 
 async def list_tokens(
@@ -437,3 +441,19 @@ async def lookup_auth_by_hash(
         token_scopes=tuple(row[6]),
         key_ids=tuple(key_ids),
     )
+
+
+async def note_secrets_used(pool: Pool, used: Sequence[tuple[int, str]]) -> None:
+    """Record that these (partner id, key id) secrets verified requests just now, in one
+    statement; a secret whose time was written less than a minute ago is left as it is, so
+    several gateway processes do not each rewrite it."""
+    if not used:
+        return
+    async with connection(pool) as conn:
+        await conn.execute(
+            "UPDATE partner_secrets AS ps SET last_used_at = now()"
+            " FROM unnest(%s::bigint[], %s::text[]) AS u (partner_id, key_id)"
+            " WHERE ps.partner_id = u.partner_id AND ps.key_id = u.key_id"
+            " AND (ps.last_used_at IS NULL OR ps.last_used_at < now() - interval '1 minute')",
+            ([partner for partner, _ in used], [key for _, key in used]),
+        )

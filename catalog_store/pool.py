@@ -13,7 +13,7 @@ import psycopg_pool
 
 from .errors import StoreUnavailable
 
-__all__ = ["Pool", "create_pool"]
+__all__ = ["Pool", "create_pool", "requests_waiting"]
 
 Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -68,13 +68,31 @@ def create_pool(
     )
 
 
+#: Per pool, the borrowers still waiting for their connection now. psycopg_pool's own
+#: ``requests_waiting`` is the length of its queue of waiters, which keeps those that gave up
+#: (timed out) until a connection comes back, so in an outage it only grows.
+_waiting: weakref.WeakKeyDictionary[Pool, int] = weakref.WeakKeyDictionary()
+
+
+def requests_waiting(pool: Pool) -> int:
+    """How many borrowers of ``pool`` in this process are waiting for a connection now."""
+    return _waiting.get(pool, 0)
+
+
 @asynccontextmanager
 async def connection(pool: Pool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """Borrow a connection; any driver failure leaves as :class:`StoreUnavailable`."""
+    _waiting[pool] = _waiting.get(pool, 0) + 1
+    waiting = True
     try:
         async with pool.connection() as conn:
+            _waiting[pool] -= 1
+            waiting = False
             yield conn
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InternalError) as exc:
         raise StoreUnavailable(str(exc)) from exc
     except psycopg.Error as exc:
         raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if waiting:  # it gave up (timeout, cancelled): no longer waiting
+            _waiting[pool] -= 1

@@ -1,5 +1,6 @@
-"""Figures for the operator's metrics: dispatched batches by status and the job queue, in one
-statement, read at scrape time so every process reports the same database-wide numbers."""
+"""Figures for the operator's metrics: dispatched batches by status, the job queue, the workers'
+heartbeats and the work they did, in one statement, read at scrape time so every process
+reports the same database-wide numbers."""
 
 from __future__ import annotations
 
@@ -17,8 +18,18 @@ class QueueStats:
     jobs_running: int
     jobs_failed: int
     oldest_unfinished_seconds: float
+    #: Workers whose last heartbeat is more recent than the stalled-after setting.
+    workers_alive: int = 0
+    #: The age of the oldest heartbeat among the workers of running jobs (0 when none run).
+    oldest_heartbeat_seconds: float = 0.0
+    #: Chunks committed and entries done by every worker, ever (batch_work_totals).
+    chunks: int = 0
+    entries_deleted: int = 0
+    entries_failed: int = 0
 
 
+# A running job whose worker row is gone (pruned by another worker as stalled) counts from its
+# last event, so it looks as old as it is, not healthy.
 _QUEUE_STATS = """
 SELECT
   (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb)
@@ -27,23 +38,39 @@ SELECT
   count(*) FILTER (WHERE j.status = 'doing'),
   count(*) FILTER (WHERE j.status = 'failed'),
   (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-     FROM deletion_batches WHERE status IN ('pending', 'processing'))
+     FROM deletion_batches WHERE status IN ('pending', 'processing')),
+  (SELECT count(*) FROM procrastinate_workers
+    WHERE last_heartbeat > now() - make_interval(secs => %(stalled_after)s)),
+  (SELECT coalesce(max(extract(epoch FROM now() - coalesce(w.last_heartbeat,
+            (SELECT max(e.at) FROM procrastinate_events AS e WHERE e.job_id = d.id)))), 0)::float8
+     FROM procrastinate_jobs AS d LEFT JOIN procrastinate_workers AS w ON w.id = d.worker_id
+    WHERE d.queue_name = %(queue)s AND d.status = 'doing'),
+  coalesce((SELECT chunks FROM batch_work_totals), 0),
+  coalesce((SELECT deleted FROM batch_work_totals), 0),
+  coalesce((SELECT failed FROM batch_work_totals), 0)
 FROM procrastinate_jobs AS j
-WHERE j.queue_name = %s
+WHERE j.queue_name = %(queue)s
 """
 
 
-async def queue_stats(pool: Pool, *, queue: str) -> QueueStats:
-    """Batches by status, the queue's jobs waiting, running and failed, the oldest unfinished."""
+async def queue_stats(pool: Pool, *, queue: str, stalled_after: float = 30.0) -> QueueStats:
+    """Batches by status, the queue's jobs waiting, running and failed, the oldest unfinished
+    batch; workers alive (a heartbeat within ``stalled_after`` seconds), the oldest heartbeat
+    of a running job, and the chunks and entries all workers have done."""
     async with connection(pool) as conn:
-        cursor = await conn.execute(_QUEUE_STATS, (queue,))
+        cursor = await conn.execute(_QUEUE_STATS, {"queue": queue, "stalled_after": stalled_after})
         row = await cursor.fetchone()
     assert row is not None  # an aggregate always returns one row
-    batches, waiting, running, failed, oldest = row
+    batches, waiting, running, failed, oldest, alive, heartbeat, chunks, deleted, bad = row
     return QueueStats(
         batches={str(k): int(v) for k, v in batches.items()},
         jobs_waiting=int(waiting),
         jobs_running=int(running),
         jobs_failed=int(failed),
         oldest_unfinished_seconds=float(oldest),
+        workers_alive=int(alive),
+        oldest_heartbeat_seconds=float(heartbeat),
+        chunks=int(chunks),
+        entries_deleted=int(deleted),
+        entries_failed=int(bad),
     )

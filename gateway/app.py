@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 import catalog_store as store
 
-from .credentials import CredentialCache
+from .credentials import KEY_USE_INTERVAL, CredentialCache, KeyUse
 from .deletions import DELETIONS_PATH, batch_status, delete_products
 from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
 from .errors import ApiError
@@ -74,7 +74,9 @@ async def _metrics(request: Request) -> Response:
     pool: store.Pool = request.app.state.pool
     sample_pool(pool)
     try:
-        stats = await store.queue_stats(pool, queue=QUEUE)
+        stats = await store.queue_stats(
+            pool, queue=QUEUE, stalled_after=request.app.state.settings.worker_stalled_after
+        )
     except store.StoreUnavailable:
         stats = None  # shown as gateway_database_up 0; the scrape itself still answers
     return Response(render_metrics(stats), media_type=CONTENT_TYPE)
@@ -160,6 +162,12 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(request, ApiError("ROUTE_001", context={"path": request.url.path[:200]}))
 
 
+async def _write_key_use_forever(key_use: KeyUse, pool: store.Pool) -> None:
+    while True:
+        await asyncio.sleep(KEY_USE_INTERVAL)
+        await key_use.write(pool)
+
+
 async def _purge_nonces_forever(pool: store.Pool, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -192,18 +200,22 @@ def create_app(
         connection_class=connection_class,
     )
 
+    key_use = KeyUse()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pool.open(wait=False)
         purger = asyncio.create_task(_purge_nonces_forever(pool, settings.nonce_purge_interval))
         sampler = asyncio.create_task(sample_pool_forever(pool))
+        recorder = asyncio.create_task(_write_key_use_forever(key_use, pool))
         try:
             yield
         finally:
-            for task in (purger, sampler):
+            for task in (purger, sampler, recorder):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await key_use.write(pool)  # the last minute's uses, before the pool closes
             await pool.close()
 
     app = Starlette(
@@ -231,6 +243,7 @@ def create_app(
     document = build_openapi()
     app.state.pool = pool
     app.state.settings = settings
+    app.state.key_use = key_use
     app.state.credentials = CredentialCache(
         pool,
         secret_box if secret_box is not None else load_secret_box(settings),

@@ -56,6 +56,8 @@ class AuthContext:
     partner_client_id: str
     store_client_id: str
     nonce: Nonce
+    #: The id of the partner's secret that verified the signature (never the secret).
+    key_id: str = ""
 
 
 def _printable(value: str, limit: int) -> str | None:
@@ -287,5 +289,6 @@ async def authenticate(
             signature=bytes.fromhex(signed.signature),
             expires_at_ms=int(signed.timestamp) + signing.WINDOW_MS,
         ),
+        key_id=record.key_ids[matched] if matched < len(record.key_ids) else "",
     )
     return context, body

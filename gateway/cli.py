@@ -27,7 +27,7 @@ from .keys import load_secret_box
 from .logs import configure_logging
 from .partner_cli import CommandError, add_partner_commands
 from .restore import add_restore_command
-from .serving import metrics_folder, run_servers, stop_signals
+from .serving import CANNOT_BIND, bind_socket, metrics_folder, run_servers, stop_signals
 from .settings import Settings, SettingsError, effective_settings, load_settings
 
 __all__ = ["KNOWN_SCOPES", "main"]
@@ -139,6 +139,7 @@ def _cmd_partner_secrets(settings: Settings, args: argparse.Namespace) -> int:
                     "keyId": info.key_id,
                     "createdAt": _iso(info.created_at),
                     "retiredAt": _iso(info.retired_at),
+                    "lastUsedAt": _iso(info.last_used_at),
                 }
                 for info in infos
             ],
@@ -289,6 +290,11 @@ def _serve(
 ) -> int:
     import uvicorn
 
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return CANNOT_BIND
     if args.demo:
         data_dir = settings.data_dir
         box = load_secret_box(settings)
@@ -296,6 +302,7 @@ def _serve(
         print_welcome(demo, f"http://{host}:{port}")
     else:
         _print({"serving": f"http://{host}:{port}", "migrationsApplied": report.applied})
+        sys.stdout.flush()
     # The processes build their own app from the environment; hand them the resolved database.
     os.environ["DATABASE_URL"] = conninfo
     config = uvicorn.Config(
@@ -306,6 +313,7 @@ def _serve(
         workers=args.workers,
         access_log=False,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the gateway's logging (gateway/logs.py)
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
         # Always uvicorn's httptools protocol, with the gateway's caps and deadlines.
@@ -313,11 +321,11 @@ def _serve(
         timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
     )
     with metrics_folder(settings.metrics_dir) as folder:
-        # Started inside: the worker writes its batch counters to the same metrics folder.
         worker = _start_worker(conninfo) if args.with_worker else None
         try:
             return run_servers(
                 config,
+                sock,
                 workers=args.workers,
                 grace=settings.shutdown_grace,
                 metrics=folder,

@@ -7,9 +7,13 @@ from collections.abc import Callable
 
 import catalog_store as store
 
-__all__ = ["CredentialCache"]
+__all__ = ["KEY_USE_INTERVAL", "CredentialCache", "KeyUse"]
 
 _Key = tuple[str, str, bytes]
+
+#: Seconds between two writes of a process's key uses: ``partner secrets`` shows a secret's
+#: last use to within about this, and a request never waits for that write.
+KEY_USE_INTERVAL = 60.0
 
 
 class CredentialCache:
@@ -71,3 +75,22 @@ class CredentialCache:
                 self._entries = dict(keep)
         self._entries.pop(key, None)
         self._entries[key] = (now, record)
+
+
+class KeyUse:
+    """The secrets (partner id, key id) that verified requests since the last write; written
+    in one statement every :data:`KEY_USE_INTERVAL` seconds, never one write per request."""
+
+    def __init__(self) -> None:
+        self._used: set[tuple[int, str]] = set()
+
+    def note(self, partner_id: int, key_id: str) -> None:
+        self._used.add((partner_id, key_id))
+
+    async def write(self, pool: store.Pool) -> None:
+        """Write the uses noted so far; kept for the next write if the database is away."""
+        used, self._used = self._used, set()
+        try:
+            await store.note_secrets_used(pool, sorted(used))
+        except store.StoreUnavailable:
+            self._used |= used

@@ -76,7 +76,10 @@ async def _authenticated(request: Request, *, scope: str) -> tuple[AuthContext, 
         scope=scope,
         max_header_bytes=settings.max_header_bytes,
     )
-    state["log"].update(partner=auth.partner_client_id, store=auth.store_client_id)
+    state["log"].update(
+        partner=auth.partner_client_id, store=auth.store_client_id, key_id=auth.key_id
+    )
+    request.app.state.key_use.note(auth.partner_id, auth.key_id)
     return auth, body
 
 

@@ -19,7 +19,6 @@ import structlog
 
 import catalog_store as store
 
-from .metrics import BATCH_CHUNKS, ENTRIES
 from .settings import Settings
 
 __all__ = ["BATCH_JOB", "job_app", "migrations", "run_worker"]
@@ -69,15 +68,12 @@ def job_app(conninfo: str) -> procrastinate.App:
         pool = _Worker.pool
         assert pool is not None, "the worker sets the pool before taking jobs"
         batch_uuid = uuid.UUID(batch_id)
-        before = await store.get_batch(pool, store_id=store_id, batch_id=batch_uuid)
         while True:
             batch = await store.process_next_chunk(
                 pool, store_id=store_id, batch_id=batch_uuid, chunk_size=_Worker.chunk_size
             )
             if batch is None:
                 return
-            _count_chunk(before, batch)
-            before = batch
             _log.info(
                 "chunk done",
                 batch_id=batch_id,
@@ -98,12 +94,6 @@ def job_app(conninfo: str) -> procrastinate.App:
     return app
 
 
-def _count_chunk(before: store.Batch | None, after: store.Batch) -> None:
-    BATCH_CHUNKS.inc()
-    ENTRIES.labels("batch", "deleted").inc(after.succeeded - (before.succeeded if before else 0))
-    ENTRIES.labels("batch", "failed").inc(after.failed - (before.failed if before else 0))
-
-
 async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) -> None:
     """Retry jobs whose worker stopped beating; purge old batches, replay records, archived
     products and idempotency keys."""
@@ -121,6 +111,8 @@ async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) 
             await store.purge_expired_keys(pool)
         except (store.StoreUnavailable, OSError, procrastinate.exceptions.ConnectorException):
             _log.warning("upkeep could not reach the database; will retry")
+        except Exception as exc:  # the loop must outlive any one round: it requeues stalled jobs
+            _log.error("upkeep round failed; will retry", error=repr(exc))
         await asyncio.sleep(settings.worker_upkeep_interval)
 
 
@@ -153,11 +145,12 @@ async def run_worker(conninfo: str, settings: Settings, *, concurrency: int = 1)
             def stop() -> None:
                 if stopping.is_set():
                     return
-                _log.info("worker stopping: no new job; running batches hand back after a chunk")
+                # The stop first, the log line after: a log write never holds up a stop.
                 stopping.set()
                 # Cancelling procrastinate's run is its graceful stop: it takes no new job and
                 # waits for the running ones, which now end at their next chunk boundary.
                 worker.cancel()
+                _log.info("worker stopping")
 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop)

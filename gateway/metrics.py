@@ -43,7 +43,7 @@ from prometheus_client import (  # noqa: E402
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric  # noqa: E402
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric  # noqa: E402
 from prometheus_client.registry import Collector  # noqa: E402
 
 import catalog_store as store  # noqa: E402
@@ -53,7 +53,6 @@ if _SET_ASIDE is not None:
 
 __all__ = [
     "AUTH_FAILURES",
-    "BATCH_CHUNKS",
     "CLIENT_DISCONNECTS",
     "CLOCK_SKEW",
     "CONTENT_TYPE",
@@ -109,13 +108,14 @@ CLIENT_DISCONNECTS = Counter(
     "Requests whose client closed the connection before the gateway had read their body"
     " (no answer is sent; not counted in gateway_requests)",
 )
-ENTRIES = Counter(
-    "gateway_entries",
+_ENTRIES_HELP = (
     "Deletion entries done: mode sync (HTTP 200) or batch (by a worker); outcome deleted or"
-    " failed (an item error)",
-    ["mode", "outcome"],
+    " failed (an item error)"
 )
-BATCH_CHUNKS = Counter("gateway_batch_chunks", "Batch chunks committed by workers")
+#: Sync entries, counted by the process that answered; batch entries are read from the
+#: database at scrape time (every worker's, wherever it runs), into this same family.
+_ENTRIES_NAME = "gateway_entries"
+ENTRIES = Counter(_ENTRIES_NAME, _ENTRIES_HELP, ["mode", "outcome"])
 DB_ERRORS = Counter(
     "gateway_db_errors", "Requests answered SYS_001 because the database work failed"
 )
@@ -154,9 +154,8 @@ KNOWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metr
 # Every series that alerts look at exists from the start, at 0, so a rate() is never "absent".
 for _reason in _AUTH_REASONS.values():
     AUTH_FAILURES.labels(_reason)
-for _mode in ("sync", "batch"):
-    for _outcome in ("deleted", "failed"):
-        ENTRIES.labels(_mode, _outcome)
+for _outcome in ("deleted", "failed"):
+    ENTRIES.labels("sync", _outcome)
 for _kind in ("connection", "request"):
     POOL_ERRORS.labels(_kind)
 for _part in ("url", "head", "trailer"):
@@ -204,7 +203,9 @@ def sample_pool(pool: store.Pool) -> None:
     stats = pool.pop_stats()
     POOL_SIZE.set(stats.get("pool_size", 0))
     POOL_AVAILABLE.set(stats.get("pool_available", 0))
-    POOL_WAITING.set(stats.get("requests_waiting", 0))
+    # psycopg_pool's own requests_waiting keeps counting clients that gave up until a
+    # connection comes back (its queue of waiters is pruned only then): count our own.
+    POOL_WAITING.set(store.requests_waiting(pool))
     POOL_ERRORS.labels("connection").inc(stats.get("connections_errors", 0))
     POOL_ERRORS.labels("request").inc(stats.get("requests_errors", 0))
 
@@ -219,11 +220,18 @@ class _Families:
         yield from self._families
 
 
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
 def _queue_families(stats: store.QueueStats | None) -> list[Metric]:
-    up = GaugeMetricFamily(
-        "gateway_database_up", "1 when this scrape could read the queue figures, else 0"
+    up = _gauge(
+        "gateway_database_up",
+        "1 when this scrape could read the queue figures, else 0",
+        0 if stats is None else 1,
     )
-    up.add_metric([], 0 if stats is None else 1)
     if stats is None:
         return [up]
     batches = GaugeMetricFamily(
@@ -231,44 +239,80 @@ def _queue_families(stats: store.QueueStats | None) -> list[Metric]:
     )
     for status in ("pending", "processing", "succeeded", "completed"):
         batches.add_metric([status], stats.batches.get(status, 0))
-    depth = GaugeMetricFamily(
-        "gateway_batch_queue_depth", "Batch jobs waiting for a worker (procrastinate todo)"
-    )
-    depth.add_metric([], stats.jobs_waiting)
-    running = GaugeMetricFamily("gateway_batch_jobs_running", "Batch jobs a worker is running")
-    running.add_metric([], stats.jobs_running)
-    failed = GaugeMetricFamily(
-        "gateway_batch_jobs_failed", "Batch jobs that failed every retry and wait for an operator"
-    )
-    failed.add_metric([], stats.jobs_failed)
-    oldest = GaugeMetricFamily(
-        "gateway_batch_oldest_unfinished_seconds",
-        "Age of the oldest batch still pending or processing (0 when none)",
-    )
-    oldest.add_metric([], stats.oldest_unfinished_seconds)
-    return [up, batches, depth, running, failed, oldest]
+    return [
+        up,
+        batches,
+        _gauge(
+            "gateway_batch_queue_depth",
+            "Batch jobs waiting for a worker (procrastinate todo)",
+            stats.jobs_waiting,
+        ),
+        _gauge("gateway_batch_jobs_running", "Batch jobs a worker is running", stats.jobs_running),
+        _gauge(
+            "gateway_batch_jobs_failed",
+            "Batch jobs that failed every retry and wait for an operator",
+            stats.jobs_failed,
+        ),
+        _gauge(
+            "gateway_batch_oldest_unfinished_seconds",
+            "Age of the oldest batch still pending or processing (0 when none)",
+            stats.oldest_unfinished_seconds,
+        ),
+        _gauge(
+            "gateway_workers_alive",
+            "Batch workers whose last heartbeat is newer than GATEWAY_WORKER_STALLED_AFTER",
+            stats.workers_alive,
+        ),
+        _gauge(
+            "gateway_batch_oldest_heartbeat_seconds",
+            "Age of the oldest last heartbeat among the workers of running batch jobs (0 when"
+            " none runs); above GATEWAY_WORKER_STALLED_AFTER, that job's worker is gone",
+            stats.oldest_heartbeat_seconds,
+        ),
+        CounterMetricFamily(
+            "gateway_batch_chunks",
+            "Batch chunks committed by every worker (read from the database)",
+            value=stats.chunks,
+        ),
+    ]
+
+
+class _WithBatchEntries:
+    """The processes' samples, with the batch entries of every worker (read from the database
+    just now) added to the ``gateway_entries`` family beside the sync ones."""
+
+    def __init__(self, source: Collector, stats: store.QueueStats | None) -> None:
+        self._source = source
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        for family in self._source.collect():
+            if family.name == _ENTRIES_NAME and stats is not None:
+                for outcome, value in (
+                    ("deleted", stats.entries_deleted),
+                    ("failed", stats.entries_failed),
+                ):
+                    family.add_sample(
+                        family.name + "_total", {"mode": "batch", "outcome": outcome}, value
+                    )
+            yield family
 
 
 def render_metrics(stats: store.QueueStats | None) -> bytes:
     """The Prometheus text of every process's samples plus the queue figures read just now."""
     registry = CollectorRegistry()
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    source: Collector
     if folder:
-        multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+        source = multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            CollectorRegistry(), path=folder
+        )
     else:
-        registry.register(_Forward(REGISTRY))
+        source = REGISTRY
+    registry.register(_WithBatchEntries(source, stats))
     registry.register(_Families(_queue_families(stats)))
     return generate_latest(registry)
-
-
-class _Forward:
-    """This process's default registry, inside a scrape registry of its own."""
-
-    def __init__(self, source: Collector) -> None:
-        self._source = source
-
-    def collect(self) -> Iterable[Metric]:
-        return self._source.collect()
 
 
 #: Seconds between two copies of a process's pool figures into the shared gauges.

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from types import FrameType
@@ -27,12 +28,14 @@ import uvicorn
 from prometheus_client import multiprocess
 from uvicorn._subprocess import get_subprocess
 
-__all__ = ["metrics_folder", "run_servers", "stop_signals"]
+__all__ = ["CANNOT_BIND", "bind_socket", "metrics_folder", "run_servers", "stop_signals"]
 
 _log = structlog.get_logger("gateway.serve")
 
 #: The exit status of a uvicorn process whose app could not start (bad app, port taken).
 _STARTUP_FAILURE = 3
+#: `serve`'s exit status when its address cannot be bound (taken, not this host's).
+CANNOT_BIND = 3
 #: Beyond the grace period: time for the app's own shutdown (closing the pool) before a kill.
 _SHUTDOWN_MARGIN = 10.0
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -51,6 +54,11 @@ class _Server(uvicorn.Server):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             yield
             self._captured_signals.clear()
+            # Served and shut down; only exiting is left. The parent repeats its SIGTERM until
+            # this process is gone, and that must not kill it now (exit -15): block, then ignore.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _child_main(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
@@ -58,20 +66,17 @@ def _child_main(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
 
 
 def _spawn(config: uvicorn.Config, sock: socket.socket) -> SpawnProcess:
-    """Start a child that ignores the stop signals until uvicorn installs its own handlers: one
+    """Start a child with the stop signals blocked until uvicorn installs its own handlers: one
     that came while it was still importing the app would kill it outright (exit -15) instead of
     stopping it gracefully. The parent sends SIGTERM again until it stops (see run_servers)."""
     process = get_subprocess(config, functools.partial(_child_main, config), [sock])
-    # The child inherits SIG_IGN, and the mask too (except the first child, when starting
-    # multiprocessing's resource tracker unblocks them here); it unblocks them itself in
-    # _Server.capture_signals. Blocked here meanwhile, a stop for this process stays pending.
+    # The child inherits the mask and unblocks them itself in _Server.capture_signals. Blocked
+    # here meanwhile, a stop for this process stays pending, and is handled once unblocked.
+    # (Never SIG_IGN here: a pending signal set to be ignored is discarded, and the stop lost.)
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
     try:
         process.start()
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return process
 
@@ -112,11 +117,34 @@ def stop_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The socket the processes will serve on, bound now, so `serve` says it is serving only
+    once it can; ``OSError`` when it cannot (uvicorn's own bind would exit the process)."""
+    sock = socket.socket(family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_servers(
-    config: uvicorn.Config, *, workers: int, grace: float, metrics: Path, stop: threading.Event
+    config: uvicorn.Config,
+    sock: socket.socket,
+    *,
+    workers: int,
+    grace: float,
+    metrics: Path,
+    stop: threading.Event,
 ) -> int:
-    """Serve with ``workers`` processes until ``stop`` is set; 0 when all stopped cleanly."""
-    sock = config.bind_socket()
+    """Serve on ``sock`` with ``workers`` processes until ``stop`` is set; 0 when all stopped
+    cleanly."""
+    # Started now, not inside the first _spawn: starting it unblocks the stop signals, and the
+    # first child would inherit them unblocked.
+    resource_tracker.ensure_running()
     children: list[SpawnProcess] = []
     ok = True
     try:

@@ -28,7 +28,7 @@ _TABLES = (
     "product_variants, products, store_tokens, partner_secrets, stores, partners,"
     " replay_nonces, deletion_audit, deletion_batch_entries, deletion_batches,"
     " procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
-    " archived_products, idempotency_keys"
+    " archived_products, idempotency_keys, batch_work_totals"
 )
 
 

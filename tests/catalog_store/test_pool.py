@@ -65,3 +65,27 @@ async def test_a_connection_given_back_moments_ago_is_lent_unchecked(
     finally:
         await pool.close()
     assert second != first
+
+
+async def test_requests_waiting_counts_only_those_waiting_now(database_url: str) -> None:
+    """Borrowers that gave up (timed out) are no longer counted, though no connection came
+    back since."""
+    pool = store.create_pool(database_url, min_size=1, max_size=1, timeout=0.2)
+    await pool.open(wait=True)
+    try:
+        async with store.connection(pool):  # the only connection, held throughout
+
+            async def borrow() -> None:
+                with pytest.raises(store.StoreUnavailable):
+                    async with store.connection(pool):
+                        pass
+
+            async with anyio.create_task_group() as group:
+                for _ in range(5):
+                    group.start_soon(borrow)
+                await anyio.sleep(0.1)
+                waiting_then = store.requests_waiting(pool)
+            gave_up = store.requests_waiting(pool)
+    finally:
+        await pool.close()
+    assert (waiting_then, gave_up) == (5, 0)

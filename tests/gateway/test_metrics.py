@@ -6,12 +6,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+import catalog_store as store
 from gateway.client import PartnerAuth
-from gateway.metrics import observe_clock_skew, render_metrics
+from gateway.metrics import observe_clock_skew, render_metrics, sample_pool
 from gateway.settings import Settings
 from tests.live import serving
 from tests.support import (
@@ -263,3 +266,30 @@ async def test_dry_runs_and_idempotent_replays_count_no_entries(
     labels = {"mode": "sync", "outcome": "deleted"}
     delta = _get(after, "gateway_entries_total", **labels)
     assert delta - _get(before, "gateway_entries_total", **labels) == 2
+
+
+@pytest.mark.anyio
+async def test_the_pool_waiting_gauge_counts_only_requests_waiting_now(database_url: str) -> None:
+    """gateway_db_pool_waiting: requests that gave up waiting (SYS_001) leave the gauge at
+    once, though no connection came back since (a database outage)."""
+    pool = store.create_pool(database_url, min_size=1, max_size=1, timeout=0.2)
+    await pool.open(wait=True)
+    try:
+        async with store.connection(pool):  # the only connection, held throughout
+
+            async def borrow() -> None:
+                with pytest.raises(store.StoreUnavailable):
+                    async with store.connection(pool):
+                        pass
+
+            async with anyio.create_task_group() as group:
+                for _ in range(5):
+                    group.start_soon(borrow)
+                await anyio.sleep(0.1)
+                sample_pool(pool)
+                while_waiting = REGISTRY.get_sample_value("gateway_db_pool_waiting")
+            sample_pool(pool)
+            after = REGISTRY.get_sample_value("gateway_db_pool_waiting")
+    finally:
+        await pool.close()
+    assert (while_waiting, after) == (5, 0)
