@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import catalog_store as store
 from tests.live import BIN, Server, clean_env, partner_client, serving
@@ -26,8 +27,23 @@ FAST = {
 
 @pytest.fixture
 def gateway(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    with serving(database_url, tmp_path) as server:
+    # The workers' settings too: /metrics counts a worker alive by GATEWAY_WORKER_STALLED_AFTER.
+    with serving(database_url, tmp_path, **FAST) as server:
         yield server
+
+
+def _metrics(server: Server) -> dict[str, float]:
+    """The unlabelled samples and the batch entries of the gateway's /metrics."""
+    response = httpx.get(server.url + "/metrics", timeout=10)
+    assert response.status_code == 200
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if not sample.labels:
+                found[sample.name] = sample.value
+            elif sample.labels.get("mode") == "batch":
+                found[f"{sample.name}:{sample.labels['outcome']}"] = sample.value
+    return found
 
 
 @pytest.fixture
@@ -94,8 +110,10 @@ def _remaining(database_url: str, tenant: Tenant) -> tuple[int, int]:
 def test_a_worker_killed_mid_batch_is_finished_by_another_exactly(
     database_url: str, gateway: Server, workers: Any
 ) -> None:
-    """SIGKILL in the middle; a second worker takes the stalled job over; the summary is
-    exact and the products gone are exactly those reported deleted."""
+    """SIGKILL in the middle; the gateway's /metrics shows no worker alive and the job's
+    heartbeat stale; a second worker takes the stalled job over; the summary is exact, the
+    products gone are exactly those reported deleted, and /metrics counts both standalone
+    workers' chunks and entries."""
     tenant = _tenant(database_url, 3000)
     with partner_client(gateway, tenant, timeout=30) as client:
         accepted = client.post(
@@ -109,14 +127,34 @@ def test_a_worker_killed_mid_batch_is_finished_by_another_exactly(
         batch_id = accepted.json()["data"]["batchId"]
         first = workers()
         seen = _wait(client, batch_id, lambda d: d["progress"]["processed"] > 0)
+        working = _metrics(gateway)
         first.send_signal(signal.SIGKILL)
         first.wait()
+        killed_at = time.monotonic()
         assert seen["progress"]["processed"] < seen["progress"]["total"] == 3003
         stalled = _status(client, batch_id)
         assert stalled["status"] == "processing"
+        # No worker runs upkeep now; the gateway's /metrics shows the job's worker is gone.
+        while (dead := _metrics(gateway))["gateway_workers_alive"] != 0 or dead[
+            "gateway_batch_oldest_heartbeat_seconds"
+        ] <= 1:
+            assert time.monotonic() - killed_at < 10, dead
+            time.sleep(0.1)
         workers()
         final = _wait(client, batch_id, lambda d: d["status"] in ("succeeded", "completed"))
         deleted, errors = _all_results(client, batch_id)
+        done = _metrics(gateway)
+    assert working["gateway_workers_alive"] == 1
+    assert working["gateway_batch_jobs_running"] == 1
+    assert working["gateway_batch_oldest_heartbeat_seconds"] < 1  # beats every 0.2 s
+    assert dead["gateway_batch_jobs_running"] == 1  # looks running; its heartbeat says not
+    # Both standalone workers' work, counted once: 301 chunks of at most 10 entries, the
+    # chunk the SIGKILL cut short not among them.
+    assert done["gateway_batch_chunks_total"] == 301
+    assert done["gateway_entries_total:deleted"] == 3000
+    assert done["gateway_entries_total:failed"] == 3
+    assert done["gateway_workers_alive"] == 1
+    assert done["gateway_batch_oldest_heartbeat_seconds"] == 0
     assert final["status"] == "completed"
     assert final["progress"] == {"processed": 3003, "total": 3003}
     assert final["summary"] == {"total": 3003, "succeeded": 3000, "failed": 3}
