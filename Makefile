@@ -38,10 +38,12 @@ run: $(STAMP)
 	$(BIN)/partner-gateway serve --demo --with-worker
 
 # The example clients' toolchains, from Debian's packages when missing (the tests fail, never
-# skip, without them): Go, Node.js, Java, curl and openssl.
+# skip, without them): Go, Node.js, Java, curl and openssl; and nginx, which the operations
+# walkthrough's test runs as docs/operations.md configures it (on a loopback port).
 toolchains:
 	@missing=""; \
 	command -v go >/dev/null || missing="$$missing golang-go"; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \

@@ -104,10 +104,14 @@ class RequestContextMiddleware:
                 if "partner" in log_fields:
                     # Who drifts: the skew histogram has no partner label, the log line has both.
                     log_fields["clock_skew_ms"] = _skew_ms(scope, arrived_ms)
+                client = scope.get("client")
                 _log.info(
                     "request",
                     method=scope["method"],
                     route=route or scope["path"][:200],
+                    # The partner's address: behind a proxy, from its X-Forwarded-For (uvicorn
+                    # trusts it from FORWARDED_ALLOW_IPS, by default 127.0.0.1; operations.md).
+                    client=client[0] if client else None,
                     status=status,
                     duration_ms=round(seconds * 1000, 2),
                     **log_fields,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -13,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -233,106 +233,6 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
     assert left == (0, 0)
 
 
-def test_two_gateways_and_a_worker_on_one_machine(database_url: str, tmp_path: Path) -> None:
-    """docs/operations.md's walkthrough: seed, two `serve`, one worker; delete through one,
-    dispatch through it, read the batch through the other; every process stops with 0."""
-    made = [
-        json.loads(cli(database_url, *args).stdout)
-        for args in (
-            ("partner", "create", "--name", "Acme PIM"),
-            ("store", "create", "--name", "Shop"),
-        )
-    ]
-    partner, shop = made
-    token = json.loads(
-        cli(
-            database_url,
-            "token",
-            "issue",
-            "--partner",
-            partner["partnerClientId"],
-            "--store",
-            shop["storeClientId"],
-        ).stdout
-    )
-    seeded = tmp_path / "products.jsonl"
-    seed = cli(
-        database_url,
-        "products",
-        "seed",
-        "--store",
-        shop["storeClientId"],
-        "--count",
-        "2500",
-        "--out",
-        str(seeded),
-    )
-    assert seed.returncode == 0, seed.stderr
-    first_id = json.loads(seeded.read_text().splitlines()[0])["id"]
-    credentials = {
-        "PARTNER_CLIENT_ID": partner["partnerClientId"],
-        "PARTNER_SECRET": partner["secret"],
-        "STORE_CLIENT_ID": shop["storeClientId"],
-        "STORE_TOKEN": token["storeToken"],
-    }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    worker = _start_worker(database_url, tmp_path / "worker.log")
-    try:
-        with (
-            serving(database_url, tmp_path / "a") as one,
-            serving(database_url, tmp_path / "b") as two,
-        ):
-            deleted = json.loads(
-                cli(
-                    database_url, "call", "--ids", first_id, GATEWAY_URL=one.url, **credentials
-                ).stdout
-            )
-            assert deleted["status"] == 200
-            assert deleted["body"]["data"]["summary"] == {"total": 1, "succeeded": 1, "failed": 0}
-            sent = json.loads(
-                cli(
-                    database_url,
-                    "call",
-                    "--ids-file",
-                    str(seeded),
-                    GATEWAY_URL=one.url,
-                    **credentials,
-                ).stdout
-            )
-            assert sent["status"] == 202
-            batch_id = sent["body"]["data"]["batchId"]
-
-            def read() -> dict[str, Any]:
-                answer = cli(
-                    database_url, "call", "--batch", batch_id, GATEWAY_URL=two.url, **credentials
-                )
-                data: dict[str, Any] = json.loads(answer.stdout)["body"]["data"]
-                return data
-
-            _wait_for(lambda: read()["status"] == "completed", "the batch, read on the other")
-            done = read()
-            assert done["summary"] == {"total": 2500, "succeeded": 2499, "failed": 1}
-            assert [e["code"] for e in done["errors"]] == ["PRD_014"]
-            metrics = httpx.get(one.url + "/metrics").text
-            assert 'gateway_entries_total{mode="sync",outcome="deleted"} 1.0' in metrics
-            assert 'gateway_batches{status="completed"} 1.0' in httpx.get(two.url + "/metrics").text
-            for server in (one, two):
-                server.process.send_signal(signal.SIGTERM)
-            assert [s.process.wait(timeout=30) for s in (one, two)] == [0, 0]
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-    # The request log line names the partner and its clock skew (the test's clock is the server's).
-    lines = [json.loads(line) for line in one.log.read_text().splitlines() if line.startswith("{")]
-    deletion = next(line for line in lines if line.get("succeeded") == 1)
-    assert deletion["partner"] == partner["partnerClientId"]
-    assert abs(deletion["clock_skew_ms"]) < 300_000
-
-
 def test_sigterm_while_the_server_processes_are_still_starting_is_a_clean_stop(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -359,3 +259,29 @@ def test_sigterm_while_the_server_processes_are_still_starting_is_a_clean_stop(
             process.kill()
             process.wait()
     assert "killed" not in log.read_text()
+
+
+def test_serve_that_cannot_start_says_why_and_never_that_it_serves(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Its port taken: exit 3; its database unreachable: exit 2; each with one {"error"} line
+    on standard error, and no {"serving": ...} on standard output."""
+    data = {"GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cli(database_url, "serve", "--host", "127.0.0.1", "--port", str(port), **data)
+    down = cli(
+        "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=1",
+        "serve",
+        "--port",
+        str(free_port()),
+        **data,
+    )
+    assert (busy.returncode, busy.stdout) == (3, "")
+    (line,) = busy.stderr.splitlines()
+    assert json.loads(line)["error"].startswith(f"cannot listen on 127.0.0.1:{port}: ")
+    assert (down.returncode, down.stdout) == (2, "")
+    (line,) = down.stderr.splitlines()
+    assert json.loads(line)["error"].startswith("cannot connect to the database")
