@@ -24,7 +24,7 @@ from .app import resolve_conninfo
 from .demo import ensure_demo, print_welcome
 from .jobs import QUEUE, migrate, run_worker
 from .keys import load_secret_box
-from .logs import configure_logging
+from .logs import configure_logging, flush_logs
 from .partner_cli import CommandError, add_partner_commands
 from .restore import add_restore_command
 from .serving import CANNOT_BIND, bind_socket, metrics_folder, run_servers, stop_signals
@@ -483,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> None:
+    flush_logs(1.0)  # the log lines before it first: the error stays the last line
     sys.stderr.write(json.dumps({"error": message}) + "\n")
 
 

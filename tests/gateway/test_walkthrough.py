@@ -205,3 +205,5 @@ def test_the_operations_walkthrough_runs_as_written(database_url: str, tmp_path:
     assert answered["partner"] == shell.values["partnerClientId"]
     assert abs(answered["clock_skew_ms"]) < 300_000  # the partner's clock is the gateway's
     assert all({"host", "pid"} <= line.keys() for line in gateway_lines if "event" in line)
+    worker_events = [line.get("event") for line in _json_lines(shell.background[2][2])]
+    assert "worker stopping" in worker_events  # the event the page names
