@@ -220,18 +220,11 @@ class _Families:
         yield from self._families
 
 
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, documentation)
-    family.add_metric([], value)
-    return family
-
-
 def _queue_families(stats: store.QueueStats | None) -> list[Metric]:
-    up = _gauge(
-        "gateway_database_up",
-        "1 when this scrape could read the queue figures, else 0",
-        0 if stats is None else 1,
+    up = GaugeMetricFamily(
+        "gateway_database_up", "1 when this scrape could read the queue figures, else 0"
     )
+    up.add_metric([], 0 if stats is None else 1)
     if stats is None:
         return [up]
     batches = GaugeMetricFamily(
@@ -239,47 +232,48 @@ def _queue_families(stats: store.QueueStats | None) -> list[Metric]:
     )
     for status in ("pending", "processing", "succeeded", "completed"):
         batches.add_metric([status], stats.batches.get(status, 0))
-    return [
-        up,
-        batches,
-        _gauge(
-            "gateway_batch_queue_depth",
-            "Batch jobs waiting for a worker (procrastinate todo)",
-            stats.jobs_waiting,
-        ),
-        _gauge("gateway_batch_jobs_running", "Batch jobs a worker is running", stats.jobs_running),
-        _gauge(
-            "gateway_batch_jobs_failed",
-            "Batch jobs that failed every retry and wait for an operator",
-            stats.jobs_failed,
-        ),
-        _gauge(
-            "gateway_batch_oldest_unfinished_seconds",
-            "Age of the oldest batch still pending or processing (0 when none)",
-            stats.oldest_unfinished_seconds,
-        ),
-        _gauge(
-            "gateway_workers_alive",
-            "Batch workers whose last heartbeat is newer than GATEWAY_WORKER_STALLED_AFTER",
-            stats.workers_alive,
-        ),
-        _gauge(
-            "gateway_batch_oldest_heartbeat_seconds",
-            "Age of the oldest last heartbeat among the workers of running batch jobs (0 when"
-            " none runs); above GATEWAY_WORKER_STALLED_AFTER, that job's worker is gone",
-            stats.oldest_heartbeat_seconds,
-        ),
-        CounterMetricFamily(
-            "gateway_batch_chunks",
-            "Batch chunks committed by every worker (read from the database)",
-            value=stats.chunks,
-        ),
-    ]
+    depth = GaugeMetricFamily(
+        "gateway_batch_queue_depth", "Batch jobs waiting for a worker (procrastinate todo)"
+    )
+    depth.add_metric([], stats.jobs_waiting)
+    running = GaugeMetricFamily("gateway_batch_jobs_running", "Batch jobs a worker is running")
+    running.add_metric([], stats.jobs_running)
+    failed = GaugeMetricFamily(
+        "gateway_batch_jobs_failed", "Batch jobs that failed every retry and wait for an operator"
+    )
+    failed.add_metric([], stats.jobs_failed)
+    oldest = GaugeMetricFamily(
+        "gateway_batch_oldest_unfinished_seconds",
+        "Age of the oldest batch still pending or processing (0 when none)",
+    )
+    oldest.add_metric([], stats.oldest_unfinished_seconds)
+    return [up, batches, depth, running, failed, oldest, *_worker_families(stats)]
+
+
+def _worker_families(stats: store.QueueStats) -> list[Metric]:
+    """The workers' health and work, from the database: every worker's, wherever it runs."""
+    alive = GaugeMetricFamily(
+        "gateway_workers_alive",
+        "Batch workers whose last heartbeat is newer than GATEWAY_WORKER_STALLED_AFTER",
+    )
+    alive.add_metric([], stats.workers_alive)
+    heartbeat = GaugeMetricFamily(
+        "gateway_batch_oldest_heartbeat_seconds",
+        "Age of the oldest last heartbeat among the workers of running batch jobs (0 when none"
+        " runs); above GATEWAY_WORKER_STALLED_AFTER, that job's worker is gone",
+    )
+    heartbeat.add_metric([], stats.oldest_heartbeat_seconds)
+    chunks = CounterMetricFamily(
+        "gateway_batch_chunks",
+        "Batch chunks committed by every worker (read from the database)",
+        value=stats.chunks,
+    )
+    return [alive, heartbeat, chunks]
 
 
 class _WithBatchEntries:
-    """The processes' samples, with the batch entries of every worker (read from the database
-    just now) added to the ``gateway_entries`` family beside the sync ones."""
+    """The scrape's samples, with the batch entries of every worker (read from the database
+    just now) added to the ``gateway_entries`` family beside the processes' sync ones."""
 
     def __init__(self, source: Collector, stats: store.QueueStats | None) -> None:
         self._source = source
@@ -303,16 +297,22 @@ def render_metrics(stats: store.QueueStats | None) -> bytes:
     """The Prometheus text of every process's samples plus the queue figures read just now."""
     registry = CollectorRegistry()
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    source: Collector
     if folder:
-        source = multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
-            CollectorRegistry(), path=folder
-        )
+        multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
     else:
-        source = REGISTRY
-    registry.register(_WithBatchEntries(source, stats))
+        registry.register(_Forward(REGISTRY))
     registry.register(_Families(_queue_families(stats)))
-    return generate_latest(registry)
+    return generate_latest(_WithBatchEntries(registry, stats))
+
+
+class _Forward:
+    """This process's default registry, inside a scrape registry of its own."""
+
+    def __init__(self, source: Collector) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        return self._source.collect()
 
 
 #: Seconds between two copies of a process's pool figures into the shared gauges.
