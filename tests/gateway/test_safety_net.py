@@ -358,9 +358,10 @@ async def test_with_a_key_the_statement_count_is_still_constant(
             response = await send(client, tenant, {"ids": ids}, key=f"k{n}", ts=NOW_MS + n)
             assert response.status_code == 200
             counts.append(len(CountingCursor.statements))
+        last = list(CountingCursor.statements)
     # credentials, replay record, key lock, key lookup, delete with archive, audit, answer
     assert counts == [7, 7]
-    assert CountingCursor.statements == [
+    assert last == [
         "SELECT",
         "INSERT",
         "SELECT",
