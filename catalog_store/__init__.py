@@ -41,6 +41,7 @@ from .credentials import (
     seal_plain_secrets,
     set_partner_active,
 )
+from .deadline import commit_point, deadline
 from .deletions import (
     DeletedProduct,
     DeletionOutcome,
@@ -59,8 +60,11 @@ from .deletions import (
 )
 from .embedded import embedded_conninfo
 from .errors import (
+    UNCHANGED,
+    UNKNOWN,
     AnsweredBefore,
     CredentialError,
+    DeadlineExceeded,
     IdempotencyError,
     IdempotencyInProgress,
     IdempotencyMismatch,
@@ -88,6 +92,7 @@ __all__ = [
     "CHUNK_SIZE",
     "CredentialError",
     "DEFAULT_SCOPES",
+    "DeadlineExceeded",
     "DeletedProduct",
     "DeletionOutcome",
     "DeletionPlan",
@@ -126,6 +131,8 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoredResponse",
+    "UNCHANGED",
+    "UNKNOWN",
     "UnknownClient",
     "accept_nonce",
     "apply_migrations",
@@ -136,6 +143,8 @@ __all__ = [
     "create_partner",
     "create_pool",
     "create_store",
+    "commit_point",
+    "deadline",
     "delete_products",
     "embedded_conninfo",
     "generate_key",

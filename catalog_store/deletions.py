@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from .deadline import commit_point, nothing_committed
 from .errors import AnsweredBefore, RateLimited, Replayed
 from .idempotency import Idempotency, StoredResponse, claim_key, record_response
 from .pool import Pool, connection
@@ -279,6 +280,7 @@ async def insert_nonce(
     params = _nonce_params(nonce, rate)
     cur = await conn.execute(_INSERT_NONCE if rate is None else _INSERT_NONCE_LIMITED, params)
     if cur.rowcount != 1:
+        nothing_committed(conn)
         raise await _refusal(conn, params, rate)
 
 
@@ -360,6 +362,7 @@ async def in_request_transaction(
             if before is None:
                 result = await work(conn)
                 await end_request(conn, nonce, store_id, idempotency, result)
+            commit_point(conn)  # the block's end sends COMMIT
     if before is not None:
         assert idempotency is not None
         raise AnsweredBefore(idempotency.key, before)
@@ -438,11 +441,13 @@ async def _delete_in_one_statement(
         total=plan.total,
     )
     async with connection(pool) as conn:
+        commit_point(conn)  # one statement in autocommit: it commits as it ends
         cur = await conn.execute(
             _DELETE_AUDITED if rate is None else _DELETE_AUDITED_LIMITED, params
         )
         result = await cur.fetchall()
         if not result:
+            nothing_committed(conn)
             raise await _refusal(conn, params, rate)
     rows = [DeletedProduct(row[1], row[2]) for row in result if not row[0]]
     return plan.resolve(rows)
@@ -489,6 +494,7 @@ async def accept_nonce(pool: Pool, nonce: Nonce, rate: RateLimit | None = None) 
     """Record a nonce on its own (requests that change nothing else); raises :class:`Replayed`
     or :class:`RateLimited`."""
     async with connection(pool) as conn:
+        commit_point(conn)  # autocommit: the replay record commits with its statement
         await insert_nonce(conn, nonce, rate)
 
 

@@ -1,7 +1,10 @@
 """Errors raised by the catalog store.
 
 StoreError
- ├── StoreUnavailable   the database cannot be reached or failed the statement; nothing changed
+ ├── StoreUnavailable   the database cannot be reached or failed the work; ``outcome`` says
+ │    │                 whether anything may have changed
+ │    └── DeadlineExceeded  the database did not answer within the deadline (the connection
+ │                          was cut and discarded)
  ├── Replayed           the signature was already accepted inside the window
  ├── RateLimited        the partner is over its request rate or its open batches
  ├── UnknownClient      a partner or store client id that does not exist
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AnsweredBefore",
     "CredentialError",
+    "DeadlineExceeded",
     "IdempotencyError",
     "IdempotencyInProgress",
     "IdempotencyMismatch",
@@ -41,8 +45,25 @@ class StoreError(Exception):
     """Base class of every error raised by :mod:`catalog_store`."""
 
 
+#: A failed transaction changed nothing ...
+UNCHANGED = "unchanged"
+#: ... or it may have committed, all or nothing: its commit had been sent when it failed.
+UNKNOWN = "unknown"
+
+
 class StoreUnavailable(StoreError):
-    """The database could not be reached, or it failed mid-transaction (rolled back)."""
+    """The database could not be reached, or it failed mid-work. ``outcome`` is
+    :data:`UNCHANGED` when nothing can have committed (rolled back, or never sent), and
+    :data:`UNKNOWN` when the failure came after the commit was sent."""
+
+    def __init__(self, message: str, *, outcome: str = UNCHANGED) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class DeadlineExceeded(StoreUnavailable):
+    """The database did not answer within the deadline: the connection was cut (a cancel
+    request sent where the server takes one) and discarded, never lent again."""
 
 
 class Replayed(StoreError):

@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from .errors import StoreUnavailable
+from .deadline import Watch, borrowing, current_deadline
+from .errors import UNCHANGED, DeadlineExceeded, StoreUnavailable
 
 __all__ = ["Pool", "create_pool", "requests_waiting"]
 
@@ -36,7 +37,16 @@ async def _check_when_idle(conn: psycopg.AsyncConnection[Any]) -> None:
     returned = _returned_at.get(conn)
     if returned is not None and time.monotonic() - returned < CHECK_IDLE_AFTER_SECONDS:
         return
-    await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+    # The check is a round trip too: the borrow's deadline bounds it (a connection it cuts
+    # fails the check, and the pool replaces it).
+    watch = borrowing.get()
+    if watch is not None:
+        watch.watch(conn)
+    try:
+        await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+    finally:
+        if watch is not None:
+            watch.unwatch()
 
 
 def create_pool(
@@ -81,18 +91,46 @@ def requests_waiting(pool: Pool) -> int:
 
 @asynccontextmanager
 async def connection(pool: Pool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """Borrow a connection; any driver failure leaves as :class:`StoreUnavailable`."""
+    """Borrow a connection; any driver failure leaves as :class:`StoreUnavailable`, whose
+    ``outcome`` says whether the work may have committed (see :func:`.deadline.commit_point`).
+
+    Inside a :func:`.deadline.deadline` scope the borrow is bounded, waiting for the connection
+    included: past the deadline the connection is cut and :class:`DeadlineExceeded` raised.
+    A connection that was cut is closed before it goes back, so the pool replaces it.
+    """
+    watch = Watch(current_deadline())
     _waiting[pool] = _waiting.get(pool, 0) + 1
-    waiting = True
     try:
-        async with pool.connection() as conn:
-            _waiting[pool] -= 1
-            waiting = False
-            yield conn
-    except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InternalError) as exc:
-        raise StoreUnavailable(str(exc)) from exc
-    except psycopg.Error as exc:
-        raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        token = borrowing.set(watch)
+        try:
+            conn = await pool.getconn(timeout=watch.wait_timeout(pool.timeout))
+        finally:
+            borrowing.reset(token)
+            _waiting[pool] -= 1  # got one, or gave up (timeout, cancelled): no longer waiting
+        try:
+            watch.watch(conn)
+            async with conn:  # as pool.connection(): roll back on an error
+                yield conn
+        finally:
+            watch.end()
+            if watch.fired:
+                await conn.close()
+            await pool.putconn(conn)
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        raise _unavailable(exc, watch) from exc
     finally:
-        if waiting:  # it gave up (timeout, cancelled): no longer waiting
-            _waiting[pool] -= 1
+        watch.end()
+
+
+def _unavailable(exc: Exception, watch: Watch) -> StoreUnavailable:
+    # An error the server sent (it has a SQLSTATE) means it rolled the work back; only a
+    # connection lost or cut after the commit went out leaves the outcome unknown.
+    answered = isinstance(exc, psycopg.Error) and exc.sqlstate is not None
+    outcome = UNCHANGED if answered else watch.outcome
+    if watch.fired:
+        return DeadlineExceeded(
+            f"the database did not answer within {watch.seconds} s", outcome=outcome
+        )
+    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout | psycopg.InternalError):
+        return StoreUnavailable(str(exc), outcome=outcome)
+    return StoreUnavailable(f"{type(exc).__name__}: {exc}", outcome=outcome)
