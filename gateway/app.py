@@ -28,10 +28,18 @@ from .errors import ApiError
 from .jobs import QUEUE
 from .keys import load_secret_box
 from .logs import configure_logging
-from .metrics import CONTENT_TYPE, DB_ERRORS, render_metrics, sample_pool, sample_pool_forever
+from .metrics import (
+    CONTENT_TYPE,
+    DB_DEADLINE_CUTS,
+    DB_ERRORS,
+    render_metrics,
+    sample_pool,
+    sample_pool_forever,
+)
 from .middleware import RequestContextMiddleware
 from .openapi import build_openapi, render_docs
 from .settings import Settings, load_settings
+from .stall import DatabaseDeadline, stalled_hint
 from .wire import HealthData, HealthResponse
 
 __all__ = ["app_from_environment", "create_app", "resolve_conninfo"]
@@ -77,7 +85,9 @@ async def _metrics(request: Request) -> Response:
         stats = await store.queue_stats(
             pool, queue=QUEUE, stalled_after=request.app.state.settings.worker_stalled_after
         )
-    except store.StoreUnavailable:
+    except store.StoreUnavailable as exc:
+        if isinstance(exc, store.DeadlineExceeded):
+            DB_DEADLINE_CUTS.labels(exc.outcome).inc()
         stats = None  # shown as gateway_database_up 0; the scrape itself still answers
     return Response(render_metrics(stats), media_type=CONTENT_TYPE)
 
@@ -95,17 +105,32 @@ async def _on_api_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc)
 
 
-def _sys_001(request: Request, hint: str | None = None) -> Response:
+def _sys_001(request: Request, hint: str | None = None, outcome: str = store.UNCHANGED) -> Response:
     retry_after = str(request.app.state.settings.retry_after_seconds)
     return error_response(
-        request, ApiError("SYS_001", hint=hint, headers={"Retry-After": retry_after})
+        request,
+        ApiError(
+            "SYS_001",
+            hint=hint,
+            context={"outcome": outcome},
+            headers={"Retry-After": retry_after},
+        ),
     )
 
 
 async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
-    _log.warning("database unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
+    assert isinstance(exc, store.StoreUnavailable)
+    stalled = isinstance(exc, store.DeadlineExceeded)
+    _log.warning(
+        "database did not answer in time" if stalled else "database unavailable",
+        error=str(exc).splitlines()[0] if str(exc) else "",
+        outcome=exc.outcome,
+    )
     DB_ERRORS.inc()
-    return _sys_001(request)
+    if stalled:
+        DB_DEADLINE_CUTS.labels(exc.outcome).inc()
+    hint = stalled_hint(exc.outcome) if stalled or exc.outcome != store.UNCHANGED else None
+    return _sys_001(request, hint, exc.outcome)
 
 
 async def _on_secret_unreadable(request: Request, exc: Exception) -> Response:
@@ -168,11 +193,12 @@ async def _write_key_use_forever(key_use: KeyUse, pool: store.Pool) -> None:
         await key_use.write(pool)
 
 
-async def _purge_nonces_forever(pool: store.Pool, interval: float) -> None:
+async def _purge_nonces_forever(pool: store.Pool, interval: float, deadline: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            purged = await store.purge_expired_nonces(pool)
+            with store.deadline(deadline):
+                purged = await store.purge_expired_nonces(pool)
         except store.StoreUnavailable:
             continue
         if purged:
@@ -205,7 +231,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pool.open(wait=False)
-        purger = asyncio.create_task(_purge_nonces_forever(pool, settings.nonce_purge_interval))
+        purger = asyncio.create_task(
+            _purge_nonces_forever(pool, settings.nonce_purge_interval, settings.db_deadline)
+        )
         sampler = asyncio.create_task(sample_pool_forever(pool))
         recorder = asyncio.create_task(_write_key_use_forever(key_use, pool))
         try:
@@ -228,7 +256,10 @@ def create_app(
             Route("/docs", _docs, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
         ],
-        middleware=[Middleware(RequestContextMiddleware, clock=clock)],
+        middleware=[
+            Middleware(RequestContextMiddleware, clock=clock),
+            Middleware(DatabaseDeadline, seconds=settings.db_deadline),
+        ],
         exception_handlers={
             ApiError: _on_api_error,
             store.StoreUnavailable: _on_store_unavailable,

@@ -260,25 +260,26 @@ async def _dispatch(
             ),
         )
 
-    return await run_once(
-        request,
-        key,
-        body,
-        Reply(request_id, render),
-        lambda idempotency: store.create_batch(
-            request.app.state.pool,
-            store_id=auth.store_id,
-            nonce=auth.nonce,
-            request_id=uuid.UUID(request_id),
-            ids=payload.ids,
-            external_ids=payload.externalIds,
-            job=BATCH_JOB,
-            idempotency=idempotency,
-            rate=request.app.state.rate_limit,
-            max_open_batches=request.app.state.settings.rate_limit_batches,
-            retry_after=request.app.state.settings.retry_after_seconds,
-        ),
-    )
+    settings = request.app.state.settings
+
+    async def create(idempotency: store.Idempotency[store.Batch] | None) -> store.Batch:
+        # Streaming up to 100,000 entries (COPY) takes longer than a sync request: its own bound.
+        with store.deadline(settings.db_deadline_dispatch):
+            return await store.create_batch(
+                request.app.state.pool,
+                store_id=auth.store_id,
+                nonce=auth.nonce,
+                request_id=uuid.UUID(request_id),
+                ids=payload.ids,
+                external_ids=payload.externalIds,
+                job=BATCH_JOB,
+                idempotency=idempotency,
+                rate=request.app.state.rate_limit,
+                max_open_batches=settings.rate_limit_batches,
+                retry_after=settings.retry_after_seconds,
+            )
+
+    return await run_once(request, key, body, Reply(request_id, render), create)
 
 
 DEFAULT_PAGE = 100

@@ -49,6 +49,8 @@ class _Worker:
 
     pool: store.Pool | None = None
     chunk_size: int = store.CHUNK_SIZE
+    #: Bound of each chunk transaction: a stalled database cuts it, and the job is retried.
+    db_deadline: float | None = None
     #: Set on SIGTERM/SIGINT: each running job ends after its current chunk and hands back.
     stopping: asyncio.Event | None = None
 
@@ -69,9 +71,20 @@ def job_app(conninfo: str) -> procrastinate.App:
         assert pool is not None, "the worker sets the pool before taking jobs"
         batch_uuid = uuid.UUID(batch_id)
         while True:
-            batch = await store.process_next_chunk(
-                pool, store_id=store_id, batch_id=batch_uuid, chunk_size=_Worker.chunk_size
-            )
+            # A chunk cut at its deadline (its commit perhaps sent) fails the job, which is
+            # retried: the retry starts at the first entry not done, so none counts twice.
+            try:
+                with store.deadline(_Worker.db_deadline):
+                    batch = await store.process_next_chunk(
+                        pool, store_id=store_id, batch_id=batch_uuid, chunk_size=_Worker.chunk_size
+                    )
+            except store.DeadlineExceeded as exc:
+                _log.warning(
+                    "chunk cut at its deadline; the batch will be retried",
+                    batch_id=batch_id,
+                    outcome=exc.outcome,
+                )
+                raise
             if batch is None:
                 return
             _log.info(
@@ -105,10 +118,11 @@ async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) 
             for job in stalled:
                 _log.warning("retrying stalled batch job", job_id=job.id)
                 await app.job_manager.retry_job(job)
-            await store.purge_old_batches(pool, older_than_days=settings.batch_retention_days)
-            await store.purge_expired_nonces(pool)
-            await store.purge_archive(pool, older_than_days=settings.archive_retention_days)
-            await store.purge_expired_keys(pool)
+            with store.deadline(settings.worker_db_deadline):
+                await store.purge_old_batches(pool, older_than_days=settings.batch_retention_days)
+                await store.purge_expired_nonces(pool)
+                await store.purge_archive(pool, older_than_days=settings.archive_retention_days)
+                await store.purge_expired_keys(pool)
         except (store.StoreUnavailable, OSError, procrastinate.exceptions.ConnectorException):
             _log.warning("upkeep could not reach the database; will retry")
         except Exception as exc:  # the loop must outlive any one round: it requeues stalled jobs
@@ -126,6 +140,7 @@ async def run_worker(conninfo: str, settings: Settings, *, concurrency: int = 1)
     await pool.open(wait=True, timeout=30)
     stopping = asyncio.Event()
     _Worker.pool, _Worker.chunk_size, _Worker.stopping = pool, settings.batch_chunk_size, stopping
+    _Worker.db_deadline = settings.worker_db_deadline
     app = job_app(conninfo)
     loop = asyncio.get_running_loop()
     try:

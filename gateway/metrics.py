@@ -56,6 +56,7 @@ __all__ = [
     "CLIENT_DISCONNECTS",
     "CLOCK_SKEW",
     "CONTENT_TYPE",
+    "DB_DEADLINE_CUTS",
     "DB_ERRORS",
     "ENTRIES",
     "HEADER_CAP_REFUSALS",
@@ -119,6 +120,12 @@ ENTRIES = Counter(_ENTRIES_NAME, _ENTRIES_HELP, ["mode", "outcome"])
 DB_ERRORS = Counter(
     "gateway_db_errors", "Requests answered SYS_001 because the database work failed"
 )
+DB_DEADLINE_CUTS = Counter(
+    "gateway_db_deadline_exceeded",
+    "Requests whose database work was cut at its deadline (the database stalled), by outcome:"
+    " unchanged (nothing can have committed) or unknown (its commit had been sent)",
+    ["outcome"],
+)
 POOL_SIZE = Gauge(
     "gateway_db_pool_size",
     "Database connections open in the pools of the serve processes",
@@ -162,6 +169,8 @@ for _part in ("url", "head", "trailer"):
     HEADER_CAP_REFUSALS.labels(_part)
 for _phase in ("headers", "body"):
     SLOW_CLIENTS_CUT.labels(_phase)
+for _outcome in (store.UNCHANGED, store.UNKNOWN):
+    DB_DEADLINE_CUTS.labels(_outcome)
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

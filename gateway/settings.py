@@ -61,6 +61,9 @@ class Settings:
     pool_min: int = 2
     pool_max: int = 10
     db_timeout: float = 1.0
+    db_deadline: float = 1.5
+    db_deadline_dispatch: float = 30.0
+    worker_db_deadline: float = 60.0
     retry_after_seconds: int = 5
     nonce_purge_interval: float = 60.0
     worker_heartbeat: float = 5.0
@@ -95,6 +98,12 @@ ENVIRONMENT = {
     "GATEWAY_DB_POOL_MIN": "database connections kept open per process (2)",
     "GATEWAY_DB_POOL_MAX": "most database connections per process (10)",
     "GATEWAY_DB_TIMEOUT": "seconds to wait for a database connection before SYS_001 (1)",
+    "GATEWAY_DB_DEADLINE": "seconds each database round of a request may take, waiting for a"
+    " connection included, before it is cut and answered SYS_001: sync deletions and dry runs,"
+    " batch status, /readyz, /metrics (1.5)",
+    "GATEWAY_DB_DEADLINE_DISPATCH": "the same for storing a dispatched batch (its COPY) (30)",
+    "GATEWAY_WORKER_DB_DEADLINE": "seconds a worker's chunk transaction may take before it is"
+    " cut and the batch retried from the first entry not done (60)",
     "GATEWAY_RETRY_AFTER": "seconds sent in Retry-After with SYS_001 (5)",
     "GATEWAY_NONCE_PURGE_INTERVAL": "seconds between purges of expired replay records (60)",
     "GATEWAY_WORKER_HEARTBEAT": "seconds between a worker's heartbeats (5)",
@@ -208,6 +217,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         pool_min=pool_min,
         pool_max=pool_max,
         db_timeout=_float(env, "GATEWAY_DB_TIMEOUT", 1.0, low=0.1, high=60.0),
+        db_deadline=_float(env, "GATEWAY_DB_DEADLINE", 1.5, low=0.1, high=60.0),
+        db_deadline_dispatch=_float(env, "GATEWAY_DB_DEADLINE_DISPATCH", 30.0, low=1.0, high=600.0),
+        worker_db_deadline=_float(env, "GATEWAY_WORKER_DB_DEADLINE", 60.0, low=1.0, high=3600.0),
         retry_after_seconds=_int(env, "GATEWAY_RETRY_AFTER", 5, low=1, high=3600),
         nonce_purge_interval=_float(
             env, "GATEWAY_NONCE_PURGE_INTERVAL", 60.0, low=0.05, high=86400.0

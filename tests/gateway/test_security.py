@@ -363,7 +363,7 @@ async def test_a_secret_the_server_key_cannot_open_is_sys_001_and_leaks_nothing(
         "Service temporarily unavailable",
         hint="The gateway cannot read its credentials; nothing was changed."
         " Retry after Retry-After seconds, or tell the gateway operator",
-        context={},
+        context={"outcome": "unchanged"},
     )
     assert {
         "event": "partner secret does not open",

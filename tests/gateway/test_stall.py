@@ -1,0 +1,423 @@
+"""A database that stalls rather than goes away: PostgreSQL frozen with SIGSTOP (postmaster and
+every backend: a paused VM, a stalled disk, a partition that keeps TCP up) under load through a
+real `serve`, then thawed with SIGCONT. Nothing closes a socket, so only the gateway's own
+deadlines can answer the partner."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+import catalog_store as store
+from gateway.jobs import BATCH_JOB, migrate
+from tests.live import BIN, Server, clean_env, partner_client, serving
+from tests.own_postgres import OwnPostgres, own_postgres
+from tests.support import DELETIONS, Tenant, assert_error, make_tenant, run_with_pool
+
+pytestmark = pytest.mark.slow
+
+#: A sync request, /readyz, /metrics and the batch route answer within this of a stall.
+SYNC_BOUND = 2.0
+FREEZE_SECONDS = 3.5
+UNREACHABLE = "The database cannot be reached; nothing was changed. Retry after Retry-After seconds"
+STALLED_UNCHANGED = (
+    "The database did not answer in time; nothing was changed. Retry after Retry-After seconds"
+)
+STALLED_UNKNOWN = (
+    "The database did not confirm the commit of this request's changes: they may have been"
+    " committed, all or nothing. Retry after Retry-After seconds with the same"
+    " idempotency-key: its answer tells which"
+)
+
+
+@dataclass
+class Sent:
+    ids: list[str]
+    key: str | None
+    response: httpx.Response | None
+    started: float
+    seconds: float
+    error: str = ""
+
+    @property
+    def signature(self) -> bytes:
+        assert self.response is not None
+        return bytes.fromhex(self.response.request.headers["x-signature"])
+
+
+class Load:
+    """Threads that each send one signed deletion of two products of their own after another;
+    every other one carries an idempotency key (the transaction path), the rest do not (the
+    one-statement path)."""
+
+    def __init__(self, server: Server, tenant: Tenant, ids: list[str], threads: int = 4) -> None:
+        self._server, self._tenant = server, tenant
+        self._ids = iter(ids)
+        self._numbers = itertools.count()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.sent: list[Sent] = []
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _next(self) -> tuple[list[str], str | None]:
+        with self._lock:
+            number = next(self._numbers)
+            return list(itertools.islice(self._ids, 2)), (f"stall-{number}" if number % 2 else None)
+
+    def _run(self) -> None:
+        # A hang would show as a timeout here, and fail the test.
+        with partner_client(self._server, self._tenant, timeout=15) as client:
+            while not self._stop.is_set():
+                ids, key = self._next()
+                assert ids, "the test ran out of products"
+                headers = {"idempotency-key": key} if key else {}
+                started = time.monotonic()
+                try:
+                    response: httpx.Response | None = client.post(
+                        DELETIONS, json={"ids": ids}, headers=headers
+                    )
+                    error = ""
+                except httpx.HTTPError as exc:
+                    response, error = None, repr(exc)
+                sent = Sent(ids, key, response, started, time.monotonic() - started, error)
+                with self._lock:
+                    self.sent.append(sent)
+                time.sleep(0.01)
+
+    def count(self, status: int, after: float = 0.0) -> int:
+        with self._lock:
+            return sum(
+                1
+                for s in self.sent
+                if s.response is not None
+                and s.response.status_code == status
+                and s.started >= after
+            )
+
+
+def _wait_for(check: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@contextmanager
+def frozen(pg: OwnPostgres) -> Iterator[None]:
+    processes = pg.freeze()
+    try:
+        yield
+    finally:
+        pg.thaw(processes)
+
+
+def _timed(call: Any) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def _probe_in_background(calls: dict[str, Any]) -> tuple[dict[str, Any], list[threading.Thread]]:
+    results: dict[str, Any] = {}
+
+    def run(name: str, call: Any) -> None:
+        results[name] = _timed(call)
+
+    threads = [threading.Thread(target=run, args=item) for item in calls.items()]
+    for thread in threads:
+        thread.start()
+    return results, threads
+
+
+def _settled(pg: OwnPostgres) -> bool:
+    """No session is in the middle of anything: cut backends have rolled back or committed."""
+    with psycopg.connect(pg.conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid() AND state <> 'idle'"
+        ).fetchone()
+    return row == (0,)
+
+
+@dataclass
+class State:
+    left: set[str]
+    audited: set[str]
+    nonces: set[bytes]
+
+
+def _state(pg: OwnPostgres, tenant: Tenant) -> State:
+    with psycopg.connect(pg.conninfo) as conn:
+        left = conn.execute(
+            "SELECT id::text FROM products WHERE store_id = %s", (tenant.store_id,)
+        ).fetchall()
+        audited = conn.execute("SELECT request_id::text FROM deletion_audit").fetchall()
+        nonces = conn.execute(
+            "SELECT signature FROM replay_nonces WHERE partner_id = %s", (tenant.partner_id,)
+        ).fetchall()
+    return State(
+        {row[0] for row in left}, {row[0] for row in audited}, {bytes(row[0]) for row in nonces}
+    )
+
+
+def _metric(text: str, line_start: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{line_start} not in /metrics")
+
+
+def test_a_frozen_database_answers_within_the_bound_and_leaves_nothing_half_done(
+    tmp_path: Path,
+) -> None:
+    """Freeze PostgreSQL under load: deletions, /readyz, /metrics and the batch route all answer
+    within 2 s (SYS_001 with Retry-After and context.outcome; /metrics 200), nothing is half
+    done, an `unchanged` changed nothing; thaw: the same serve resumes by itself with no broken
+    connection lent, and a retry with the same idempotency key says what happened."""
+    with own_postgres() as pg:
+        asyncio.run(migrate(pg.conninfo))
+        tenant = run_with_pool(
+            pg.conninfo, lambda p: make_tenant(p, products=4000, variants=0, name="stall")
+        )
+        batch_ids, load_ids = tenant.ids[:3], tenant.ids[3:]
+        with serving(pg.conninfo, tmp_path, GATEWAY_RETRY_AFTER="3") as server:
+            with partner_client(server, tenant) as client:
+                dispatched = client.post(DELETIONS, json={"ids": batch_ids, "dispatch": True})
+                assert dispatched.status_code == 202, dispatched.text
+                batch_path = f"{DELETIONS}/{dispatched.json()['data']['batchId']}"
+                with Load(server, tenant, load_ids) as load:
+                    _wait_for(lambda: load.count(200) >= 10, "deletions before the freeze")
+                    with frozen(pg):
+                        froze = time.monotonic()
+                        probes, threads = _probe_in_background(
+                            {
+                                "readyz": lambda: httpx.get(server.url + "/readyz", timeout=15),
+                                "metrics": lambda: httpx.get(server.url + "/metrics", timeout=15),
+                                "batch": lambda: client.get(batch_path, timeout=15),
+                            }
+                        )
+                        time.sleep(FREEZE_SECONDS)
+                        for thread in threads:
+                            thread.join()
+                    thawed = time.monotonic()
+                    _wait_for(lambda: load.count(200, after=thawed) >= 10, "deletions after")
+                    resumed = load.count(200, after=thawed)
+                    # Requests all through: any broken connection lent would fail one.
+                    _wait_for(lambda: load.count(200, after=thawed + 2.0) >= 20, "a steady service")
+                ready_after = httpx.get(server.url + "/readyz", timeout=15)
+                metrics_after = httpx.get(server.url + "/metrics", timeout=15).text
+                assert server.process.poll() is None  # the very same serve, never restarted
+                sent = list(load.sent)
+                _wait_for(lambda: _settled(pg), "cut sessions to end")
+                before_retries = _state(pg, tenant)
+                retried = {
+                    s.key: _retry(client, s)
+                    for s in sent
+                    if s.key is not None
+                    and s.response is not None
+                    and s.response.status_code == 503
+                }
+            after_retries = _state(pg, tenant)
+
+    # No hang: every answer, deletions and probes, within the bound of its class.
+    assert [s.error for s in sent if s.response is None] == []
+    slowest = max(sent, key=lambda s: s.seconds)
+    assert slowest.seconds < SYNC_BOUND, (slowest.seconds, slowest.ids)
+    for name, (_, seconds) in probes.items():
+        assert seconds < SYNC_BOUND, (name, seconds)
+    # While frozen: /readyz and the batch route SYS_001, /metrics answers that the database is
+    # down.
+    for name in ("readyz", "batch"):
+        response = probes[name][0]
+        assert_error(
+            response,
+            503,
+            "SYS_001",
+            "Service temporarily unavailable",
+            context={"outcome": "unchanged"},
+        )
+        assert response.json()["error"]["details"]["hint"] in (UNREACHABLE, STALLED_UNCHANGED)
+        assert response.headers["retry-after"] == "3"
+    assert probes["metrics"][0].status_code == 200
+    assert "gateway_database_up 0.0" in probes["metrics"][0].text
+    assert ready_after.status_code == 200 and ready_after.json()["message"] == "Ready"
+    assert resumed >= 10
+
+    unchanged = unknown = 0
+    for s in sent:
+        assert s.response is not None
+        request_id = s.response.headers["x-request-id"]
+        gone = not set(s.ids) & before_retries.left
+        # One transaction: its deletes, audit row and replay record exist together, or none.
+        assert (request_id in before_retries.audited) == gone, s
+        assert (s.signature in before_retries.nonces) == gone, s
+        if s.response.status_code == 200:
+            assert s.response.json()["data"]["summary"] == {
+                "total": 2,
+                "succeeded": 2,
+                "failed": 0,
+            }
+            assert gone
+            continue
+        body = assert_error(s.response, 503, "SYS_001", "Service temporarily unavailable")
+        assert s.response.headers["retry-after"] == "3"
+        assert s.started > froze - SYNC_BOUND and s.started < thawed, s
+        outcome = body["error"]["details"]["context"]["outcome"]
+        assert body["error"]["details"]["context"] == {"outcome": outcome}
+        if outcome == "unchanged":
+            assert body["error"]["details"]["hint"] in (UNREACHABLE, STALLED_UNCHANGED)
+            assert set(s.ids) <= before_retries.left, s  # changed nothing
+            unchanged += 1
+        else:
+            assert outcome == "unknown"
+            assert body["error"]["details"]["hint"] == STALLED_UNKNOWN
+            unknown += 1
+        if s.key is not None:
+            # The retry tells the partner: the first answer again if it committed, else a
+            # fresh run that deletes now. Either way the products are gone after it.
+            retry = retried[s.key]
+            assert retry.status_code == 200, retry.text
+            assert retry.json()["data"]["summary"] == {"total": 2, "succeeded": 2, "failed": 0}
+            assert (retry.headers.get("idempotent-replayed") == "true") == gone, s
+            if gone:
+                assert retry.json()["requestId"] == request_id
+            assert not set(s.ids) & after_retries.left
+    print(
+        "STATS",
+        len(sent),
+        unchanged,
+        unknown,
+        resumed,
+        max(s.seconds for s in sent),
+        {k: round(v[1], 2) for k, v in probes.items()},
+    )
+    assert unchanged + unknown >= 4  # every thread met the freeze
+    cut = _metric(metrics_after, 'gateway_db_deadline_exceeded_total{outcome="unchanged"}')
+    cut_unknown = _metric(metrics_after, 'gateway_db_deadline_exceeded_total{outcome="unknown"}')
+    assert cut_unknown >= unknown and cut + cut_unknown >= 2  # at least /readyz and the batch
+
+
+def _retry(client: httpx.Client, sent: Sent) -> httpx.Response:
+    """The same body with the same key, signed anew; IDEM_002 (a cut session still ending)
+    is retried as its Retry-After says."""
+    assert sent.key is not None
+    for _ in range(50):
+        response = client.post(
+            DELETIONS, json={"ids": sent.ids}, headers={"idempotency-key": sent.key}
+        )
+        if response.status_code != 409:
+            return response
+        time.sleep(0.2)
+    raise AssertionError(f"{sent.key} still running")
+
+
+def test_a_batch_worker_under_a_frozen_database_finishes_its_batch_exactly(
+    tmp_path: Path,
+) -> None:
+    """Freeze PostgreSQL while a worker runs a batch: its chunk transaction is cut at the
+    worker's deadline; after the thaw the batch is retried from the first entry not done and
+    finishes with an exact summary: every product deleted once, nothing lost or counted twice."""
+    with own_postgres() as pg:
+        asyncio.run(migrate(pg.conninfo))
+        tenant = run_with_pool(
+            pg.conninfo, lambda p: make_tenant(p, products=3000, variants=0, name="worker")
+        )
+        batch_id = run_with_pool(pg.conninfo, lambda p: _dispatch(p, tenant))
+        log = tmp_path / "worker.log"
+        with log.open("w") as out:
+            worker = subprocess.Popen(
+                [str(BIN), "worker"],
+                env=clean_env(
+                    pg.conninfo,
+                    GATEWAY_BATCH_CHUNK_SIZE="100",
+                    GATEWAY_WORKER_DB_DEADLINE="1",
+                ),
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            _wait_for(lambda: _batch(pg, batch_id)[1] >= 300, "the first chunks", timeout=90)
+            with frozen(pg):
+                time.sleep(FREEZE_SECONDS)
+            thawed = time.monotonic()
+            _wait_for(lambda: _batch(pg, batch_id)[0] == "succeeded", "the batch", timeout=90)
+            finished_after = time.monotonic() - thawed
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        status, processed, succeeded, failed = _batch(pg, batch_id)
+        with psycopg.connect(pg.conninfo) as conn:
+            entries = conn.execute(
+                "SELECT count(*) FILTER (WHERE done),"
+                " count(*) FILTER (WHERE code IS NULL AND done),"
+                " count(DISTINCT product_id) FROM deletion_batch_entries WHERE batch_id = %s",
+                (batch_id,),
+            ).fetchone()
+            left = conn.execute(
+                "SELECT count(*) FROM products WHERE store_id = %s", (tenant.store_id,)
+            ).fetchone()
+            archived = conn.execute(
+                "SELECT count(*), count(DISTINCT id) FROM archived_products WHERE batch_id = %s",
+                (batch_id,),
+            ).fetchone()
+    assert (status, processed, succeeded, failed) == ("succeeded", 3000, 3000, 0)
+    assert entries == (3000, 3000, 3000)
+    assert left == (0,)
+    assert archived == (3000, 3000)
+    cut = [line for line in log.read_text().splitlines() if "chunk cut at its deadline" in line]
+    assert cut, log.read_text()[-3000:]
+    assert finished_after < 60
+
+
+async def _dispatch(pool: store.Pool, tenant: Tenant) -> uuid.UUID:
+    batch = await store.create_batch(
+        pool,
+        store_id=tenant.store_id,
+        nonce=store.Nonce(
+            tenant.partner_id, secrets.token_bytes(32), int(time.time() * 1000) + 600_000
+        ),
+        request_id=uuid.uuid4(),
+        ids=tenant.ids,
+        external_ids=[],
+        job=BATCH_JOB,
+    )
+    return batch.id
+
+
+def _batch(pg: OwnPostgres, batch_id: uuid.UUID) -> tuple[str, int, int, int]:
+    with psycopg.connect(pg.conninfo) as conn:
+        row = conn.execute(
+            "SELECT status, processed, succeeded, failed FROM deletion_batches WHERE id = %s",
+            (batch_id,),
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2], row[3]
