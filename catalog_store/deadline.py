@@ -96,11 +96,13 @@ def nothing_committed(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 class Watch:
-    """One borrow: its deadline (if any), whether it fired, whether a commit may have been sent."""
+    """One borrow: its deadline (if any), whether it fired and cut a connection, whether a
+    commit may have been sent."""
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
         self.fired = False
+        self.cut = False
         self.committing = False
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -120,7 +122,7 @@ class Watch:
         self._conn = conn
         _watches[conn] = self
         if self.fired:
-            _cut(conn)
+            self.cut = _cut(conn) or self.cut
 
     def unwatch(self) -> None:
         if self._conn is not None:
@@ -136,17 +138,18 @@ class Watch:
     def _fire(self) -> None:
         self.fired = True
         if self._conn is not None:
-            _cut(self._conn)
+            self.cut = _cut(self._conn)
 
 
-def _cut(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Send a cancel request (in the background, bounded) and shut the socket down now."""
+def _cut(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Send a cancel request (in the background, bounded) and shut the socket down now; False
+    when the connection was already lost."""
     if conn.closed:
-        return
+        return False
     try:
         fd = conn.pgconn.socket
     except psycopg.OperationalError:
-        return  # already lost: nothing to cut
+        return False
     # The cancel task's first step builds its cancel connection from this connection's
     # parameters; it runs before the driver's next read sees the socket shut.
     task = asyncio.get_running_loop().create_task(_cancel(conn))
@@ -156,6 +159,7 @@ def _cut(conn: psycopg.AsyncConnection[Any]) -> None:
     # descriptor sees end-of-file at once; closing the duplicate leaves the driver's open.
     with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
         sock.shutdown(socket.SHUT_RDWR)
+    return True
 
 
 async def _cancel(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -113,7 +113,7 @@ async def connection(pool: Pool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
                 yield conn
         finally:
             watch.end()
-            if watch.fired:
+            if watch.cut:
                 await conn.close()
             await pool.putconn(conn)
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
@@ -127,7 +127,7 @@ def _unavailable(exc: Exception, watch: Watch) -> StoreUnavailable:
     # connection lost or cut after the commit went out leaves the outcome unknown.
     answered = isinstance(exc, psycopg.Error) and exc.sqlstate is not None
     outcome = UNCHANGED if answered else watch.outcome
-    if watch.fired:
+    if watch.cut:  # not when the time ran out waiting for a connection: none was cut
         return DeadlineExceeded(
             f"the database did not answer within {watch.seconds} s", outcome=outcome
         )

@@ -3,6 +3,8 @@ idle longer, so a connection the database dropped while idle is replaced before 
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 import psycopg
 import pytest
@@ -89,3 +91,23 @@ async def test_requests_waiting_counts_only_those_waiting_now(database_url: str)
     finally:
         await pool.close()
     assert (waiting_then, gave_up) == (5, 0)
+
+
+async def test_a_deadline_that_runs_out_waiting_for_a_connection_is_no_cut() -> None:
+    """No connection came (the database is unreachable): plain StoreUnavailable, `unchanged`;
+    DeadlineExceeded (a stall, counted as a cut) is only for a connection the deadline cut."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pool = store.create_pool(
+        f"host=127.0.0.1 port={port} user=nobody dbname=none", min_size=0, max_size=1, timeout=5
+    )
+    await pool.open()
+    try:
+        with store.deadline(0.05), pytest.raises(store.StoreUnavailable) as caught:
+            async with store.connection(pool):
+                pass
+    finally:
+        await pool.close()
+    assert type(caught.value) is store.StoreUnavailable
+    assert caught.value.outcome == "unchanged"
