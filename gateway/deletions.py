@@ -1,8 +1,7 @@
-"""The signed routes of contract §3 and §4: delete products, and read a batch."""
+"""The signed routes: delete products, and read a batch."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any
 
@@ -19,6 +18,8 @@ from .envelope import iso_ms, json_response, response_meta
 from .errors import ITEM_CODES, ApiError, InvalidField
 from .idempotency import Reply, idempotency_key, run_once
 from .jobs import BATCH_JOB
+from .paging import encode_cursor, page
+from .target import query_problems, require_canonical_path
 from .wire import (
     MAX_DISPATCH_ENTRIES,
     MAX_SYNC_ENTRIES,
@@ -50,6 +51,9 @@ _PROBLEM_CODES = {
     store.Problem.INVALID_ID: "PRD_017",
 }
 _BODY = BodyDecoder(DeletionRequest, example='{"ids": ["<product uuid>"]}')
+_DRY_RUN_DISPATCHED = (
+    'cannot be sent with "dispatch": true; a dry run is answered at once, never dispatched'
+)
 
 
 def _raw_target(request: Request) -> tuple[str, str]:
@@ -105,9 +109,13 @@ def _check_entries(payload: DeletionRequest, body: bytes) -> None:
         problem = "at least one id or external id is required"
     elif total > MAX_DISPATCH_ENTRIES:
         problem = f"at most {MAX_DISPATCH_ENTRIES:,} entries in all; got {total:,}"
+    elif payload.dryRun and total > MAX_SYNC_ENTRIES:
+        problem = f"a dry run takes at most {MAX_SYNC_ENTRIES:,} entries in all; got {total:,}"
     if problem is not None:
         field = "ids" if payload.ids or not payload.externalIds else "externalIds"
         raise ApiError("VAL_001", context={"validationErrors": {field: problem}})
+    if payload.dryRun and payload.dispatch:
+        raise ApiError("VAL_001", context={"validationErrors": {"dryRun": _DRY_RUN_DISPATCHED}})
 
 
 def _item_error(problem: store.Problem, field: str, row_index: int, value: str) -> ItemError:
@@ -132,12 +140,32 @@ def _report(outcome: store.DeletionOutcome) -> DeletionData:
     )
 
 
+def _deleted_message(succeeded: int, failed: int) -> str:
+    """What happened, in the words a partner reads first (``success`` only says processed)."""
+    if failed == 0:
+        return "Products deleted successfully"
+    return "Some products were not deleted" if succeeded else "No products were deleted"
+
+
+def _dry_run_message(succeeded: int, failed: int) -> str:
+    if failed == 0:
+        return "Dry run: nothing was deleted"
+    if succeeded:
+        return "Dry run: nothing was deleted; some products would not be deleted"
+    return "Dry run: nothing was deleted; no product would be deleted"
+
+
 async def delete_products(request: Request) -> Response:
     """POST …/deletions: authenticate, check the body, delete in one transaction, report."""
+    require_canonical_path(request)  # before the route label: any other path is no route
     request.scope["state"]["log"]["route"] = DELETIONS_PATH
     auth, body = await _authenticated(request, scope=store.SCOPE_DELETE)
     pool = request.app.state.pool
     try:
+        # A parameter in the URL is never read: "?dryRun=true" would delete for real.
+        problems = query_problems(request, allowed=(), body_fields=_BODY.field_names)
+        if problems:
+            raise ApiError("VAL_001", context={"validationErrors": problems})
         key = idempotency_key(request)
         payload = _BODY.decode(body)
         _check_entries(payload, body)
@@ -163,7 +191,7 @@ async def delete_products(request: Request) -> Response:
         )
         return 200, DeletionResponse(
             success=True,
-            message="Products deleted successfully",
+            message=_deleted_message(data.summary.succeeded, data.summary.failed),
             requestId=request_id,
             meta=response_meta(request, dispatch=False),
             data=data,
@@ -189,7 +217,7 @@ async def delete_products(request: Request) -> Response:
 async def _dry_run(
     request: Request, auth: AuthContext, key: str | None, body: bytes, payload: DeletionRequest
 ) -> Response:
-    """Contract §7: the report a real run would give now, with variant counts; no change."""
+    """A dry run: the report a real run would give now, with variant counts; no change."""
     request_id = request.scope["state"]["request_id"]
     plan = store.plan_deletion(payload.ids, payload.externalIds)
 
@@ -207,7 +235,7 @@ async def _dry_run(
         )
         return 200, DryRunResponse(
             success=True,
-            message="Dry run: nothing was deleted",
+            message=_dry_run_message(len(outcome.deleted), len(outcome.failures)),
             requestId=request_id,
             meta=response_meta(request, dispatch=False, dry_run=True),
             data=DryRunData(
@@ -243,7 +271,7 @@ async def _dry_run(
 async def _dispatch(
     request: Request, auth: AuthContext, key: str | None, body: bytes, payload: DeletionRequest
 ) -> Response:
-    """Contract §3, dispatched: store the batch and its job in one transaction, answer 202."""
+    """Dispatched: store the batch and its job in one transaction, answer 202."""
     request_id = request.scope["state"]["request_id"]
 
     def render(batch: store.Batch) -> tuple[int, msgspec.Struct]:
@@ -282,52 +310,15 @@ async def _dispatch(
     return await run_once(request, key, body, Reply(request_id, render), create)
 
 
-DEFAULT_PAGE = 100
-MAX_PAGE = 1_000
-
-
-def encode_cursor(offset: int) -> str:
-    """``{"o": offset}`` as unpadded base64url: URL-safe as it is, so it is signed as sent."""
-    raw = msgspec.json.encode({"o": offset})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _page(request: Request) -> tuple[int, int]:
-    """``limit`` (1-1,000, default 100) and the offset in ``cursor``; VAL_001 naming the bad one."""
-    params = request.query_params
-    errors: dict[str, str] = {}
-    limit = DEFAULT_PAGE
-    raw_limit = params.get("limit")
-    if raw_limit is not None:
-        if raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_PAGE:
-            limit = int(raw_limit)
-        else:
-            errors["limit"] = f"must be a whole number from 1 to {MAX_PAGE:,}"
-    offset = 0
-    raw_cursor = params.get("cursor")
-    if raw_cursor is not None:
-        try:
-            decoded = msgspec.json.decode(
-                base64.urlsafe_b64decode(raw_cursor + "=" * (-len(raw_cursor) % 4))
-            )
-            offset = decoded["o"]
-            if type(offset) is not int or not 0 <= offset <= 10**9:
-                raise ValueError(offset)
-        except (ValueError, TypeError, KeyError, msgspec.DecodeError):
-            errors["cursor"] = "must be a nextCursor value returned by this endpoint"
-    if errors:
-        raise ApiError("VAL_001", context={"validationErrors": errors})
-    return limit, offset
-
-
 async def batch_status(request: Request) -> Response:
-    """GET …/deletions/{batchId}: progress, summary and one page of the results (§4)."""
+    """GET …/deletions/{batchId}: progress, summary and one page of the results."""
+    require_canonical_path(request)  # before the route label: any other path is no route
     request.scope["state"]["log"]["route"] = DELETIONS_PATH + "/{batchId}"
     auth, body = await _authenticated(request, scope=store.SCOPE_BATCHES_READ)
     pool = request.app.state.pool
     raw_id = request.path_params["batch_id"]
     try:
-        limit, offset = _page(request)
+        limit, offset = page(request)
         try:
             batch_id = uuid.UUID(raw_id)
         except ValueError:

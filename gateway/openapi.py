@@ -9,9 +9,9 @@ import msgspec
 
 import catalog_store as store
 
-from .deletions import DEFAULT_PAGE, MAX_PAGE
 from .errors import CATALOG, ITEM_CODES
 from .idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
+from .paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE
 from .wire import (
     BatchResponse,
     DeletionRequest,
@@ -111,7 +111,9 @@ def build_openapi() -> dict[str, Any]:
                     "summary": "Delete products of the caller's store by ids and external ids",
                     "description": "Up to 1,000 entries in one transaction (200); 1,001 to"
                     " 100,000, or dispatch true, as a batch (202). dryRun true reports what"
-                    " would be deleted and changes nothing (200). With an idempotency-key, a"
+                    " would be deleted and changes nothing (200; at most 1,000 entries, never"
+                    " with dispatch). The route takes no query parameters, and answers only"
+                    " its path as written here, nothing percent-encoded. With an idempotency-key, a"
                     " retry with the same key and body gets the first answer again, byte for"
                     f" byte, with {REPLAYED_HEADER}: true. Item codes: {item_codes}. The store"
                     f" token needs the scope {store.SCOPE_DELETE}.",
@@ -180,7 +182,7 @@ def build_openapi() -> dict[str, Any]:
                             "name": "cursor",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": CURSOR_PATTERN},
                             "description": "data.nextCursor of the page before, exactly as"
                             " returned (URL-safe as it is); signed as part of the query",
                         },

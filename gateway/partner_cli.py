@@ -20,7 +20,7 @@ from .client import PartnerAuth
 from .deletions import DELETIONS_PATH
 from .envelope import wall_clock_ms
 
-__all__ = ["CommandError", "add_partner_commands"]
+__all__ = ["NOT_ALL_DELETED", "CommandError", "add_partner_commands"]
 
 _DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -114,10 +114,38 @@ def _cmd_call(args: argparse.Namespace) -> int:
                 headers["idempotency-key"] = args.idempotency_key
             response = client.post(DELETIONS_PATH, content=_deletion_body(args), headers=headers)
     try:
-        _print({"status": response.status_code, "body": response.json()})
+        body = response.json()
     except ValueError:
         _print({"status": response.status_code, "body": response.text})
-    return 0 if response.is_success else 1
+        return 1
+    _print({"status": response.status_code, "body": body})
+    if not response.is_success:
+        return 1
+    not_deleted = _not_deleted(body)
+    if not_deleted is not None:
+        sys.stderr.write(f"partner-gateway call: {not_deleted}\n")
+        return NOT_ALL_DELETED
+    return 0
+
+
+#: The exit status of `call` when the gateway processed the request but some entries were not
+#: deleted (or, in a dry run, would not be).
+NOT_ALL_DELETED = 3
+
+
+def _not_deleted(body: Any) -> str | None:
+    """A line saying how many entries were not deleted, or None when none failed."""
+    try:
+        summary = body["data"]["summary"]
+        failed, total = int(summary["failed"]), int(summary["total"])
+        dry_run = body["meta"].get("dryRun") is True
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if failed <= 0:
+        return None
+    if dry_run:
+        return f"dry run: {failed} of {total} entries would not be deleted; see body.data.errors"
+    return f"not all deleted: {failed} of {total} entries failed; see body.data.errors"
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:

@@ -62,7 +62,8 @@ class DeletionRequest(Wire, frozen=True):
         bool,
         Meta(
             description="Report what would be deleted, variant counts included, and change"
-            " nothing; always answered at once (HTTP 200), whatever the size or dispatch"
+            " nothing; answered at once (HTTP 200), so at most 1,000 entries and never with"
+            " dispatch true"
         ),
     ] = False
 

@@ -69,6 +69,7 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
     to_file = cli(database_url, *seed_args, "--out", str(out))
     assert to_file.returncode == 0
     assert out.read_text() == to_file.stdout and len(to_file.stdout.splitlines()) == 2
+    more_ids = [json.loads(line)["id"] for line in to_file.stdout.splitlines()]
 
     server = serve()
     credentials = {
@@ -91,8 +92,19 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
     reply = ok_json(first)
     assert reply["status"] == 200
     assert reply["body"]["data"]["summary"] == {"total": 3, "succeeded": 3, "failed": 0}
-    again = ok_json(cli(database_url, "call", "--ids", ids[0], **credentials))
-    assert again["body"]["data"]["errors"][0]["code"] == "PRD_014"
+    # Processed, but not everything was deleted: a clear line, and exit status 3.
+    again = cli(database_url, "call", "--ids", ids[0], **credentials)
+    assert again.returncode == 3, again.stderr
+    assert again.stderr == (
+        "partner-gateway call: not all deleted: 1 of 1 entries failed; see body.data.errors\n"
+    )
+    assert json.loads(again.stdout)["body"]["message"] == "No products were deleted"
+    assert json.loads(again.stdout)["body"]["data"]["errors"][0]["code"] == "PRD_014"
+    dry = cli(database_url, "call", "--dry-run", "--ids", ids[0], *more_ids[:1], **credentials)
+    assert dry.returncode == 3, dry.stderr
+    assert dry.stderr == (
+        "partner-gateway call: dry run: 1 of 2 entries would not be deleted; see body.data.errors\n"
+    )
     batch = cli(database_url, "call", "--batch", "nope", **credentials)
     assert batch.returncode == 1
     assert json.loads(batch.stdout)["body"]["error"]["code"] == "BAT_001"

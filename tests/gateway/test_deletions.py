@@ -1,4 +1,4 @@
-"""Contract §3: deleting products, item by item, in one transaction per request."""
+"""Deleting products, item by item, in one transaction per request."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ async def test_success_envelope_is_exactly_the_contracts(
     assert response.status_code == 200
     assert list(body) == ["success", "message", "requestId", "meta", "data"]
     assert body["success"] is True
-    assert body["message"] == "Products deleted successfully"
+    assert body["message"] == "Some products were not deleted"
     assert body["requestId"] == response.headers["x-request-id"]
     assert list(body["meta"]) == ["timestamp", "durationMs", "dispatch"]
     assert body["meta"]["timestamp"] == "2025-09-17T09:12:30.458Z"  # the gateway's clock
@@ -58,6 +58,28 @@ async def test_success_envelope_is_exactly_the_contracts(
         ],
     }
     assert await product_count(pool, tenant) == (19, 38)
+
+
+@pytest.mark.parametrize(
+    ("entries", "message", "left"),
+    [
+        (2, "Products deleted successfully", 18),
+        (1, "Some products were not deleted", 19),
+        (0, "No products were deleted", 20),
+    ],
+)
+async def test_the_message_says_whether_all_some_or_none_were_deleted(
+    database_url: str, pool: store.Pool, tenant: Tenant, entries: int, message: str, left: int
+) -> None:
+    """success stays true (the request was processed); the message says what happened."""
+    ids = tenant.ids[:entries] + ["not-a-uuid"] * (2 - entries)
+    async with gateway_client(database_url) as client:
+        response = await delete(client, tenant, {"ids": ids})
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["success"], body["message"]) == (True, message)
+    assert body["data"]["summary"] == {"total": 2, "succeeded": entries, "failed": 2 - entries}
+    assert await product_count(pool, tenant) == (left, 2 * left)
 
 
 async def test_every_item_code_with_row_indexes_in_request_order(

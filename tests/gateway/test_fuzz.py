@@ -3,9 +3,12 @@ deleted by a request that the partner did not sign exactly as sent."""
 
 from __future__ import annotations
 
+import base64
 import itertools
+import re
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -97,3 +100,68 @@ async def test_arbitrary_requests_never_500_and_never_delete_unless_signed(
         assert response.status_code == 200, response.text
     if response.status_code != 200:
         assert after == before
+
+
+_query_name = st.sampled_from(["dryRun", "dispatch", "ids", "limit", "cursor", "x", "%64ryRun"])
+_query = st.lists(
+    st.tuples(_query_name, st.sampled_from(["", "=true", "=1", "=%00", "=eyJvIjowfQ"])),
+    min_size=1,
+    max_size=3,
+).map(lambda pairs: "&".join(name + value for name, value in pairs))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(query=_query)
+async def test_a_signed_deletion_with_any_query_is_val_001_and_deletes_nothing(
+    client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, query: str
+) -> None:
+    """The deletion route defines no query parameter: whatever the URL says, nothing goes."""
+    body = body_of({"ids": tenant.ids[:1]})
+    headers = signed_headers(tenant, body=body, query=query, timestamp=NOW_MS - next(_counter))
+    before = await store.count_products(pool, store_id=tenant.store_id)
+    response = await client.post(f"{DELETIONS}?{query}", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "VAL_001"
+    assert await store.count_products(pool, store_id=tenant.store_id) == before
+
+
+def _made_by_the_route(cursor: str) -> bool:
+    """Whether ``cursor`` is one the batch route hands out: {"o":N} in unpadded base64url."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", cursor):
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except ValueError:
+        return False
+    match = re.fullmatch(rb'\{"o":(0|[1-9][0-9]{0,9})\}', raw)
+    canonical = base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == cursor
+    return match is not None and int(match.group(1)) <= 10**9 and canonical
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    cursor=st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40)
+    | st.binary(max_size=40).map(lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("="))
+    | st.integers(-5, 2 * 10**9).map(
+        lambda n: base64.urlsafe_b64encode(b'{"o":%d}' % n).decode().rstrip("=")
+    )
+)
+async def test_any_signed_page_cursor_is_read_or_val_001_never_a_500(
+    client: httpx.AsyncClient, tenant: Tenant, cursor: str
+) -> None:
+    """Only a cursor the route hands out is read (here: a batch not found); any other is
+    VAL_001 naming it."""
+    path = DELETIONS + "/946b3ffa-5f9e-412e-acf4-eea306736e63"
+    query = "cursor=" + quote(cursor, safe="")
+    headers = signed_headers(
+        tenant, method="GET", path=path, query=query, timestamp=NOW_MS - next(_counter)
+    )
+    response = await client.get(f"{path}?{query}", headers=headers)
+    error = response.json()["error"]
+    if _made_by_the_route(cursor):
+        assert (response.status_code, error["code"]) == (404, "BAT_001"), response.text
+    else:
+        assert (response.status_code, error["code"]) == (400, "VAL_001"), response.text
+        assert error["details"]["context"] == {
+            "validationErrors": {"cursor": "must be a nextCursor value returned by this endpoint"}
+        }

@@ -3,6 +3,7 @@ product of any store."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 import catalog_store as store
 import signing
-from gateway import decoding, deletions, wire
+from gateway import decoding, deletions, paging, wire
 from gateway.errors import CATALOG
 from gateway.settings import Settings
 from tests.support import DELETIONS, NOW_MS, Tenant, assert_error, gateway_client, make_tenant
@@ -43,6 +44,13 @@ class Hostile:
     context: dict[str, Any] | None = None
     items: list[dict[str, Any]] | None = None  # the item errors of a 200 report
     other_store: bool = False  # sign for the other tenant's store with our token
+
+
+_BATCH = DELETIONS + "/946b3ffa-5f9e-412e-acf4-eea306736e63"
+
+
+def _cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def _val(**errors: str) -> dict[str, Any]:
@@ -496,16 +504,201 @@ CASES = [
         404,
         "BAT_001",
         method="GET",
+        path=DELETIONS + "/'OR'1'='1'--",
+        body=b"",
+        context={"batchId": "'OR'1'='1'--"},
+    ),
+    # --- the path: only its canonical spelling, as sent, reaches a signed route ---
+    Hostile(
+        "percent-encoded sql as the batch id",
+        404,
+        "ROUTE_001",
+        method="GET",
         path=DELETIONS + "/'%20OR%201=1",
         body=b"",
-        context={"batchId": "' OR 1=1"},
+        context={"path": DELETIONS + "/'%20OR%201=1"},
+    ),
+    Hostile(
+        "encoded newline after the path",
+        404,
+        "ROUTE_001",
+        path=DELETIONS + "%0a",
+        body=b'{"ids": ["<own>"]}',
+        context={"path": DELETIONS + "%0a"},
+    ),
+    Hostile(
+        "encoded letter in the path",
+        404,
+        "ROUTE_001",
+        path="/api/v1/partner/stores/products/%64eletions",
+        body=b'{"ids": ["<own>"]}',
+        context={"path": "/api/v1/partner/stores/products/%64eletions"},
+    ),
+    Hostile(
+        "encoded slash in the path",
+        404,
+        "ROUTE_001",
+        path="/api/v1/partner/stores/products%2Fdeletions",
+        body=b'{"ids": ["<own>"]}',
+        context={"path": "/api/v1/partner/stores/products%2Fdeletions"},
+    ),
+    Hostile(
+        "encoded lower-case slash in the path",
+        404,
+        "ROUTE_001",
+        path="/api/v1/partner/stores/products%2fdeletions",
+        body=b'{"ids": ["<own>"]}',
+        context={"path": "/api/v1/partner/stores/products%2fdeletions"},
+    ),
+    Hostile(
+        "encoded newline after a batch id",
+        404,
+        "ROUTE_001",
+        method="GET",
+        path=_BATCH + "%0A",
+        body=b"",
+        context={"path": _BATCH + "%0A"},
+    ),
+    Hostile(
+        "encoded character in a batch id",
+        404,
+        "ROUTE_001",
+        method="GET",
+        path=_BATCH.replace("-412e", "%2D412e"),
+        body=b"",
+        context={"path": _BATCH.replace("-412e", "%2D412e")},
+    ),
+    # --- the query: a route reads only the parameters it defines, and refuses the others ---
+    Hostile(
+        "dryRun in the query",
+        400,
+        "VAL_001",
+        query="dryRun=true",
+        body=b'{"ids": ["<own>"]}',
+        context=_val(dryRun="dryRun belongs in the JSON body, not in the query"),
+    ),
+    Hostile(
+        "percent-encoded dryRun in the query",
+        400,
+        "VAL_001",
+        query="%64ryRun=true",
+        body=b'{"ids": ["<own>"]}',
+        context=_val(dryRun="dryRun belongs in the JSON body, not in the query"),
+    ),
+    Hostile(
+        "dryRun without a value in the query",
+        400,
+        "VAL_001",
+        query="dryRun",
+        body=b'{"ids": ["<own>"]}',
+        context=_val(dryRun="dryRun belongs in the JSON body, not in the query"),
+    ),
+    Hostile(
+        "unknown query parameters on the deletion route",
+        400,
+        "VAL_001",
+        query="force=1&dispatch=false",
+        body=b'{"ids": ["<own>"]}',
+        context=_val(
+            force="is not a query parameter of this route; it takes none",
+            dispatch="dispatch belongs in the JSON body, not in the query",
+        ),
+    ),
+    Hostile(
+        "unknown query parameter on the batch route",
+        400,
+        "VAL_001",
+        method="GET",
+        path=_BATCH,
+        query="limit=5&dryRun=true",
+        body=b"",
+        context=_val(dryRun="is not a query parameter of this route; it takes limit and cursor"),
+    ),
+    Hostile(
+        "page limit given twice",
+        400,
+        "VAL_001",
+        method="GET",
+        path=_BATCH,
+        query="limit=5&limit=1000",
+        body=b"",
+        context=_val(limit="is given more than once in the query; send it once"),
+    ),
+    Hostile(
+        "page limit of 5,000 digits",
+        400,
+        "VAL_001",
+        method="GET",
+        path=_BATCH,
+        query="limit=" + "1" * 5000,
+        body=b"",
+        context=_val(limit="must be a whole number from 1 to 1,000"),
+    ),
+    # --- the page cursor: decoded by a typed decoder, within bounds, or refused ---
+    *(
+        Hostile(
+            f"page cursor: {name}",
+            400,
+            "VAL_001",
+            method="GET",
+            path=_BATCH,
+            query="cursor=" + cursor,
+            body=b"",
+            context=_val(cursor="must be a nextCursor value returned by this endpoint"),
+        )
+        for name, cursor in [
+            ("10,000-deep arrays", _cursor(b"[" * _DEEP + b"]" * _DEEP)),
+            ("6-deep arrays", _cursor(b"[[[[[[]]]]]]")),
+            ("an array", _cursor(b'[{"o": 1}]')),
+            ("a float offset", _cursor(b'{"o":5.0}')),
+            ("a string offset", _cursor(b'{"o":"5"}')),
+            ("an offset over the bound", _cursor(b'{"o":1000000001}')),
+            ("another key", _cursor(b'{"o":5,"p":1}')),
+            ("another spelling", _cursor(b'{"o": 5}')),
+            ("padded", _cursor(b'{"o":5}') + "%3D"),
+            ("not base64", "eyJvIjo1fQ.."),
+            ("empty", ""),
+            ("bad UTF-8", _cursor(b'{"o":5,"\xff":1}')),
+        ]
+    ),
+    # --- dry runs: answered at once, so small, and never dispatched ---
+    Hostile(
+        "dry run of 1,001 ids",
+        400,
+        "VAL_001",
+        body=b'{"dryRun": true, "ids": [' + b",".join([b'"x"'] * 1001) + b"]}",
+        context=_val(ids="a dry run takes at most 1,000 entries in all; got 1,001"),
+    ),
+    Hostile(
+        "dry run of 1,001 external ids",
+        400,
+        "VAL_001",
+        body=b'{"externalIds": [' + b",".join([b'"x"'] * 1001) + b'], "dryRun": true}',
+        context=_val(externalIds="a dry run takes at most 1,000 entries in all; got 1,001"),
+    ),
+    Hostile(
+        "dry run of 100,000 entries",
+        400,
+        "VAL_001",
+        body=b'{"dryRun": true, "ids": [' + b",".join([b'"x"'] * 100_000) + b"]}",
+        context=_val(ids="a dry run takes at most 1,000 entries in all; got 100,000"),
+    ),
+    Hostile(
+        "dry run dispatched",
+        400,
+        "VAL_001",
+        body=b'{"ids": ["<own>"], "dryRun": true, "dispatch": true}',
+        context=_val(
+            dryRun='cannot be sent with "dispatch": true; a dry run is answered at once,'
+            " never dispatched"
+        ),
     ),
     Hostile(
         "negative page limit",
         400,
         "VAL_001",
         method="GET",
-        path=DELETIONS + "/946b3ffa-5f9e-412e-acf4-eea306736e63",
+        path=_BATCH,
         query="limit=-1",
         body=b"",
         context=_val(limit="must be a whole number from 1 to 1,000"),
@@ -515,7 +708,7 @@ CASES = [
         400,
         "VAL_001",
         method="GET",
-        path=DELETIONS + "/946b3ffa-5f9e-412e-acf4-eea306736e63",
+        path=_BATCH,
         query="cursor=eyJvIjotMX0",
         body=b"",
         context=_val(cursor="must be a nextCursor value returned by this endpoint"),
@@ -628,7 +821,7 @@ def garbled(monkeypatch: pytest.MonkeyPatch) -> None:
     real = msgspec.json.Decoder
     monkeypatch.setattr(msgspec.json, "Decoder", lambda *a, **k: _Garbling(real(*a, **k)))
     replaced = 0
-    for module in (wire, decoding, deletions):
+    for module in (wire, decoding, deletions, paging):
         for name, value in list(vars(module).items()):
             if isinstance(value, decoding.BodyDecoder):
                 rebuilt: Any = decoding.BodyDecoder(value.type, example=value.example)
@@ -642,10 +835,14 @@ def garbled(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(deletions._BODY._decoder, _Garbling)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+# The answers that decoding decides; the others are given before any decoder runs.
+DECODED = [case for case in CASES if case.code == "VAL_001" or case.items is not None]
+
+
+@pytest.mark.parametrize("case", DECODED, ids=lambda case: case.name)
 async def test_the_table_holds_whatever_msgspec_says(
     garbled: None, client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, case: Hostile
 ) -> None:
     """No answer depends on a library's wording: with msgspec's messages turned to garbage,
-    every hostile input still gets the same coded answer."""
+    every hostile input that is decoded still gets the same coded answer."""
     await _answer_and_check(client, pool, tenant, case)

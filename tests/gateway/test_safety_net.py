@@ -1,4 +1,4 @@
-"""Contract §7 over HTTP: idempotent retries (sync and dispatched), dry runs, and the archive
+"""The safety net over HTTP: idempotent retries (sync and dispatched), dry runs, and the archive
 that every deletion writes."""
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ async def test_a_dry_run_reports_what_would_go_and_changes_nothing(
     body = dry.json()
     assert dry.status_code == 200
     assert list(body) == ["success", "message", "requestId", "meta", "data"]
-    assert body["message"] == "Dry run: nothing was deleted"
+    assert body["message"] == "Dry run: nothing was deleted; some products would not be deleted"
     assert body["meta"] == {
         "timestamp": "2025-09-17T09:12:30.458Z",
         "durationMs": body["meta"]["durationMs"],
@@ -290,24 +290,79 @@ async def test_a_dry_run_reports_what_would_go_and_changes_nothing(
     assert len(await rows(pool, "SELECT 1 FROM archived_products")) == 2
 
 
-async def test_a_dry_run_of_any_size_is_answered_at_once_and_records_no_batch(
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"ids": ["ALL"]}, "Dry run: nothing was deleted"),
+        (
+            {"ids": ["ALL"], "externalIds": ["missing"]},
+            "Dry run: nothing was deleted; some products would not be deleted",
+        ),
+        ({"externalIds": ["missing"]}, "Dry run: nothing was deleted; no product would be deleted"),
+    ],
+)
+async def test_a_dry_runs_message_says_whether_all_some_or_none_would_go(
+    database_url: str, pool: store.Pool, tenant: Tenant, payload: dict[str, Any], message: str
+) -> None:
+    if payload.get("ids") == ["ALL"]:
+        payload = {**payload, "ids": tenant.ids[:3]}
+    async with gateway_client(database_url) as client:
+        dry = await send(client, tenant, {**payload, "dryRun": True})
+    assert dry.status_code == 200, dry.text
+    assert (dry.json()["success"], dry.json()["message"]) == (True, message)
+    assert await product_count(pool, tenant) == (20, 40)
+
+
+async def test_a_dry_run_of_1000_is_answered_at_once_and_more_or_dispatched_is_val_001(
     database_url: str, pool: store.Pool
 ) -> None:
-    tenant = await make_tenant(pool, products=1500, variants=1)
+    """A dry run is answered inline, so it takes what a synchronous request takes: 1,001
+    entries, or "dispatch": true, is VAL_001 naming the field; nothing is recorded."""
+    tenant = await make_tenant(pool, products=1000, variants=1)
+    ids = tenant.ids
     async with gateway_client(database_url) as client:
-        dry = await send(client, tenant, {"ids": tenant.ids, "dispatch": True, "dryRun": True})
-        retry = await send(
-            client, tenant, {"ids": tenant.ids, "dispatch": True, "dryRun": True}, ts=NOW_MS + 1
+        dry = await send(client, tenant, {"ids": ids, "dryRun": True})
+        over = await send(client, tenant, {"ids": [*ids, "x"], "dryRun": True}, ts=NOW_MS + 1)
+        split = await send(
+            client,
+            tenant,
+            {"ids": ids[:500], "externalIds": ["a"] * 501, "dryRun": True},
+            ts=NOW_MS + 2,
+        )
+        dispatched = await send(
+            client, tenant, {"ids": ids[:2], "dispatch": True, "dryRun": True}, ts=NOW_MS + 3
         )
     assert dry.status_code == 200
     assert dry.json()["data"]["summary"] == {
-        "total": 1500,
-        "succeeded": 1500,
+        "total": 1000,
+        "succeeded": 1000,
         "failed": 0,
-        "variants": 1500,
+        "variants": 1000,
     }
-    assert retry.json()["data"]["summary"]["succeeded"] == 1500
-    assert await product_count(pool, tenant) == (1500, 1500)
+    too_many = "a dry run takes at most 1,000 entries in all; got 1,001"
+    for response in (over, split):
+        assert_error(
+            response,
+            400,
+            "VAL_001",
+            "Validation failed",
+            hint="Fix the fields named in context.validationErrors",
+            context={"validationErrors": {"ids": too_many}},
+        )
+    assert_error(
+        dispatched,
+        400,
+        "VAL_001",
+        "Validation failed",
+        hint="Fix the fields named in context.validationErrors",
+        context={
+            "validationErrors": {
+                "dryRun": 'cannot be sent with "dispatch": true; a dry run is answered at once,'
+                " never dispatched"
+            }
+        },
+    )
+    assert await product_count(pool, tenant) == (1000, 1000)
     for table in ("deletion_batches", "deletion_audit", "archived_products"):
         assert await rows(pool, f"SELECT 1 FROM {table}") == [], table
 
