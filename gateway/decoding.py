@@ -24,6 +24,7 @@ T = TypeVar("T", bound=msgspec.Struct)
 #: The reason given for a field sent twice in one JSON object.
 REPEATED = "is given more than once in the JSON object; send each field once"
 _MALFORMED = (msgspec.DecodeError, UnicodeDecodeError)
+_TOO_DEEP = "nests arrays or objects too deeply; send one flat JSON object"
 
 
 def _strip(info: inspect.Type) -> inspect.Type:
@@ -135,7 +136,7 @@ class BodyDecoder(Generic[T]):
 
     def _diagnose(self, body: bytes) -> InvalidField:
         """Why the typed decode failed, found by decoding again, field by field."""
-        if not body.strip():
+        if not body.strip(b" \t\r\n"):
             return InvalidField("body", f"is empty: send a JSON object such as {self.example}")
         try:
             body.decode("utf-8")
@@ -144,9 +145,7 @@ class BodyDecoder(Generic[T]):
         try:
             raw = self._raw_map.decode(body)
         except RecursionError:
-            return InvalidField(
-                "body", "nests arrays or objects too deeply; send one flat JSON object"
-            )
+            return InvalidField("body", _TOO_DEEP)
         except msgspec.ValidationError:
             return InvalidField(
                 "body", f"must be a JSON object such as {self.example}; got {_kind(body)}"
@@ -166,12 +165,10 @@ class BodyDecoder(Generic[T]):
                 return InvalidField(name, "is required")
         try:
             self._refuse_repeated_keys(body)
-        except RecursionError:
-            return InvalidField(
-                "body", "nests arrays or objects too deeply; send one flat JSON object"
-            )
         except InvalidField as exc:
             return exc
+        except (RecursionError, ValueError):  # msgspec read it, so in principle unreachable
+            return InvalidField("body", _TOO_DEEP)
         return InvalidField("body", "is not a valid body for this request")
 
     def _check(self, field: _Field, raw: bytes) -> str | None:
@@ -220,7 +217,15 @@ class BodyDecoder(Generic[T]):
 
     @staticmethod
     def _refuse_repeated_keys(body: bytes) -> None:
-        json.loads(body, object_pairs_hook=_refuse_repeated_pairs)
+        # Only the keys matter: numbers are left as text (an integer of thousands of digits
+        # would be refused by int()), and a value is never built.
+        json.loads(
+            body,
+            object_pairs_hook=_refuse_repeated_pairs,
+            parse_int=_ignore,
+            parse_float=_ignore,
+            parse_constant=_ignore,
+        )
 
 
 _KINDS: dict[type[Any], str] = {
@@ -230,6 +235,10 @@ _KINDS: dict[type[Any], str] = {
     inspect.FloatType: "a number",
     inspect.ListType: "an array",
 }
+
+
+def _ignore(text: str) -> None:
+    return None
 
 
 def _refuse_repeated_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -205,6 +205,13 @@ CASES = [
         context=_val(dryRun=_TWICE),
     ),
     Hostile(
+        "repeated key whose first value is a number of 5,000 digits",
+        400,
+        "VAL_001",
+        body=b'{"ids": [' + b"1" * 5000 + b'], "ids": ["<own>"]}',
+        context=_val(ids=_TWICE),
+    ),
+    Hostile(
         "repeated key whose first value is the bad one",
         400,
         "VAL_001",
