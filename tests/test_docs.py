@@ -145,7 +145,7 @@ def test_every_answer_in_the_api_page_has_the_gateways_exact_shape() -> None:
             msgspec.convert(answer, kind)
             seen.add(kind.__name__)
             if answer["success"]:
-                assert f'message="{answer["message"]}"' in source, (name, answer["message"])
+                assert f'"{answer["message"]}"' in source, (name, answer["message"])
             else:
                 error = answer["error"]
                 assert CATALOG[error["code"]].message == error["message"], (name, error)
