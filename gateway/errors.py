@@ -98,6 +98,12 @@ CATALOG: dict[str, ErrorSpec] = {
         "Send the whole request without pauses: the headers and the body each have a deadline,"
         " in context. Retry on a new connection",
     ),
+    "REQ_004": ErrorSpec(
+        400,
+        "Malformed HTTP request",
+        "Send HTTP/1.1: an upper-case method, a target with no spaces, valid header names and"
+        " values, a numeric content-length or a well-formed chunked body",
+    ),
     "ROUTE_001": ErrorSpec(404, "Route not found", "See /docs for the routes of this API"),
     "ROUTE_002": ErrorSpec(
         405, "Method not allowed", "See the Allow header and /docs for the methods of this route"

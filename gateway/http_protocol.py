@@ -16,6 +16,9 @@ parser alone does not do:
   the body only after the checks that need none).
 - **Headers as they stood before the body.** Trailer fields of a chunked body are dropped:
   uvicorn would append them to the request's header list, which the app reads after the body.
+- **Malformed HTTP in the envelope.** What httptools cannot parse (a lower-case method, a
+  space in the target, a bad header name...) is answered ``REQ_004`` (400) in the envelope
+  with a request id, not uvicorn's plain-text 400, and the connection is closed.
 - **No body left half-read.** An answer sent before the request's body has all arrived closes
   the connection, so a client cannot keep trickling a body that nobody reads.
 """
@@ -217,6 +220,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     # Answers -----------------------------------------------------------------------------
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers what httptools cannot parse with a plain-text 400 and no request id;
+        # every answer of the gateway is the envelope (REQ_004), and the connection is closed.
+        self._close(ApiError("REQ_004"), part="request")
+
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         super()._start_asgi_task(cycle, _close_if_body_unread(app, cycle))
 
@@ -247,8 +255,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         _log.warning(
             "request refused by the server", code=error.code, part=part, request_id=request_id
         )
-        idle = self.cycle is None or self.cycle.response_complete
-        if part != "trailer" and idle:
+        cycle = self.cycle
+        # Nothing of an answer is on the wire yet: no request, the last one answered, or (a
+        # malformed chunked body) a request whose app has not begun its answer, which is then
+        # dropped, as for a client gone.
+        unanswered = cycle is not None and not cycle.response_started
+        if unanswered:
+            cycle.disconnected = True
+        if part != "trailer" and (cycle is None or cycle.response_complete or unanswered):
             body = encode(error_body(request_id, error, wall_clock_ms()))
             head = [STATUS_LINE[error.status]]
             for name, value in self.server_state.default_headers:

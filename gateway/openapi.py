@@ -206,6 +206,30 @@ def build_openapi() -> dict[str, Any]:
                     "responses": {**health, **_errors("SYS_001")},
                 }
             },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This OpenAPI 3.1 document of the whole API",
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/docs": {
+                "get": {
+                    "operationId": "docs",
+                    "summary": "A human-readable page of this document",
+                    "responses": {
+                        "200": {
+                            "description": "An HTML page rendered from /openapi.json",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",

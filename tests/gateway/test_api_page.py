@@ -1,7 +1,6 @@
-"""Statements of docs/api.md that a doc test cannot check: the Content-Type policy, and the
-requests the HTTP server answers itself (what is not valid HTTP gets the server's plain-text 400:
-no envelope, no request id, connection closed; a known method that a route does not serve still
-reaches the gateway and gets the envelope)."""
+"""Statements of docs/api.md that a doc test cannot check: the Content-Type policy, and what is
+not valid HTTP (REQ_004 in the envelope with its request id, connection closed; a known method
+that a route does not serve reaches the gateway and gets ROUTE_002)."""
 
 from __future__ import annotations
 
@@ -109,7 +108,7 @@ def _exchange(address: tuple[str, int], raw: str) -> tuple[str, dict[str, str], 
     return status, headers, body
 
 
-def test_what_is_not_http_gets_the_servers_plain_400_and_the_rest_the_envelope(
+def test_what_is_not_http_is_req_004_in_the_envelope_like_every_other_answer(
     database_url: str, tmp_path: Path
 ) -> None:
     with serving(database_url, tmp_path) as server:
@@ -118,10 +117,13 @@ def test_what_is_not_http_gets_the_servers_plain_400_and_the_rest_the_envelope(
         for raw in NOT_HTTP:
             status, headers, body = _exchange(address, raw)
             assert status == "HTTP/1.1 400 Bad Request", raw
-            assert headers["content-type"].startswith("text/plain"), raw
+            assert headers["content-type"] == "application/json", raw
             assert headers["connection"] == "close", raw
-            assert "x-request-id" not in headers, raw
-            assert not body.startswith(b"{"), raw
+            answer = json.loads(body)
+            assert answer["success"] is False, raw
+            assert answer["requestId"] == headers["x-request-id"], raw
+            assert answer["error"]["code"] == "REQ_004", raw
+            assert answer["error"]["message"] == "Malformed HTTP request", raw
         status, headers, body = _exchange(address, "PATCH /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == "HTTP/1.1 405 Method Not Allowed"
     assert headers["content-type"] == "application/json"
