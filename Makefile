@@ -34,7 +34,10 @@ lock: $(UV)
 upgrade: $(UV)
 	$(UV_ENV) $(UV) lock --upgrade --python $(PYTHON)
 
+# Against DATABASE_URL only `migrate` changes the schema (serve refuses pending migrations);
+# the embedded database is migrated by serve itself.
 run: $(STAMP)
+	@[ -z "$$DATABASE_URL" ] || $(BIN)/partner-gateway migrate
 	$(BIN)/partner-gateway serve --demo --with-worker
 
 # The example clients' toolchains, from Debian's packages when missing (the tests fail, never

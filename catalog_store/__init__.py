@@ -23,11 +23,15 @@ from .credentials import (
     NewPartner,
     NewSecret,
     NewStore,
+    ResealReport,
     RetiredSecret,
+    SecretCheck,
     SecretInfo,
     TokenInfo,
+    check_secrets,
     create_partner,
     create_store,
+    has_plain_secrets,
     hash_token,
     issue_token,
     list_secrets,
@@ -35,6 +39,7 @@ from .credentials import (
     lookup_auth,
     lookup_auth_by_hash,
     note_secrets_used,
+    reseal_secrets,
     retire_secret,
     revoke_token,
     rotate_secret,
@@ -77,10 +82,16 @@ from .errors import (
     UnknownClient,
 )
 from .idempotency import IDEMPOTENCY_HOURS, Idempotency, StoredResponse, purge_expired_keys
-from .migrate import Migration, MigrationReport, apply_migrations, available_migrations
+from .migrate import (
+    Migration,
+    MigrationReport,
+    apply_migrations,
+    available_migrations,
+    pending_migrations,
+)
 from .pool import Pool, connection, create_pool, requests_waiting
 from .products import ProductRef, count_products, seed_products
-from .sealing import SecretBox, generate_key, parse_key
+from .sealing import SecretBox, generate_key, parse_key, parse_keys
 from .stats import QueueStats, queue_stats
 
 __all__ = [
@@ -121,10 +132,12 @@ __all__ = [
     "Replayed",
     "RestoreItem",
     "RestoreRefusal",
+    "ResealReport",
     "RetiredSecret",
     "SecretBox",
     "SCOPE_BATCHES_READ",
     "SCOPE_DELETE",
+    "SecretCheck",
     "SecretInfo",
     "TokenInfo",
     "SecretUnreadable",
@@ -137,6 +150,7 @@ __all__ = [
     "accept_nonce",
     "apply_migrations",
     "available_migrations",
+    "check_secrets",
     "connection",
     "count_products",
     "create_batch",
@@ -149,6 +163,7 @@ __all__ = [
     "embedded_conninfo",
     "generate_key",
     "get_batch",
+    "has_plain_secrets",
     "hash_token",
     "issue_token",
     "list_batch_entries",
@@ -158,7 +173,9 @@ __all__ = [
     "lookup_auth_by_hash",
     "nonce_seen",
     "note_secrets_used",
+    "pending_migrations",
     "parse_key",
+    "parse_keys",
     "plan_deletion",
     "preview_deletion",
     "process_next_chunk",
@@ -168,6 +185,7 @@ __all__ = [
     "purge_old_batches",
     "queue_stats",
     "requests_waiting",
+    "reseal_secrets",
     "restore_products",
     "retire_secret",
     "revoke_token",

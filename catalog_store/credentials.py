@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from .errors import CredentialError, UnknownClient
+from .errors import CredentialError, SecretUnreadable, UnknownClient
 from .pool import Pool, connection
 from .sealing import SecretBox
 
@@ -24,13 +24,17 @@ __all__ = [
     "NewPartner",
     "NewSecret",
     "NewStore",
+    "ResealReport",
     "RetiredSecret",
     "SCOPE_BATCHES_READ",
     "SCOPE_DELETE",
+    "SecretCheck",
     "SecretInfo",
     "TokenInfo",
+    "check_secrets",
     "create_partner",
     "create_store",
+    "has_plain_secrets",
     "hash_token",
     "issue_token",
     "list_secrets",
@@ -38,6 +42,7 @@ __all__ = [
     "lookup_auth",
     "lookup_auth_by_hash",
     "note_secrets_used",
+    "reseal_secrets",
     "retire_secret",
     "revoke_token",
     "rotate_secret",
@@ -67,6 +72,26 @@ class NewSecret:
     key_id: str
     secret: str
     created_at: datetime
+    #: Active secrets that opened with no server key, retired to make room for this one.
+    retired_unreadable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SecretCheck:
+    """The active stored secrets, and those of them that open with no server key, as
+    ``(partner client id, key id)``."""
+
+    stored: int
+    unreadable: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResealReport:
+    """Secrets now sealed with the first server key, and those left as they were because no
+    key opens them, as ``(partner client id, key id)``."""
+
+    resealed: int
+    unreadable: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +195,42 @@ async def _lock_partner(conn: psycopg.AsyncConnection[Any], partner_client_id: s
     return int(row[0])
 
 
+def _opens(box: SecretBox, sealed: bytes | None, *, partner_id: int, key_id: str) -> bool:
+    if sealed is None:  # stored plain (before 0004_security): readable as it is
+        return True
+    try:
+        box.open(bytes(sealed), partner_id=partner_id, key_id=key_id)
+    except SecretUnreadable:
+        return False
+    return True
+
+
 async def rotate_secret(pool: Pool, *, partner_client_id: str, box: SecretBox) -> NewSecret:
     """Add a new active secret beside the current one; both verify until one is retired.
 
+    Active secrets that open with no server key are retired first (they can verify nothing),
+    so a partner whose secrets were sealed under a lost key gets a working one.
     Raises :class:`CredentialError` when the partner already has two active secrets.
     """
     secret = _new_secret()
     async with connection(pool) as conn, conn.transaction():
         partner_id = await _lock_partner(conn, partner_client_id)
+        cur = await conn.execute(
+            "SELECT key_id, sealed FROM partner_secrets"
+            " WHERE partner_id = %s AND retired_at IS NULL ORDER BY key_id",
+            (partner_id,),
+        )
+        dead = [
+            key_id
+            for key_id, sealed in await cur.fetchall()
+            if not _opens(box, sealed, partner_id=partner_id, key_id=key_id)
+        ]
+        if dead:
+            await conn.execute(
+                "UPDATE partner_secrets SET retired_at = now(), sealed = NULL, secret = NULL"
+                " WHERE partner_id = %s AND key_id = ANY(%s)",
+                (partner_id, dead),
+            )
         cur = await conn.execute(
             "SELECT count(*) FILTER (WHERE retired_at IS NULL),"
             " coalesce(max(substr(key_id, 2)::int) FILTER (WHERE key_id ~ '^k[0-9]{1,9}$'), 0)"
@@ -201,7 +254,7 @@ async def rotate_secret(pool: Pool, *, partner_client_id: str, box: SecretBox) -
         )
         created = await cur.fetchone()
         assert created is not None
-    return NewSecret(partner_client_id, key_id, secret, created[0])
+    return NewSecret(partner_client_id, key_id, secret, created[0], tuple(dead))
 
 
 async def retire_secret(
@@ -310,12 +363,7 @@ async def revoke_token(pool: Pool, *, token: str) -> bool:
 
 
 async def seal_plain_secrets(pool: Pool, *, box: SecretBox) -> int:
-    """Seal every secret still stored plain (rows from before migration 0004); return how many.
-
-    Then check that the server key opens one sealed secret, so a wrong ``GATEWAY_SECRET_KEY``
-    stops the command at start instead of failing every request (raises
-    :class:`SecretUnreadable`).
-    """
+    """Seal every secret still stored plain (rows from before migration 0004); return how many."""
     async with connection(pool) as conn, conn.transaction():
         cur = await conn.execute(
             "SELECT partner_id, key_id, secret FROM partner_secrets"
@@ -332,14 +380,69 @@ async def seal_plain_secrets(pool: Pool, *, box: SecretBox) -> int:
                         for pid, kid, secret in plain
                     ],
                 )
-        cur = await conn.execute(
-            "SELECT partner_id, key_id, sealed FROM partner_secrets"
-            " WHERE sealed IS NOT NULL ORDER BY created_at DESC LIMIT 1"
-        )
-        probe = await cur.fetchone()
-    if probe is not None:
-        box.open(bytes(probe[2]), partner_id=probe[0], key_id=probe[1])
     return len(plain)
+
+
+async def has_plain_secrets(pool: Pool) -> bool:
+    """Whether any secret is still stored plain (sealing it needs the server key)."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM partner_secrets WHERE secret IS NOT NULL)"
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def check_secrets(pool: Pool, *, box: SecretBox) -> SecretCheck:
+    """Try every active stored secret with the server keys: how many there are, which do not
+    open. One statement; the secrets opened here are dropped at once."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT ps.partner_id, p.client_id, ps.key_id, ps.sealed FROM partner_secrets ps"
+            " JOIN partners p ON p.id = ps.partner_id WHERE ps.retired_at IS NULL"
+            " AND (ps.sealed IS NOT NULL OR ps.secret IS NOT NULL)"
+            " ORDER BY ps.partner_id, ps.key_id"
+        )
+        rows = await cur.fetchall()
+    unreadable = tuple(
+        (client_id, key_id)
+        for pid, client_id, key_id, sealed in rows
+        if not _opens(box, sealed, partner_id=pid, key_id=key_id)
+    )
+    return SecretCheck(stored=len(rows), unreadable=unreadable)
+
+
+async def reseal_secrets(pool: Pool, *, box: SecretBox) -> ResealReport:
+    """Seal every active secret anew with the first server key (plain ones too), in one
+    transaction; secrets that open with no key are left as they are and reported."""
+    async with connection(pool) as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT ps.partner_id, p.client_id, ps.key_id, ps.sealed, ps.secret"
+            " FROM partner_secrets ps JOIN partners p ON p.id = ps.partner_id"
+            " WHERE ps.retired_at IS NULL AND (ps.sealed IS NOT NULL OR ps.secret IS NOT NULL)"
+            " ORDER BY ps.partner_id, ps.key_id FOR UPDATE OF ps"
+        )
+        updates: list[tuple[bytes, int, str]] = []
+        unreadable: list[tuple[str, str]] = []
+        for pid, client_id, key_id, sealed, plain in await cur.fetchall():
+            try:
+                secret = (
+                    bytes(plain)
+                    if sealed is None
+                    else box.open(bytes(sealed), partner_id=pid, key_id=key_id)
+                )
+            except SecretUnreadable:
+                unreadable.append((client_id, key_id))
+                continue
+            updates.append((box.seal(secret, partner_id=pid, key_id=key_id), pid, key_id))
+        if updates:
+            async with conn.cursor() as update:
+                await update.executemany(
+                    "UPDATE partner_secrets SET sealed = %s, secret = NULL"
+                    " WHERE partner_id = %s AND key_id = %s",
+                    updates,
+                )
+    return ResealReport(resealed=len(updates), unreadable=tuple(unreadable))
 
 
 async def create_store(pool: Pool, name: str) -> NewStore:

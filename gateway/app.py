@@ -26,6 +26,7 @@ from .deletions import DELETIONS_PATH, batch_status, delete_products
 from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
 from .errors import ApiError
 from .jobs import QUEUE
+from .key_health import SecretHealth
 from .keys import load_secret_box
 from .logs import configure_logging
 from .metrics import (
@@ -40,7 +41,7 @@ from .middleware import RequestContextMiddleware
 from .openapi import build_openapi, render_docs
 from .settings import Settings, load_settings
 from .stall import DatabaseDeadline, stalled_hint
-from .wire import HealthData, HealthResponse
+from .wire import HealthData, HealthResponse, ReadyData, ReadyResponse
 
 __all__ = ["app_from_environment", "create_app", "resolve_conninfo"]
 
@@ -71,25 +72,54 @@ def _health(request: Request, message: str) -> Response:
 
 
 async def _readyz(request: Request) -> Response:
+    """200 while the database answers, ``degraded`` when some stored partner secrets do not
+    open; 503 when the database does not answer, or when the server key opens none of the
+    stored secrets (this process could authenticate no partner: another key than the others')."""
     pool: store.Pool = request.app.state.pool
     async with store.connection(pool) as conn:
         await conn.execute("SELECT 1")
-    return _health(request, "Ready")
+    check: store.SecretCheck = await request.app.state.secret_health.check()
+    unreadable = len(check.unreadable)
+    if unreadable and unreadable == check.stored:
+        return error_response(
+            request,
+            ApiError(
+                "SYS_001",
+                hint="The server key of this gateway opens none of the stored partner secrets:"
+                " give it the GATEWAY_SECRET_KEY of the other gateways (see the operations"
+                " guide, The server key)",
+                context={"storedSecrets": check.stored, "unreadableSecrets": unreadable},
+                headers={"Retry-After": str(request.app.state.settings.retry_after_seconds)},
+            ),
+        )
+    return json_response(
+        ReadyResponse(
+            success=True,
+            message="Ready",
+            requestId=request.scope["state"]["request_id"],
+            meta=response_meta(request),
+            data=ReadyData(status="degraded" if unreadable else "ok", unreadableSecrets=unreadable),
+        )
+    )
 
 
 async def _metrics(request: Request) -> Response:
     """Every process's samples, and the batch queue as the database has it now."""
     pool: store.Pool = request.app.state.pool
     sample_pool(pool)
+    stats: store.QueueStats | None
+    check: store.SecretCheck | None
     try:
         stats = await store.queue_stats(
             pool, queue=QUEUE, stalled_after=request.app.state.settings.worker_stalled_after
         )
+        check = await request.app.state.secret_health.check()
     except store.StoreUnavailable as exc:
         if isinstance(exc, store.DeadlineExceeded):
             DB_DEADLINE_CUTS.labels(exc.outcome).inc()
-        stats = None  # shown as gateway_database_up 0; the scrape itself still answers
-    return Response(render_metrics(stats), media_type=CONTENT_TYPE)
+        stats = check = None  # shown as gateway_database_up 0; the scrape itself still answers
+    unreadable = None if check is None else len(check.unreadable)
+    return Response(render_metrics(stats, unreadable_secrets=unreadable), media_type=CONTENT_TYPE)
 
 
 async def _openapi(request: Request) -> Response:
@@ -275,12 +305,11 @@ def create_app(
     app.state.pool = pool
     app.state.settings = settings
     app.state.key_use = key_use
+    box = secret_box if secret_box is not None else load_secret_box(settings)
     app.state.credentials = CredentialCache(
-        pool,
-        secret_box if secret_box is not None else load_secret_box(settings),
-        ttl=settings.auth_cache_seconds,
-        clock=cache_clock,
+        pool, box, ttl=settings.auth_cache_seconds, clock=cache_clock
     )
+    app.state.secret_health = SecretHealth(pool, box)
     app.state.rate_limit = (
         store.RateLimit(settings.rate_limit_requests, settings.rate_limit_window)
         if settings.rate_limit_requests

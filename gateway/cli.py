@@ -22,15 +22,15 @@ import catalog_store as store
 
 from .app import resolve_conninfo
 from .demo import ensure_demo, print_welcome
-from .jobs import QUEUE, migrate, run_worker
-from .keys import load_secret_box
+from .jobs import QUEUE, migrate, pending, run_worker
+from .keys import load_secret_box, server_key_text
 from .logs import configure_logging, flush_logs
 from .partner_cli import CommandError, add_partner_commands
 from .restore import add_restore_command
 from .serving import CANNOT_BIND, bind_socket, metrics_folder, run_servers, stop_signals
 from .settings import Settings, SettingsError, effective_settings, load_settings
 
-__all__ = ["KNOWN_SCOPES", "main"]
+__all__ = ["KNOWN_SCOPES", "main", "pending_refusal"]
 
 #: The scopes a route can need; `token issue` refuses any other (a typo would make a dead token).
 KNOWN_SCOPES = (store.SCOPE_DELETE, store.SCOPE_BATCHES_READ)
@@ -50,17 +50,37 @@ async def _open_pool(conninfo: str) -> store.Pool:
     return pool
 
 
-async def _prepare(settings: Settings, conninfo: str) -> store.MigrationReport:
-    """Migrate, then seal any partner secret still stored plain and check that the server key
-    opens the stored ones (a wrong key stops the command here, not at every request)."""
-    report = await migrate(conninfo)
-    box = load_secret_box(settings)
+def pending_refusal(names: Sequence[str]) -> str:
+    """Why a command will not run on a schema that is behind its code."""
+    return (
+        f"the database has {len(names)} pending migration{'s' if len(names) > 1 else ''}"
+        f" ({', '.join(names)}): run partner-gateway migrate first"
+    )
+
+
+async def _seal_plain(settings: Settings, conninfo: str) -> None:
+    """Seal the partner secrets still stored plain (from before 0004_security), if any: only
+    then is the server key needed."""
     pool = await _open_pool(conninfo)
     try:
-        await store.seal_plain_secrets(pool, box=box)
+        if await store.has_plain_secrets(pool):
+            await store.seal_plain_secrets(pool, box=load_secret_box(settings))
     finally:
         await pool.close()
-    return report
+
+
+async def _prepare(settings: Settings, conninfo: str) -> store.MigrationReport:
+    """The schema this code needs. The embedded database is migrated here (and plain secrets
+    sealed); a DATABASE_URL one only by `migrate`, so a command finding migrations pending there
+    refuses instead of taking locks behind the operator's back."""
+    if settings.database_url is None:
+        report = await migrate(conninfo, settings)
+        await _seal_plain(settings, conninfo)
+        return report
+    waiting = await pending(conninfo)
+    if waiting:
+        raise CommandError(pending_refusal(waiting))
+    return store.MigrationReport(applied=[], already_applied=[])
 
 
 async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[Any]]) -> Any:
@@ -74,7 +94,18 @@ async def _with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    report = asyncio.run(_prepare(settings, resolve_conninfo(settings)))
+    conninfo = resolve_conninfo(settings)
+    if args.check:
+        waiting = asyncio.run(pending(conninfo))
+        _print({"pending": waiting})
+        return 1 if waiting else 0
+
+    async def run() -> store.MigrationReport:
+        report = await migrate(conninfo, settings)
+        await _seal_plain(settings, conninfo)
+        return report
+
+    report = asyncio.run(run())
     _print({"applied": report.applied, "alreadyApplied": report.already_applied})
     return 0
 
@@ -99,14 +130,15 @@ def _cmd_partner_rotate(settings: Settings, args: argparse.Namespace) -> int:
             settings, lambda p: store.rotate_secret(p, partner_client_id=args.partner, box=box)
         )
     )
-    _print(
-        {
-            "partnerClientId": new.partner_client_id,
-            "keyId": new.key_id,
-            "secret": new.secret,
-            "createdAt": _iso(new.created_at),
-        }
-    )
+    shown: dict[str, Any] = {
+        "partnerClientId": new.partner_client_id,
+        "keyId": new.key_id,
+        "secret": new.secret,
+        "createdAt": _iso(new.created_at),
+    }
+    if new.retired_unreadable:
+        shown["retiredKeyIds"] = list(new.retired_unreadable)
+    _print(shown)
     return 0
 
 
@@ -198,6 +230,18 @@ def _cmd_key_generate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_key_reseal(settings: Settings, args: argparse.Namespace) -> int:
+    box = load_secret_box(settings)
+    report = asyncio.run(_with_pool(settings, lambda p: store.reseal_secrets(p, box=box)))
+    shown: dict[str, Any] = {"resealed": report.resealed}
+    if report.unreadable:
+        shown["unreadable"] = [
+            {"partnerClientId": partner, "keyId": key_id} for partner, key_id in report.unreadable
+        ]
+    _print(shown)
+    return 0
+
+
 def _cmd_store_create(settings: Settings, args: argparse.Namespace) -> int:
     shop = asyncio.run(_with_pool(settings, lambda p: store.create_store(p, args.name)))
     _print({"storeClientId": shop.client_id})
@@ -245,7 +289,7 @@ def _cmd_products_seed(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     conninfo = resolve_conninfo(settings)
-    asyncio.run(migrate(conninfo))
+    asyncio.run(_prepare(settings, conninfo))
     _print({"worker": "running", "queue": QUEUE, "concurrency": args.concurrency})
     sys.stdout.flush()
     asyncio.run(run_worker(conninfo, settings, concurrency=args.concurrency))
@@ -274,7 +318,13 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     conninfo = resolve_conninfo(settings)
+    key = server_key_text(settings)  # no key, no serving: before the database is touched
     report = asyncio.run(_prepare(settings, conninfo))
+    # The processes build their own app from the environment; hand them the resolved database,
+    # and the embedded database's key file as GATEWAY_SECRET_KEY (with the database as
+    # DATABASE_URL, they would not make or read a key file).
+    os.environ["DATABASE_URL"] = conninfo
+    os.environ["GATEWAY_SECRET_KEY"] = key
     with stop_signals() as stop:
         return _serve(settings, args, conninfo, report, host, port, stop)
 
@@ -303,8 +353,6 @@ def _serve(
     else:
         _print({"serving": f"http://{host}:{port}", "migrationsApplied": report.applied})
         sys.stdout.flush()
-    # The processes build their own app from the environment; hand them the resolved database.
-    os.environ["DATABASE_URL"] = conninfo
     config = uvicorn.Config(
         "gateway.app:app_from_environment",
         factory=True,
@@ -368,7 +416,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_cmd_migrate)
+    migrate_cmd = commands.add_parser("migrate", help="apply pending database migrations")
+    migrate_cmd.add_argument(
+        "--check",
+        action="store_true",
+        help="only list the pending migrations; exit 1 when there are some, 0 when none",
+    )
+    migrate_cmd.set_defaults(run=_cmd_migrate)
 
     commands.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
         run=_cmd_config
@@ -451,6 +505,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     k_generate = key.add_parser("generate", help="print a new GATEWAY_SECRET_KEY value")
     k_generate.set_defaults(run=_cmd_key_generate)
+    k_reseal = key.add_parser(
+        "reseal", help="seal every stored partner secret anew with the first GATEWAY_SECRET_KEY"
+    )
+    k_reseal.set_defaults(run=_cmd_key_reseal)
 
     products = commands.add_parser("products", help="catalog products").add_subparsers(
         dest="action", required=True

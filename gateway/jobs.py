@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 import uuid
+from collections.abc import Sequence
 
 import procrastinate
 import structlog
@@ -21,7 +22,7 @@ import catalog_store as store
 
 from .settings import Settings
 
-__all__ = ["BATCH_JOB", "job_app", "migrations", "run_worker"]
+__all__ = ["BATCH_JOB", "job_app", "migrate", "migrations", "pending", "run_worker"]
 
 _log = structlog.get_logger("gateway.worker")
 
@@ -40,8 +41,37 @@ def migrations() -> list[store.Migration]:
     return sorted([*store.available_migrations(), PROCRASTINATE_SCHEMA], key=lambda m: m.name)
 
 
-async def migrate(conninfo: str) -> store.MigrationReport:
-    return await store.apply_migrations(conninfo, migrations=migrations())
+async def migrate(
+    conninfo: str,
+    settings: Settings | None = None,
+    *,
+    extra: Sequence[store.Migration] = (),
+) -> store.MigrationReport:
+    """Apply the pending migrations (and ``extra`` ones, in name order among them) with the
+    lock timeout and retry time of ``settings``; each retry is logged."""
+    settings = settings if settings is not None else Settings()
+
+    def on_retry(name: str, tries: int, wait: float) -> None:
+        _log.warning(
+            "migration gave way to other sessions' locks; will retry",
+            migration=name,
+            tries=tries,
+            wait_seconds=wait,
+            lock_timeout_seconds=settings.migration_lock_timeout,
+        )
+
+    return await store.apply_migrations(
+        conninfo,
+        migrations=sorted([*migrations(), *extra], key=lambda m: m.name),
+        lock_timeout=settings.migration_lock_timeout,
+        retry_for=settings.migration_retry_for,
+        on_retry=on_retry,
+    )
+
+
+async def pending(conninfo: str) -> list[str]:
+    """The migrations that ``migrate`` would apply, in order."""
+    return await store.pending_migrations(conninfo, migrations=migrations())
 
 
 class _Worker:

@@ -302,15 +302,30 @@ class _WithBatchEntries:
             yield family
 
 
-def render_metrics(stats: store.QueueStats | None) -> bytes:
-    """The Prometheus text of every process's samples plus the queue figures read just now."""
+def _secret_families(unreadable: int | None) -> list[Metric]:
+    if unreadable is None:
+        return []
+    family = GaugeMetricFamily(
+        "gateway_partner_secrets_unreadable",
+        "Active partner secrets that this process's server key (GATEWAY_SECRET_KEY) does not"
+        " open; their partners are answered SYS_001",
+    )
+    family.add_metric([], unreadable)
+    return [family]
+
+
+def render_metrics(
+    stats: store.QueueStats | None, *, unreadable_secrets: int | None = None
+) -> bytes:
+    """The Prometheus text of every process's samples plus the queue figures read just now, and
+    the stored partner secrets that the server key does not open (None: not known)."""
     registry = CollectorRegistry()
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
         multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
     else:
         registry.register(_Forward(REGISTRY))
-    registry.register(_Families(_queue_families(stats)))
+    registry.register(_Families(_queue_families(stats) + _secret_families(unreadable_secrets)))
     return generate_latest(_WithBatchEntries(registry, stats))
 
 

@@ -20,6 +20,7 @@ from .wire import (
     DryRunResponse,
     ErrorResponse,
     HealthResponse,
+    ReadyResponse,
 )
 
 __all__ = ["build_openapi", "render_docs"]
@@ -81,6 +82,7 @@ def build_openapi() -> dict[str, Any]:
             BatchResponse,
             ErrorResponse,
             HealthResponse,
+            ReadyResponse,
         ],
         ref_template=_REF,
     )
@@ -202,8 +204,16 @@ def build_openapi() -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "operationId": "readyz",
-                    "summary": "Readiness: the database answers",
-                    "responses": {**health, **_errors("SYS_001")},
+                    "summary": "Readiness: the database answers and the server key opens the"
+                    " stored partner secrets",
+                    "responses": {
+                        "200": _json(
+                            "ReadyResponse",
+                            "The database answers; data.unreadableSecrets counts the partner"
+                            " secrets the server key does not open",
+                        ),
+                        **_errors("SYS_001"),
+                    },
                 }
             },
             "/openapi.json": {

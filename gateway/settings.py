@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from catalog_store import parse_key
+from catalog_store import parse_keys
 
 __all__ = [
     "ENVIRONMENT",
@@ -85,6 +85,8 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     keepalive_timeout: float = 5.0
+    migration_lock_timeout: float = 0.5
+    migration_retry_for: float = 600.0
 
 
 #: Every variable read, with its meaning; the README lists the same.
@@ -114,8 +116,10 @@ ENVIRONMENT = {
     "GATEWAY_SHUTDOWN_GRACE": "seconds serve lets in-flight requests finish on SIGTERM (30)",
     "PROMETHEUS_MULTIPROC_DIR": "folder of the metrics files of serve's processes (a temp dir)",
     "GATEWAY_ARCHIVE_RETENTION_DAYS": "days a deleted product stays restorable (30)",
-    "GATEWAY_SECRET_KEY": "base64 of 32 bytes: the AES-256-GCM key sealing partner secrets"
-    " (unset: GATEWAY_DATA_DIR/secret.key, made once with mode 0600)",
+    "GATEWAY_SECRET_KEY": "base64 of 32 bytes: the AES-256-GCM key sealing partner secrets;"
+    " several comma-separated, newest first, while rotating (unset: with the embedded"
+    " database, GATEWAY_DATA_DIR/secret.key, made once with mode 0600; with DATABASE_URL,"
+    " commands that need it refuse)",
     "GATEWAY_AUTH_CACHE_SECONDS": "seconds a process keeps a credentials lookup; the bound on"
     " how late a revocation, disable or retirement takes effect; 0 disables (2)",
     "GATEWAY_RATE_LIMIT_REQUESTS": "accepted requests per partner per window, all processes"
@@ -135,6 +139,10 @@ ENVIRONMENT = {
     " its body; slower is REQ_003 and the connection is closed (60)",
     "GATEWAY_KEEPALIVE_TIMEOUT": "seconds an open connection may wait for its next request"
     " before it is closed (5)",
+    "GATEWAY_MIGRATION_LOCK_TIMEOUT": "seconds one migration may wait for a table lock before it"
+    " gives way to partner traffic and is retried (0.5)",
+    "GATEWAY_MIGRATION_RETRY_FOR": "seconds migrate keeps retrying a migration that cannot get"
+    " its locks before it fails (600)",
 }
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -200,12 +208,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     key = env.get("GATEWAY_SECRET_KEY") or None
     if key is not None:
         try:
-            parse_key(key)
+            parse_keys(key)
         except ValueError as exc:
             # The reason only: never the value itself.
             raise SettingsError(
-                f"GATEWAY_SECRET_KEY {exc}: give base64 of 32 random bytes"
-                " (partner-gateway key generate prints one)"
+                f"GATEWAY_SECRET_KEY {exc}: give base64 of 32 random bytes, or several"
+                " comma-separated, newest first (partner-gateway key generate prints one)"
             ) from None
     return Settings(
         database_url=Secret(url) if url else None,
@@ -245,6 +253,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         header_timeout=_float(env, "GATEWAY_HEADER_TIMEOUT", 10.0, low=0.1, high=3600.0),
         body_timeout=_float(env, "GATEWAY_BODY_TIMEOUT", 60.0, low=0.1, high=3600.0),
         keepalive_timeout=_float(env, "GATEWAY_KEEPALIVE_TIMEOUT", 5.0, low=0.1, high=3600.0),
+        migration_lock_timeout=_float(
+            env, "GATEWAY_MIGRATION_LOCK_TIMEOUT", 0.5, low=0.01, high=60.0
+        ),
+        migration_retry_for=_float(
+            env, "GATEWAY_MIGRATION_RETRY_FOR", 600.0, low=0.0, high=86400.0
+        ),
     )
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "ErrorResponse",
     "HealthData",
     "HealthResponse",
+    "ReadyData",
+    "ReadyResponse",
     "ItemError",
     "Progress",
     "ResponseMeta",
@@ -189,6 +191,28 @@ class HealthResponse(Wire, frozen=True):
     requestId: str
     meta: ResponseMeta
     data: HealthData
+
+
+class ReadyData(Wire, frozen=True):
+    status: Annotated[
+        str, Meta(description="ok, or degraded when some stored partner secrets do not open")
+    ]
+    unreadableSecrets: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="Active partner secrets that this process's server key does not open;"
+            " those partners are answered SYS_001",
+        ),
+    ]
+
+
+class ReadyResponse(Wire, frozen=True):
+    success: bool
+    message: str
+    requestId: str
+    meta: ResponseMeta
+    data: ReadyData
 
 
 class ErrorDetails(Wire, frozen=True):

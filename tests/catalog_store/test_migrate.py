@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -43,17 +44,76 @@ def test_concurrent_migrations_apply_each_file_exactly_once(empty_database: str)
     assert (again.applied, again.already_applied) == ([], every)
 
 
-def test_a_failing_migration_names_itself(
+def test_a_failing_migration_names_itself_and_rolls_back_whole(
     empty_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broken = [store.available_migrations()[0], store.migrate.Migration("0002_broken", "SELEC 1")]
+    """Each migration is its own transaction: the failing one leaves nothing, the ones before
+    it stay applied and recorded, and the next run starts at the failing one."""
+    broken = [
+        store.available_migrations()[0],
+        store.migrate.Migration("0002_broken", "CREATE TABLE half_done (x int); SELEC 1"),
+    ]
     monkeypatch.setattr(store.migrate, "available_migrations", lambda: broken)
     with pytest.raises(store.MigrationError) as caught:
         asyncio.run(store.apply_migrations(empty_database))
     assert caught.value.name == "0002_broken"
-    # Nothing half-applied: the whole run was one transaction.
     with psycopg.connect(empty_database) as conn:
-        assert conn.execute("SELECT to_regclass('partners')").fetchone() == (None,)
+        assert conn.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
+        assert conn.execute("SELECT to_regclass('partners')").fetchone() == ("partners",)
+        assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("0001_initial",)]
+    assert asyncio.run(store.pending_migrations(empty_database)) == ["0002_broken"]
+
+
+def test_pending_migrations_of_a_fresh_database_are_all_of_them(empty_database: str) -> None:
+    every = [m.name for m in store.available_migrations()]
+    assert asyncio.run(store.pending_migrations(empty_database)) == every
+    asyncio.run(store.apply_migrations(empty_database))
+    assert asyncio.run(store.pending_migrations(empty_database)) == []
+
+
+def test_a_migration_gives_way_to_a_held_lock_and_is_retried_until_it_gets_it(
+    empty_database: str,
+) -> None:
+    """A transaction holds the table for 1.2 s: the migration waits 0.1 s at most each try,
+    so nothing queues behind it for longer; it is applied once the lock is free. With no time
+    left to retry, it fails and names itself, leaving nothing behind."""
+    asyncio.run(store.apply_migrations(empty_database))
+    add = store.migrate.Migration("9001_add", "ALTER TABLE stores ADD COLUMN note text")
+    retries: list[tuple[str, int]] = []
+    with psycopg.connect(empty_database) as holder:
+        holder.execute("SELECT count(*) FROM stores")  # ACCESS SHARE until the commit
+        with pytest.raises(store.MigrationError) as caught:
+            asyncio.run(
+                store.apply_migrations(
+                    empty_database, migrations=[add], lock_timeout=0.1, retry_for=0.2
+                )
+            )
+        assert caught.value.name == "9001_add" and "could not get its locks" in str(caught.value)
+
+        async def apply_while_held() -> store.MigrationReport:
+            release = asyncio.get_running_loop().call_later(1.2, holder.commit)
+            try:
+                return await store.apply_migrations(
+                    empty_database,
+                    migrations=[add],
+                    lock_timeout=0.1,
+                    retry_for=30,
+                    on_retry=lambda name, tries, wait: retries.append((name, tries)),
+                )
+            finally:
+                release.cancel()
+
+        started = time.monotonic()
+        report = asyncio.run(apply_while_held())
+        elapsed = time.monotonic() - started
+    assert report.applied == ["9001_add"] and report.lock_retries == len(retries) >= 2
+    assert retries[:2] == [("9001_add", 1), ("9001_add", 2)]
+    assert 1.2 <= elapsed < 5
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_name = 'stores' AND column_name = 'note'"
+        ).fetchone() == (1,)
 
 
 def test_catalog_tables_are_keyed_by_store(database_url: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import catalog_store as store
-from tests.support import TEST_BOX, make_tenant
+from tests.support import TEST_BOX, Tenant, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +67,7 @@ async def test_the_database_never_holds_a_secret_in_clear(pool: store.Pool) -> N
 async def test_plain_secrets_of_an_older_install_are_sealed_and_still_verify(
     pool: store.Pool,
 ) -> None:
-    """Rows written before migration 0004 hold the secret plain; the start-up step seals them."""
+    """Rows written before migration 0004 hold the secret plain; migrate seals them."""
     tenant = await make_tenant(pool)
     async with store.connection(pool) as conn:
         await conn.execute(
@@ -83,15 +85,122 @@ async def test_plain_secrets_of_an_older_install_are_sealed_and_still_verify(
         return record.secrets
 
     assert await secrets() == (tenant.secret.encode(),)
+    assert await store.has_plain_secrets(pool) is True
     assert await store.seal_plain_secrets(pool, box=TEST_BOX) == 1
     assert await store.seal_plain_secrets(pool, box=TEST_BOX) == 0
+    assert await store.has_plain_secrets(pool) is False
     async with store.connection(pool) as conn:
         cur = await conn.execute("SELECT secret IS NULL, sealed IS NOT NULL FROM partner_secrets")
         assert await cur.fetchall() == [(True, True)]
     assert await secrets() == (tenant.secret.encode(),)
-    wrong = store.SecretBox(store.parse_key(store.generate_key()))
+
+
+def test_a_box_of_several_keys_seals_with_the_first_and_opens_with_any() -> None:
+    old, new = store.parse_key(store.generate_key()), store.parse_key(store.generate_key())
+    by_old = store.SecretBox(old).seal(b"psk_old", partner_id=1, key_id="k1")
+    both = store.SecretBox(new, old)
+    assert both.key_count == 2 and repr(both) == "SecretBox(<key hidden>)"
+    assert both.open(by_old, partner_id=1, key_id="k1") == b"psk_old"
+    by_both = both.seal(b"psk_new", partner_id=1, key_id="k2")
+    assert store.SecretBox(new).open(by_both, partner_id=1, key_id="k2") == b"psk_new"
     with pytest.raises(store.SecretUnreadable):
-        await store.seal_plain_secrets(pool, box=wrong)
+        store.SecretBox(old).open(by_both, partner_id=1, key_id="k2")
+    with pytest.raises(store.SecretUnreadable):
+        store.SecretBox(new).open(by_old, partner_id=1, key_id="k1")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (" , ", "holds no key"),
+        ("AAAA", "must decode to 32 bytes, not 3"),
+        (f"{store.generate_key()},AAAA", "key 2 of 2 must decode to 32 bytes, not 3"),
+        (f"a!b, {store.generate_key()}", "key 1 of 2 is not base64"),
+    ],
+)
+def test_a_list_of_keys_names_the_bad_one_by_its_place(text: str, why: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        store.parse_keys(text)
+    assert str(caught.value) == why
+
+
+async def _seal_under(pool: store.Pool, box: store.SecretBox, tenant: Tenant) -> None:
+    """Seal the tenant's secret anew under ``box``, as another host's key would have."""
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "UPDATE partner_secrets SET sealed = %s WHERE partner_id = %s AND key_id = 'k1'",
+            (
+                box.seal(tenant.secret.encode(), partner_id=tenant.partner_id, key_id="k1"),
+                tenant.partner_id,
+            ),
+        )
+
+
+async def test_reseal_moves_every_secret_under_the_first_key_and_reports_the_unreadable(
+    pool: store.Pool,
+) -> None:
+    """Partners sealed under an older key and under a key nobody has: with the new key first
+    and the old one after it, every secret but the lost one is sealed anew under the new key."""
+    new_key, old_key = store.parse_key(store.generate_key()), store.parse_key(store.generate_key())
+    old = store.SecretBox(old_key)
+    current = await make_tenant(pool, name="a")
+    moved = await make_tenant(pool, name="b")
+    orphan = await make_tenant(pool, name="c")
+    await _seal_under(pool, old, moved)
+    await _seal_under(pool, store.SecretBox(store.parse_key(store.generate_key())), orphan)
+    check = await store.check_secrets(pool, box=TEST_BOX)
+    assert (check.stored, check.unreadable) == (
+        3,
+        ((moved.partner_client_id, "k1"), (orphan.partner_client_id, "k1")),
+    )
+    ring = store.SecretBox(new_key, store.parse_key(os.environ["GATEWAY_SECRET_KEY"]), old_key)
+    report = await store.reseal_secrets(pool, box=ring)
+    assert (report.resealed, report.unreadable) == (2, ((orphan.partner_client_id, "k1"),))
+    only_new = store.SecretBox(new_key)
+    check = await store.check_secrets(pool, box=only_new)
+    assert check == store.SecretCheck(stored=3, unreadable=((orphan.partner_client_id, "k1"),))
+    for tenant in (current, moved):
+        record = await store.lookup_auth(
+            pool,
+            partner_client_id=tenant.partner_client_id,
+            store_client_id=tenant.store_client_id,
+            store_token=tenant.token,
+            box=only_new,
+        )
+        assert record.secrets == (tenant.secret.encode(),)
+
+
+async def test_rotating_a_partner_whose_secrets_open_with_no_key_retires_them(
+    pool: store.Pool,
+) -> None:
+    tenant = await make_tenant(pool)
+    second = await store.rotate_secret(
+        pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX
+    )
+    assert second.retired_unreadable == ()
+    lost = store.SecretBox(store.parse_key(store.generate_key()))
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "UPDATE partner_secrets SET sealed = %s WHERE key_id = 'k1'",
+            (lost.seal(b"psk_gone", partner_id=tenant.partner_id, key_id="k1"),),
+        )
+        await conn.execute(
+            "UPDATE partner_secrets SET sealed = %s WHERE key_id = 'k2'",
+            (lost.seal(b"psk_gone", partner_id=tenant.partner_id, key_id="k2"),),
+        )
+    third = await store.rotate_secret(
+        pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX
+    )
+    assert (third.key_id, third.retired_unreadable) == ("k3", ("k1", "k2"))
+    infos = await store.list_secrets(pool, partner_client_id=tenant.partner_client_id)
+    assert [(i.key_id, i.retired_at is not None) for i in infos] == [
+        ("k1", True),
+        ("k2", True),
+        ("k3", False),
+    ]
+    assert await store.check_secrets(pool, box=TEST_BOX) == store.SecretCheck(
+        stored=1, unreadable=()
+    )
 
 
 async def test_rotation_keeps_two_secrets_at_most_and_never_retires_the_last(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import catalog_store as store
-from gateway.keys import load_secret_box
+from gateway.keys import MISSING_KEY, load_secret_box
 from gateway.settings import Secret, Settings, SettingsError
 
 
@@ -53,3 +53,24 @@ def test_a_damaged_key_file_is_refused_without_showing_it(tmp_path: Path) -> Non
         str(caught.value)
         == f"{path} must decode to 32 bytes, not 5: it must hold base64 of 32 bytes"
     )
+
+
+def test_with_a_database_url_no_key_file_is_made_and_the_missing_variable_is_named(
+    tmp_path: Path,
+) -> None:
+    """Two hosts sharing a database must not each make a key of their own."""
+    settings = Settings(data_dir=tmp_path, database_url=Secret("postgresql://db/catalog"))
+    with pytest.raises(SettingsError) as caught:
+        load_secret_box(settings)
+    assert str(caught.value) == MISSING_KEY
+    assert "GATEWAY_SECRET_KEY" in MISSING_KEY and "partner-gateway key generate" in MISSING_KEY
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_several_keys_newest_first_open_secrets_of_either(tmp_path: Path) -> None:
+    old, new = store.generate_key(), store.generate_key()
+    by_old = store.SecretBox(store.parse_key(old)).seal(b"s", partner_id=1, key_id="k1")
+    box = load_secret_box(Settings(data_dir=tmp_path, secret_key=Secret(f"{new}, {old}")))
+    assert box.open(by_old, partner_id=1, key_id="k1") == b"s"
+    by_box = box.seal(b"t", partner_id=1, key_id="k2")
+    assert store.SecretBox(store.parse_key(new)).open(by_box, partner_id=1, key_id="k2") == b"t"

@@ -59,6 +59,8 @@ def test_every_variable_is_read() -> None:
         "GATEWAY_HEADER_TIMEOUT": "3",
         "GATEWAY_BODY_TIMEOUT": "20",
         "GATEWAY_KEEPALIVE_TIMEOUT": "2.5",
+        "GATEWAY_MIGRATION_LOCK_TIMEOUT": "0.2",
+        "GATEWAY_MIGRATION_RETRY_FOR": "60",
     }
     assert set(env) == set(ENVIRONMENT)
     assert load_settings(env) == Settings(
@@ -95,6 +97,8 @@ def test_every_variable_is_read() -> None:
         header_timeout=3.0,
         body_timeout=20.0,
         keepalive_timeout=2.5,
+        migration_lock_timeout=0.2,
+        migration_retry_for=60.0,
     )
 
 
@@ -134,6 +138,15 @@ def test_every_variable_is_read() -> None:
         (
             {"GATEWAY_SECRET_KEY": "not base64 at all!"},
             "GATEWAY_SECRET_KEY is not base64: give base64 of 32 random bytes",
+        ),
+        (
+            {"GATEWAY_SECRET_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,c2hvcnQ="},
+            "GATEWAY_SECRET_KEY key 2 of 2 must decode to 32 bytes, not 5: give base64 of 32"
+            " random bytes, or several comma-separated, newest first",
+        ),
+        (
+            {"GATEWAY_MIGRATION_LOCK_TIMEOUT": "0"},
+            "GATEWAY_MIGRATION_LOCK_TIMEOUT=0.0 must be between 0.01 and 60.0",
         ),
         (
             {"GATEWAY_AUTH_CACHE_SECONDS": "-1"},
