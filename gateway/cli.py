@@ -23,6 +23,7 @@ import catalog_store as store
 from .app import resolve_conninfo
 from .demo import ensure_demo, print_welcome
 from .jobs import QUEUE, migrate, pending, run_worker
+from .key_health import SecretHealth
 from .keys import load_secret_box, server_key_text
 from .logs import configure_logging, flush_logs
 from .partner_cli import CommandError, add_partner_commands
@@ -314,12 +315,23 @@ def _die_with_parent() -> None:
         pass
 
 
+async def _log_unreadable_secrets(conninfo: str, box: store.SecretBox) -> None:
+    """Log the stored secrets that no key opens now, before any probe asks (they block
+    nothing: /readyz and /metrics report them too)."""
+    pool = await _open_pool(conninfo)
+    try:
+        await SecretHealth(pool, box).check()
+    finally:
+        await pool.close()
+
+
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     conninfo = resolve_conninfo(settings)
     key = server_key_text(settings)  # no key, no serving: before the database is touched
     report = asyncio.run(_prepare(settings, conninfo))
+    asyncio.run(_log_unreadable_secrets(conninfo, store.SecretBox(*store.parse_keys(key))))
     # The processes build their own app from the environment; hand them the resolved database,
     # and the embedded database's key file as GATEWAY_SECRET_KEY (with the database as
     # DATABASE_URL, they would not make or read a key file).
