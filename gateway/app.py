@@ -88,7 +88,11 @@ async def _readyz(request: Request) -> Response:
                 hint="The server key of this gateway opens none of the stored partner secrets:"
                 " give it the GATEWAY_SECRET_KEY of the other gateways (see the operations"
                 " guide, The server key)",
-                context={"storedSecrets": check.stored, "unreadableSecrets": unreadable},
+                context={
+                    "outcome": store.UNCHANGED,
+                    "storedSecrets": check.stored,
+                    "unreadableSecrets": unreadable,
+                },
                 headers={"Retry-After": str(request.app.state.settings.retry_after_seconds)},
             ),
         )

@@ -140,6 +140,7 @@ def test_a_secret_sealed_under_an_unknown_key_blocks_nothing_else(
         "Service temporarily unavailable",
         hint="The gateway cannot read its credentials; nothing was changed."
         " Retry after Retry-After seconds, or tell the gateway operator",
+        context={"outcome": "unchanged"},
     )
     assert rotated["keyId"] == "k2" and rotated["retiredKeyIds"] == ["k1"]
     assert after.status_code == 200, after.text
@@ -182,7 +183,7 @@ async def test_a_key_that_opens_no_stored_secret_is_not_ready(
         hint="The server key of this gateway opens none of the stored partner secrets: give it"
         " the GATEWAY_SECRET_KEY of the other gateways (see the operations guide, The server"
         " key)",
-        context={"storedSecrets": 1, "unreadableSecrets": 1},
+        context={"outcome": "unchanged", "storedSecrets": 1, "unreadableSecrets": 1},
     )
     assert "\ngateway_partner_secrets_unreadable 1.0\n" in metrics
 
