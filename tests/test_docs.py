@@ -220,7 +220,7 @@ def test_the_documented_migrate_output_of_a_fresh_database_names_every_migration
     from gateway.jobs import migrations
 
     page = (ROOT / "docs" / "operations.md").read_text("utf-8")
-    found = re.search(r'`\{"applied": \[([^]]*)\], "alreadyApplied": \[\]\}`', page)
+    found = re.search(r'`\{"applied": \[([^]]*)\],\s+"alreadyApplied": \[\]\}`', page)
     assert found is not None
     documented = re.findall(r'"([0-9]{4}_\w+)"', found.group(1))
     assert documented == [m.name for m in migrations()]
