@@ -202,12 +202,16 @@ async def _store_batch(
 _BATCH_COLUMNS = "store_id, id, status, total, processed, succeeded, failed, created_at, updated_at"
 
 
-async def get_batch(pool: Pool, *, store_id: int, batch_id: uuid.UUID) -> Batch | None:
-    """The batch, only if it belongs to ``store_id``."""
+async def get_batch(
+    pool: Pool, *, store_id: int, batch_id: uuid.UUID, partner_id: int | None = None
+) -> Batch | None:
+    """The batch, only if it belongs to ``store_id`` and, when ``partner_id`` is given, was
+    created by that partner (another partner's batch on a shared store is None, as unknown)."""
     async with connection(pool) as conn:
         cur = await conn.execute(
-            f"SELECT {_BATCH_COLUMNS} FROM deletion_batches WHERE store_id = %s AND id = %s",
-            (store_id, batch_id),
+            f"SELECT {_BATCH_COLUMNS} FROM deletion_batches WHERE store_id = %s AND id = %s"
+            " AND (%s::bigint IS NULL OR partner_id = %s::bigint)",
+            (store_id, batch_id, partner_id, partner_id),
         )
         row = await cur.fetchone()
     return Batch(*row) if row else None

@@ -324,7 +324,9 @@ async def batch_status(request: Request) -> Response:
         except ValueError:
             batch = None
         else:
-            batch = await store.get_batch(pool, store_id=auth.store_id, batch_id=batch_id)
+            batch = await store.get_batch(
+                pool, store_id=auth.store_id, batch_id=batch_id, partner_id=auth.partner_id
+            )
         if batch is None:
             raise ApiError("BAT_001", context={"batchId": raw_id})
     except ApiError:

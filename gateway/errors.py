@@ -55,7 +55,10 @@ CATALOG: dict[str, ErrorSpec] = {
     ),
     "VAL_002": ErrorSpec(413, "Request body too large", "Send a body of at most 8 MiB"),
     "BAT_001": ErrorSpec(
-        404, "Batch not found", "Check the batchId: a batch is visible only to its own store"
+        404,
+        "Batch not found",
+        "Check the batchId: a batch is visible only to the partner that created it,"
+        " for its own store",
     ),
     "IDEM_001": ErrorSpec(
         409,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ from tests.support import (
     DELETIONS,
     ISO_MS,
     NOW_MS,
+    TEST_BOX,
     Tenant,
     assert_error,
     delete,
@@ -34,8 +37,6 @@ async def status(
 
 
 async def run_all(pool: store.Pool, tenant: Tenant, batch_id: str, chunk: int = 1000) -> None:
-    import uuid
-
     while await store.process_next_chunk(
         pool, store_id=tenant.store_id, batch_id=uuid.UUID(batch_id), chunk_size=chunk
     ):
@@ -170,6 +171,38 @@ async def test_another_stores_batch_is_bat_001(
         batch_id = accepted.json()["data"]["batchId"]
         response = await status(client, other, batch_id)
     assert_error(response, 404, "BAT_001", "Batch not found", context={"batchId": batch_id})
+
+
+async def test_another_partners_batch_on_a_shared_store_is_bat_001(
+    database_url: str, pool: store.Pool, tenant: Tenant
+) -> None:
+    """Partner C holds a token of the same store as partner B: B's batch is BAT_001 to C,
+    exactly as an unknown batch is, and nothing of it (its external ids) is shown."""
+    partner_c = await store.create_partner(pool, "partner c", box=TEST_BOX)
+    token_c = await store.issue_token(
+        pool, partner_client_id=partner_c.client_id, store_client_id=tenant.store_client_id
+    )
+    other = dataclasses.replace(
+        tenant,
+        partner_id=partner_c.id,
+        partner_client_id=partner_c.client_id,
+        secret=partner_c.secret,
+        token=token_c.token,
+    )
+    async with gateway_client(database_url) as client:
+        accepted = await delete(
+            client, tenant, {"externalIds": tenant.external_ids[:2], "dispatch": True}
+        )
+        batch_id = accepted.json()["data"]["batchId"]
+        theirs = await status(client, other, batch_id, ts=NOW_MS + 1)
+        unknown_id = str(uuid.uuid4())
+        unknown = await status(client, other, unknown_id, ts=NOW_MS + 2)
+        own = await status(client, tenant, batch_id, ts=NOW_MS + 3)
+    assert accepted.status_code == 202
+    assert_error(theirs, 404, "BAT_001", "Batch not found", context={"batchId": batch_id})
+    assert_error(unknown, 404, "BAT_001", "Batch not found", context={"batchId": unknown_id})
+    assert theirs.json()["error"]["details"]["hint"] == unknown.json()["error"]["details"]["hint"]
+    assert own.status_code == 200
 
 
 async def test_a_replayed_dispatch_creates_no_second_batch(
