@@ -509,8 +509,11 @@ async def nonce_seen(pool: Pool, nonce: Nonce) -> bool:
     return bool(row and row[0])
 
 
-async def purge_expired_nonces(pool: Pool) -> int:
-    """Delete replay records whose timestamp can no longer pass the window; return how many."""
+async def purge_expired_nonces(pool: Pool, *, now_ms: int) -> int:
+    """Delete replay records that expired before ``now_ms``, the caller's clock (the one that
+    checks the timestamp window, not the database's); return how many."""
     async with connection(pool) as conn:
-        cur = await conn.execute("DELETE FROM replay_nonces WHERE expires_at < now()")
+        cur = await conn.execute(
+            "DELETE FROM replay_nonces WHERE expires_at < to_timestamp(%s / 1000.0)", (now_ms,)
+        )
         return cur.rowcount

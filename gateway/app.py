@@ -227,12 +227,16 @@ async def _write_key_use_forever(key_use: KeyUse, pool: store.Pool) -> None:
         await key_use.write(pool)
 
 
-async def _purge_nonces_forever(pool: store.Pool, interval: float, deadline: float) -> None:
+async def _purge_nonces_forever(
+    pool: store.Pool, interval: float, deadline: float, clock: Clock
+) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
+            # The clock that checks the window decides when a record may go (never the
+            # database's, which may differ from it).
             with store.deadline(deadline):
-                purged = await store.purge_expired_nonces(pool)
+                purged = await store.purge_expired_nonces(pool, now_ms=clock())
         except store.StoreUnavailable:
             continue
         if purged:
@@ -266,7 +270,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pool.open(wait=False)
         purger = asyncio.create_task(
-            _purge_nonces_forever(pool, settings.nonce_purge_interval, settings.db_deadline)
+            _purge_nonces_forever(pool, settings.nonce_purge_interval, settings.db_deadline, clock)
         )
         sampler = asyncio.create_task(sample_pool_forever(pool))
         recorder = asyncio.create_task(_write_key_use_forever(key_use, pool))

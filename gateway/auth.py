@@ -28,6 +28,12 @@ __all__ = [
 _MAX_ID_LENGTH = 128
 _MAX_TOKEN_LENGTH = 512
 DEFAULT_MAX_HEADER_BYTES = 8192
+# A replay record is kept this long past the last instant its x-timestamp can pass the window,
+# and purged by the gateway's clock (the one that checks the window): a request whose window
+# check passed at the very edge still finds the record when it writes its own, however long its
+# body, its database round trips or a purge between the two take, and whatever the skew between
+# the clocks of the processes sharing the database, up to this margin.
+REPLAY_RECORD_MARGIN_MS = 300_000
 # Every signature of a known partner is checked with exactly MAX_ACTIVE_SECRETS HMACs: the
 # partner's secrets, topped up with keys nobody holds, so one secret or two, and any wrong
 # signature, cost the same work. Random per process, and never accepted even if matched.
@@ -287,7 +293,7 @@ async def authenticate(
         nonce=Nonce(
             partner_id=record.partner_id,
             signature=bytes.fromhex(signed.signature),
-            expires_at_ms=int(signed.timestamp) + signing.WINDOW_MS,
+            expires_at_ms=int(signed.timestamp) + signing.WINDOW_MS + REPLAY_RECORD_MARGIN_MS,
         ),
         key_id=record.key_ids[matched] if matched < len(record.key_ids) else "",
     )

@@ -20,6 +20,7 @@ import structlog
 
 import catalog_store as store
 
+from .envelope import wall_clock_ms
 from .settings import Settings
 
 __all__ = ["BATCH_JOB", "job_app", "migrate", "migrations", "pending", "run_worker"]
@@ -150,7 +151,7 @@ async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) 
                 await app.job_manager.retry_job(job)
             with store.deadline(settings.worker_db_deadline):
                 await store.purge_old_batches(pool, older_than_days=settings.batch_retention_days)
-                await store.purge_expired_nonces(pool)
+                await store.purge_expired_nonces(pool, now_ms=wall_clock_ms())
                 await store.purge_archive(pool, older_than_days=settings.archive_retention_days)
                 await store.purge_expired_keys(pool)
         except (store.StoreUnavailable, OSError, procrastinate.exceptions.ConnectorException):

@@ -14,6 +14,7 @@ from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
     ISO_MS,
+    NOW_MS,
     Tenant,
     assert_error,
     body_of,
@@ -218,12 +219,13 @@ async def test_every_response_carries_a_distinct_request_id(database_url: str) -
 async def test_replay_records_past_their_window_are_purged(
     database_url: str, pool: store.Pool, tenant: Tenant
 ) -> None:
+    """By the gateway's clock (the tests' fixed one, long before the database's)."""
     async with store.connection(pool) as conn:
         await conn.execute(
             "INSERT INTO replay_nonces (partner_id, signature, expires_at) VALUES"
-            " (%(p)s, '\\x01', now() - interval '1 second'),"
-            " (%(p)s, '\\x02', now() + interval '5 minutes')",
-            {"p": tenant.partner_id},
+            " (%(p)s, '\\x01', to_timestamp((%(now)s - 1000) / 1000.0)),"
+            " (%(p)s, '\\x02', to_timestamp((%(now)s + 1000) / 1000.0))",
+            {"p": tenant.partner_id, "now": NOW_MS},
         )
     settings = Settings(pool_min=1, pool_max=2, nonce_purge_interval=0.05)
     async with gateway_client(database_url, settings=settings):
