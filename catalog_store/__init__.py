@@ -62,6 +62,7 @@ from .deletions import (
     plan_deletion,
     preview_deletion,
     purge_expired_nonces,
+    spend_nonce,
 )
 from .embedded import embedded_conninfo
 from .errors import (
@@ -182,6 +183,7 @@ __all__ = [
     "purge_archive",
     "purge_expired_keys",
     "purge_expired_nonces",
+    "spend_nonce",
     "purge_old_batches",
     "queue_stats",
     "requests_waiting",

@@ -12,7 +12,13 @@ from typing import Any, TypeVar
 import psycopg
 
 from .deadline import commit_point, nothing_committed
-from .errors import AnsweredBefore, RateLimited, Replayed
+from .errors import (
+    AnsweredBefore,
+    IdempotencyInProgress,
+    IdempotencyMismatch,
+    RateLimited,
+    Replayed,
+)
 from .idempotency import Idempotency, StoredResponse, claim_key, record_response
 from .pool import Pool, connection
 
@@ -31,6 +37,7 @@ __all__ = [
     "plan_deletion",
     "preview_deletion",
     "purge_expired_nonces",
+    "spend_nonce",
 ]
 
 T = TypeVar("T")
@@ -173,15 +180,16 @@ _INSERT_NONCE = """
     ON CONFLICT DO NOTHING"""
 # The rate limit rides on the replay record that every accepted request writes anyway: one
 # statement counts the partner's accepted requests of the window (never more than the limit
-# of them, from the (partner_id, accepted_at) index) and inserts the new record only when
-# fewer than the limit are there. No extra round trip, and no row that concurrent requests of
+# of them, from the partial (partner_id, accepted_at) index of the records that count: a
+# refused request's record does not) and inserts the new record only when fewer than the limit
+# are there. No extra round trip, and no row that concurrent requests of
 # one partner would queue on.
 _INSERT_NONCE_LIMITED = """
     INSERT INTO replay_nonces (partner_id, signature, expires_at)
     SELECT %(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0)
      WHERE (SELECT count(*) FROM (
               SELECT 1 FROM replay_nonces
-               WHERE partner_id = %(partner)s
+               WHERE partner_id = %(partner)s AND counts
                  AND accepted_at > statement_timestamp() - make_interval(secs => %(window)s)
                LIMIT %(limit)s) recent) < %(limit)s
     ON CONFLICT DO NOTHING"""
@@ -259,6 +267,15 @@ _DELETE_AUDITED = _NONCE_CTE + _DELETE_AUDITED_REST
 _DELETE_AUDITED_LIMITED = _NONCE_LIMITED_CTE + _DELETE_AUDITED_REST
 
 
+# A refused request's record: it spends the signature but does not count toward the rate.
+_SPEND_NONCE = """
+    INSERT INTO replay_nonces (partner_id, signature, expires_at, counts)
+    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0), false)
+    ON CONFLICT DO NOTHING"""
+# What the store refuses after the signature verified; the request is spent all the same.
+_REFUSALS = (RateLimited, IdempotencyMismatch, IdempotencyInProgress)
+
+
 # Only for a refused request: was it a replay, or over the limit, and until when.
 _WHY_REFUSED = """
 SELECT EXISTS (SELECT 1 FROM replay_nonces
@@ -266,7 +283,7 @@ SELECT EXISTS (SELECT 1 FROM replay_nonces
        (SELECT ceil(extract(epoch FROM min(accepted_at) + make_interval(secs => %(window)s)
                                        - statement_timestamp()))::int
           FROM (SELECT accepted_at FROM replay_nonces
-                 WHERE partner_id = %(partner)s
+                 WHERE partner_id = %(partner)s AND counts
                    AND accepted_at > statement_timestamp() - make_interval(secs => %(window)s)
                  ORDER BY accepted_at DESC LIMIT %(limit)s) recent)
 """
@@ -355,14 +372,20 @@ async def in_request_transaction(
 ) -> T:
     """One request's transaction: its nonce, its idempotency key's claim, ``work`` and the
     answer kept under the key. Raises :class:`AnsweredBefore` (only the nonce was recorded,
-    ``work`` never ran) when the key already has an answer."""
-    async with connection(pool) as conn:
-        async with conn.transaction():
-            before = await begin_request(conn, nonce, store_id, idempotency, rate)
-            if before is None:
-                result = await work(conn)
-                await end_request(conn, nonce, store_id, idempotency, result)
-            commit_point(conn)  # the block's end sends COMMIT
+    ``work`` never ran) when the key already has an answer. A refusal (rate limit, the key's
+    other body or first request still running) rolls it all back and then spends the nonce
+    without counting it (:func:`spend_nonce`)."""
+    try:
+        async with connection(pool) as conn:
+            async with conn.transaction():
+                before = await begin_request(conn, nonce, store_id, idempotency, rate)
+                if before is None:
+                    result = await work(conn)
+                    await end_request(conn, nonce, store_id, idempotency, result)
+                commit_point(conn)  # the block's end sends COMMIT
+    except _REFUSALS:
+        await spend_nonce(pool, nonce)
+        raise
     if before is not None:
         assert idempotency is not None
         raise AnsweredBefore(idempotency.key, before)
@@ -446,9 +469,14 @@ async def _delete_in_one_statement(
             _DELETE_AUDITED if rate is None else _DELETE_AUDITED_LIMITED, params
         )
         result = await cur.fetchall()
+        refusal = None
         if not result:
             nothing_committed(conn)
-            raise await _refusal(conn, params, rate)
+            refusal = await _refusal(conn, params, rate)
+    if refusal is not None:
+        if isinstance(refusal, RateLimited):
+            await spend_nonce(pool, nonce)
+        raise refusal
     rows = [DeletedProduct(row[1], row[2]) for row in result if not row[0]]
     return plan.resolve(rows)
 
@@ -492,10 +520,25 @@ async def preview_deletion(
 
 async def accept_nonce(pool: Pool, nonce: Nonce, rate: RateLimit | None = None) -> None:
     """Record a nonce on its own (requests that change nothing else); raises :class:`Replayed`
-    or :class:`RateLimited`."""
+    or :class:`RateLimited` (then the nonce is spent without counting)."""
+    try:
+        async with connection(pool) as conn:
+            commit_point(conn)  # autocommit: the replay record commits with its statement
+            await insert_nonce(conn, nonce, rate)
+    except RateLimited:
+        await spend_nonce(pool, nonce)
+        raise
+
+
+async def spend_nonce(pool: Pool, nonce: Nonce) -> None:
+    """Record the nonce of a refused request, so that it cannot be sent again, without counting
+    it toward the partner's request rate; raises :class:`Replayed` when it was recorded."""
     async with connection(pool) as conn:
         commit_point(conn)  # autocommit: the replay record commits with its statement
-        await insert_nonce(conn, nonce, rate)
+        cur = await conn.execute(_SPEND_NONCE, _nonce_params(nonce, None))
+        if cur.rowcount != 1:
+            nothing_committed(conn)
+            raise Replayed("signature already accepted")
 
 
 async def nonce_seen(pool: Pool, nonce: Nonce) -> bool:

@@ -64,6 +64,17 @@ def _raw_target(request: Request) -> tuple[str, str]:
     return path.decode("utf-8", "replace"), query.decode("utf-8", "replace")
 
 
+async def _spent(pool: store.Pool, auth: AuthContext, error: ApiError) -> ApiError:
+    """A request refused after its signature verified is spent all the same: sent again, it is
+    AUTH_006. Its replay record does not count toward the rate limit. Replay (step 6) comes
+    before the body and the query: a replayed request is AUTH_006 whatever else is wrong."""
+    try:
+        await store.spend_nonce(pool, auth.nonce)
+    except store.Replayed:
+        return ApiError("AUTH_006")
+    return error
+
+
 async def _authenticated(request: Request, *, scope: str) -> tuple[AuthContext, bytes]:
     """Who sent the request, and its body, read only once checks 1 to 3 have passed."""
     path, query = _raw_target(request)
@@ -170,13 +181,8 @@ async def delete_products(request: Request) -> Response:
         payload = _BODY.decode(body)
         _check_entries(payload, body)
     except (InvalidField, ApiError) as exc:
-        # Replay (step 6) is decided before the body: a replayed request is AUTH_006 whatever
-        # its body says. Nothing is recorded for a request that changes nothing.
-        if await store.nonce_seen(pool, auth.nonce):
-            raise ApiError("AUTH_006") from None
-        if isinstance(exc, InvalidField):
-            raise exc.api_error() from None
-        raise
+        error = exc.api_error() if isinstance(exc, InvalidField) else exc
+        raise await _spent(pool, auth, error) from None
     request_id = request.scope["state"]["request_id"]
     if payload.dryRun:
         return await _dry_run(request, auth, key, body, payload)
@@ -329,11 +335,8 @@ async def batch_status(request: Request) -> Response:
             )
         if batch is None:
             raise ApiError("BAT_001", context={"batchId": raw_id})
-    except ApiError:
-        # Replay (step 6) comes first; a read answered with an error records nothing.
-        if await store.nonce_seen(pool, auth.nonce):
-            raise ApiError("AUTH_006") from None
-        raise
+    except ApiError as exc:
+        raise await _spent(pool, auth, exc) from None
     try:
         await store.accept_nonce(pool, auth.nonce, request.app.state.rate_limit)
     except store.Replayed:

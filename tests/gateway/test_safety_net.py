@@ -104,11 +104,12 @@ async def test_the_same_key_with_another_body_is_idem_001_and_changes_nothing(
             ts=NOW_MS + 2,
             raw=b'{"ids": ["%s"]}' % tenant.ids[0].encode(),
         )
-        # A refused request records no replay: sending it again gets the same answer.
+        # A refused request is spent all the same: sending it again is a replay.
         again = await client.post(
             DELETIONS, content=other.request.content, headers=dict(other.request.headers)
         )
-    for response in (other, spaced, again):
+    assert_error(again, 401, "AUTH_006", "Replayed request")
+    for response in (other, spaced):
         assert_error(
             response,
             409,
