@@ -10,7 +10,7 @@ UV := $(TOOLS)/bin/uv
 UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never
 STAMP := $(VENV)/.installed-$(shell cat uv.lock requirements-uv.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck check clean toolchains bench bench-tools bench-profile lock upgrade
+.PHONY: run test lint typecheck check clean toolchains bench bench-tools bench-profile lock upgrade fuzz
 
 $(UV): requirements-uv.txt
 	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
@@ -80,6 +80,11 @@ bench: bench-tools
 # Where the gateway's time goes under 1-entry deletes (py-spy): docs/performance.md.
 bench-profile: bench-tools
 	$(BIN)/python -m bench.run --profile
+
+# The security testers' fuzz campaign against a real serve started for the run (or
+# FUZZ_ARGS="--url URL ..."), 60 s unless FUZZ_ARGS says --duration or --cases: docs/security.md.
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz $(FUZZ_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,9 @@
 """A hypothesis state machine: partners sign valid requests while an attacker replays, truncates,
 re-orders, re-encodes, swaps headers between partners and stores, and flips bits. Invariant:
-only a partner's untouched requests delete anything, and nothing gets a 500."""
+only a partner's untouched requests delete anything, and nothing gets a 500.
+
+The machine is built by :func:`attack_machine` around a :class:`Driver`: here an app in-process,
+and in the fuzz campaign (``make fuzz``) a real ``serve`` process."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ import contextlib
 import itertools
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import msgspec
@@ -80,9 +83,28 @@ def _flip(data: bytes, position: int, bit: int) -> bytes:
     return data[:index] + bytes([data[index] ^ (1 << bit)]) + data[index + 1 :]
 
 
-def test_an_attacker_never_gets_a_deletion_through(database_url: str) -> None:
-    runner = _Loop(database_url)
-    stamps = itertools.count(NOW_MS - 250_000)  # unique, all inside the window of the clock
+class Driver(Protocol):
+    """Where the machine's requests go, and how it sees the store."""
+
+    def make_tenant(self, name: str) -> Tenant:
+        """A partner with a token on a store of its own, holding 6 products."""
+        ...
+
+    def send(self, headers: dict[str, str], body: bytes) -> httpx.Response:
+        """POST the deletion with exactly these headers and body bytes."""
+        ...
+
+    def present(self, store_id: int) -> set[str]:
+        """The ids of the store's products now."""
+        ...
+
+    def stamp(self) -> int:
+        """A fresh x-timestamp, unique, inside the gateway's window."""
+        ...
+
+
+def attack_machine(driver: Driver) -> type[RuleBasedStateMachine]:
+    """The state machine, driving ``driver``; run it with ``run_state_machine_as_test``."""
 
     class Attack(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -95,7 +117,7 @@ def test_an_attacker_never_gets_a_deletion_through(database_url: str) -> None:
         @initialize()
         def tenants_with_products(self) -> None:
             for name in ("a", "b"):
-                tenant = runner.run(make_tenant(runner.pool, products=6, variants=1, name=name))
+                tenant = driver.make_tenant(name)
                 self.tenants.append(tenant)
                 self.present[tenant.store_id] = set(tenant.ids)
 
@@ -109,7 +131,7 @@ def test_an_attacker_never_gets_a_deletion_through(database_url: str) -> None:
                 body = msgspec.json.encode({"ids": ids})
             else:
                 body = b'{ "ids" : [ ' + b" , ".join(b'"%s"' % i.encode() for i in ids) + b" ] }"
-            headers = signed_headers(tenant, body=body, timestamp=next(stamps))
+            headers = signed_headers(tenant, body=body, timestamp=driver.stamp())
             return Signed(owner, headers, body, tuple(ids))
 
         def _deliver(self, request: Signed) -> None:
@@ -194,7 +216,7 @@ def test_an_attacker_never_gets_a_deletion_through(database_url: str) -> None:
         def swap_a_header_with_the_other_partner(self, data: st.DataObject, name: str) -> None:
             request = self._pick(data)
             other = self.tenants[1 - request.owner]
-            theirs = signed_headers(other, body=request.body, timestamp=next(stamps))
+            theirs = signed_headers(other, body=request.body, timestamp=driver.stamp())
             headers = {**request.headers, name: theirs[name]}
             self._refused(headers, request.body, "AUTH_002")
 
@@ -204,7 +226,7 @@ def test_an_attacker_never_gets_a_deletion_through(database_url: str) -> None:
             """Every header of the other partner, with this request's signature and body."""
             request = self._pick(data)
             other = self.tenants[1 - request.owner]
-            theirs = signed_headers(other, body=request.body, timestamp=next(stamps))
+            theirs = signed_headers(other, body=request.body, timestamp=driver.stamp())
             headers = {**theirs, "x-signature": request.headers["x-signature"]}
             self._refused(headers, request.body, "AUTH_002")
 
@@ -231,24 +253,50 @@ def test_an_attacker_never_gets_a_deletion_through(database_url: str) -> None:
             self._refused(headers, request.body, *codes)
 
         def _send(self, headers: dict[str, str], body: bytes) -> httpx.Response:
-            raw = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
-            return runner.run(runner.client.post(DELETIONS, content=body, headers=raw))
+            return driver.send(headers, body)
 
         @invariant()
         def only_the_partners_deliveries_deleted_anything(self) -> None:
             for tenant in self.tenants:
-                refs = runner.run(_present(runner.pool, tenant.store_id))
-                assert refs == self.present[tenant.store_id]
+                refs = driver.present(tenant.store_id)
+                assert refs == self.present[tenant.store_id], "deleted without being sent"
 
+    return Attack
+
+
+class _InProcess:
+    """The test's driver: an app in-process on :class:`_Loop`, with the fixed clock."""
+
+    def __init__(self, runner: _Loop) -> None:
+        self.runner = runner
+        self.stamps: Callable[[], int] = itertools.count(NOW_MS - 250_000).__next__
+
+    def make_tenant(self, name: str) -> Tenant:
+        return self.runner.run(make_tenant(self.runner.pool, products=6, variants=1, name=name))
+
+    def send(self, headers: dict[str, str], body: bytes) -> httpx.Response:
+        raw = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
+        return self.runner.run(self.runner.client.post(DELETIONS, content=body, headers=raw))
+
+    def present(self, store_id: int) -> set[str]:
+        return self.runner.run(present_ids(self.runner.pool, store_id))
+
+    def stamp(self) -> int:
+        return self.stamps()  # unique, all inside the window of the clock
+
+
+def test_an_attacker_never_gets_a_deletion_through(database_url: str) -> None:
+    runner = _Loop(database_url)
     try:
         run_state_machine_as_test(
-            Attack, settings=settings(settings.default, stateful_step_count=12)
+            attack_machine(_InProcess(runner)),
+            settings=settings(settings.default, stateful_step_count=12),
         )
     finally:
         runner.close()
 
 
-async def _present(pool: store.Pool, store_id: int) -> set[str]:
+async def present_ids(pool: store.Pool, store_id: int) -> set[str]:
     async with store.connection(pool) as conn:
         cur = await conn.execute("SELECT id::text FROM products WHERE store_id = %s", (store_id,))
         return {row[0] for row in await cur.fetchall()}

@@ -733,17 +733,20 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def _body(case: Hostile, tenant: Tenant) -> bytes:
+def hostile_body(case: Hostile, tenant: Tenant) -> bytes:
     """``<own>`` in a case's body stands for a product of the caller's own store."""
     return case.body.replace(b"<own>", tenant.ids[0].encode())
 
 
-def _request(case: Hostile, tenant: Tenant, other: Tenant) -> list[tuple[bytes, bytes]]:
+def hostile_request(
+    case: Hostile, tenant: Tenant, other: Tenant, *, now_ms: int = NOW_MS
+) -> list[tuple[bytes, bytes]]:
+    """The case's headers, signed at ``now_ms`` by ``tenant`` (the fuzz campaign's too)."""
     values = {
         "x-partner-client-id": tenant.partner_client_id,
         "x-store-client-id": other.store_client_id if case.other_store else tenant.store_client_id,
         "x-store-token": tenant.token,
-        "x-timestamp": str(NOW_MS),
+        "x-timestamp": str(now_ms),
         **case.signed,
     }
     signature = signing.sign_request(
@@ -755,7 +758,7 @@ def _request(case: Hostile, tenant: Tenant, other: Tenant) -> list[tuple[bytes, 
         store_client_id=values["x-store-client-id"],
         store_token=values["x-store-token"],
         timestamp=values["x-timestamp"],
-        body=_body(case, tenant),
+        body=hostile_body(case, tenant),
     )
     values = {**values, "x-signature": signature, **case.forged}
     headers = [(name, value) for name, value in values.items()] + list(case.extra)
@@ -785,7 +788,10 @@ async def _answer_and_check(
     before = await _snapshot(pool)
     url = case.path + (f"?{case.query}" if case.query else "")
     response = await client.request(
-        case.method, url, content=_body(case, tenant), headers=_request(case, tenant, other)
+        case.method,
+        url,
+        content=hostile_body(case, tenant),
+        headers=hostile_request(case, tenant, other),
     )
     if case.items is not None:
         assert response.status_code == 200, response.text

@@ -33,7 +33,7 @@ _CHECKS = [
 ]
 
 
-class _Sign(requests.auth.AuthBase):
+class Sign(requests.auth.AuthBase):
     """Sign the request as prepared for sending: its method, raw path and query, and body."""
 
     def __init__(self, tenant: Tenant) -> None:
@@ -72,7 +72,7 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     partner, whatever header values were generated."""
     tenant = _signer.get()
     if tenant is not None and case.path.startswith("/api/v1/partner/"):
-        kwargs["auth"] = _Sign(tenant)
+        kwargs["auth"] = Sign(tenant)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,5 @@
+"""``python -m fuzz``: see :mod:`fuzz.cli`."""
+
+from .cli import main
+
+raise SystemExit(main())
