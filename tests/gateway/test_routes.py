@@ -126,8 +126,8 @@ async def test_batch_of_no_such_id_is_bat_001_after_authentication(
         "Batch not found",
         context={"batchId": "0b9f7d7e-1c2a-4b8e-9d3f-5a6b7c8d9e0f"},
     )
-    # A read answered with an error records nothing, so it is not a replay to send it again.
-    assert_error(replayed, 404, "BAT_001", "Batch not found")
+    # A read answered with an error is spent all the same: sent again, it is a replay.
+    assert_error(replayed, 401, "AUTH_006", "Replayed request")
     assert unsigned.json()["error"]["code"] == "AUTH_001"
     assert resorted.json()["error"]["code"] in {"AUTH_002", "AUTH_003"}
 
