@@ -4,6 +4,8 @@ slow headers and bodies, clients that go away, idle connections. While the big o
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -191,6 +193,49 @@ def _disconnect(session: Session, case: RawCase) -> None:
         session.report(request, "500", f"/metrics counted {after - before:g} more 500s")
 
 
+def _expect(
+    session: Session, case: RawCase, method: str, path: str, query: str, status: int, code: str
+) -> None:
+    """A request signed exactly as sent (raw path and query), and the coded answer it must get."""
+    body = _BODY if method == "POST" else b""
+    signed = session.signed_headers(session.target.tenants[0], method, path, query, body)
+    raw = build_request(method, path + (f"?{query}" if query else ""), signed, body)
+    target = session.target
+    answer = exchange(target.host, target.port, raw, method=method)
+    request = Finding("answer", "raw", case.name, "", raw=raw)
+    if not session.judge(request, path, answer.status, answer.headers, answer.body, answer.elapsed):
+        return
+    try:
+        got = json.loads(answer.body).get("error", {}).get("code")
+    except (ValueError, AttributeError):
+        got = None
+    if (answer.status, got) != (status, code):
+        session.report(
+            request, "answer", f"expected HTTP {status} {code}, got HTTP {answer.status} {got}"
+        )
+
+
+def _deep_cursor(session: Session, case: RawCase) -> None:
+    """A cursor of 1,500 nested arrays (deeper than Python's recursion limit, and within the
+    request-target cap): VAL_001 like any malformed cursor, never a 500."""
+    nested = base64.urlsafe_b64encode(b"[" * 1_500 + b"]" * 1_500).rstrip(b"=").decode()
+    _expect(session, case, "GET", f"{DELETIONS}/{_UNKNOWN_ID}", f"cursor={nested}", 400, "VAL_001")
+
+
+def _path_variant(raw_path: str) -> Callable[[Session, RawCase], None]:
+    """A deletion signed for a path that is not the route's canonical raw path: ROUTE_001."""
+
+    def run(session: Session, case: RawCase) -> None:
+        _expect(session, case, "POST", raw_path, "", 404, "ROUTE_001")
+
+    return run
+
+
+def _unknown_query(session: Session, case: RawCase) -> None:
+    """A query parameter the deletion route does not define, signed: VAL_001 naming it."""
+    _expect(session, case, "POST", DELETIONS, "dryRun=true", 400, "VAL_001")
+
+
 RAW_CASES: dict[str, RawCase] = {}
 
 
@@ -206,6 +251,15 @@ _register(
     RawCase("slow-headers", _slow_headers),
     RawCase("slow-body", _slow_body),
     RawCase("unsigned-announced-body", _unsigned_big_body),
+    RawCase("deep-cursor", _deep_cursor),
+    RawCase("path-with-newline", _path_variant(DELETIONS + "%0a")),
+    RawCase(
+        "path-with-encoded-letter", _path_variant(DELETIONS.replace("/deletions", "/%64eletions"))
+    ),
+    RawCase(
+        "path-with-encoded-slash", _path_variant(DELETIONS.replace("s/deletions", "s%2Fdeletions"))
+    ),
+    RawCase("unknown-query-parameter", _unknown_query),
 )
 
 
