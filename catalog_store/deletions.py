@@ -33,7 +33,6 @@ __all__ = [
     "RateLimit",
     "accept_nonce",
     "delete_products",
-    "nonce_seen",
     "plan_deletion",
     "preview_deletion",
     "purge_expired_nonces",
@@ -256,7 +255,8 @@ _DELETE_AUDITED_REST = (
         (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
     SELECT %(request)s, %(partner)s, %(store)s, %(total)s, d.n, %(total)s - d.n, d.ids
       FROM nonce,
-           (SELECT count(*)::int AS n, coalesce(array_agg(id), '{}') AS ids FROM deleted) AS d
+           (SELECT count(*)::int AS n, coalesce(array_agg(id ORDER BY id), '{}') AS ids
+              FROM deleted) AS d
 )
 SELECT true, NULL::uuid, NULL::text FROM nonce
 UNION ALL
@@ -438,7 +438,7 @@ async def delete_products(
                 outcome.total,
                 len(outcome.deleted),
                 len(outcome.failures),
-                [row.id for row in rows],
+                sorted(row.id for row in rows),  # in id order, as the one-statement path
             ),
         )
         return outcome
@@ -539,17 +539,6 @@ async def spend_nonce(pool: Pool, nonce: Nonce) -> None:
         if cur.rowcount != 1:
             nothing_committed(conn)
             raise Replayed("signature already accepted")
-
-
-async def nonce_seen(pool: Pool, nonce: Nonce) -> bool:
-    """True when the nonce is already recorded (checked without recording it)."""
-    async with connection(pool) as conn:
-        cur = await conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM replay_nonces WHERE partner_id = %s AND signature = %s)",
-            (nonce.partner_id, nonce.signature),
-        )
-        row = await cur.fetchone()
-    return bool(row and row[0])
 
 
 async def purge_expired_nonces(pool: Pool, *, now_ms: int) -> int:

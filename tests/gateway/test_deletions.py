@@ -274,11 +274,19 @@ async def test_a_failure_mid_transaction_leaves_every_product_in_place(
             )
 
 
+@pytest.mark.parametrize("idempotency_key", [None, "audit-1"])
 async def test_audit_record_is_written_with_the_request(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: store.Pool, tenant: Tenant, idempotency_key: str | None
 ) -> None:
+    """Both paths (one statement; idempotent transaction) write the deleted ids in id order."""
+    ids = list(reversed(tenant.ids[:3])) + ["bad"]
+    body = body_of({"ids": ids})
+    headers = signed_headers(tenant, body=body)
+    if idempotency_key is not None:
+        headers["idempotency-key"] = idempotency_key
     async with gateway_client(database_url) as client:
-        response = await delete(client, tenant, {"ids": tenant.ids[:3] + ["bad"]})
+        response = await client.post(DELETIONS, content=body, headers=headers)
+    assert response.status_code == 200
     async with store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT request_id, partner_id, store_id, total, succeeded, failed, deleted_ids"
@@ -293,7 +301,7 @@ async def test_audit_record_is_written_with_the_request(
             4,
             3,
             1,
-            [p.id for p in tenant.products[:3]],
+            sorted(p.id for p in tenant.products[:3]),
         )
     ]
 
