@@ -1,4 +1,4 @@
-"""The archive of deleted products (contract §7): restore, per product, and purge.
+"""The archive of deleted products (docs/safety-net.md): restore, per product, and purge.
 
 Products get into the archive in the statement that deletes them (``DELETE_PRODUCTS`` in
 ``deletions.py``). A restore is one transaction of three statements whatever its size: one

@@ -1,4 +1,4 @@
-"""Idempotency keys (contract §7): the first answer to a key, kept for a retry to get back.
+"""Idempotency keys (docs/safety-net.md): the first answer to a key, kept for a retry to get back.
 
 A request with a key takes a transaction-scoped advisory lock on (partner, store, key) in the
 transaction that does its work, and records its answer there, so the answer exists exactly when

@@ -1,4 +1,4 @@
-"""The `partner-gateway` command line (contract §6): every command prints JSON."""
+"""The `partner-gateway` command line (README, docs/operations.md): every command prints JSON."""
 
 from __future__ import annotations
 

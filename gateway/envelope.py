@@ -1,4 +1,4 @@
-"""The response envelope of contract §5: request ids, timestamps, success and error bodies."""
+"""The response envelope (docs/api.md): request ids, timestamps, success and error bodies."""
 
 from __future__ import annotations
 

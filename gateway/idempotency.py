@@ -1,4 +1,4 @@
-"""Idempotent retries over HTTP (contract §7): the ``idempotency-key`` header, the answer
+"""Idempotent retries over HTTP (docs/safety-net.md): the ``idempotency-key`` header, the answer
 rendered once and stored with the work, and the store's verdicts mapped to responses."""
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def assert_error(
     hint: str | None = None,
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The error envelope of contract §5, exactly; returns the parsed body."""
+    """The error envelope of docs/api.md, exactly; returns the parsed body."""
     body: dict[str, Any] = response.json()
     assert response.status_code == status, body
     assert response.headers["content-type"] == "application/json"

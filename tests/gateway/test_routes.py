@@ -191,7 +191,7 @@ async def test_openapi_document_is_generated_from_the_wire_types(database_url: s
     assert set(schemas["DryRunItem"]["properties"]) == {"id", "externalId", "variants"}
     batch = document["paths"][DELETIONS + "/{batchId}"]["get"]
     query = {p["name"]: p for p in batch["parameters"] if p["in"] == "query"}
-    assert set(query) == {"limit", "cursor"}  # contract §4: paged, and signed like any query
+    assert set(query) == {"limit", "cursor"}  # docs/api.md: paged, and signed like any query
     assert query["limit"]["schema"] == {
         "type": "integer",
         "minimum": 1,
