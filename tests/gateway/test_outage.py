@@ -26,6 +26,9 @@ pytestmark = pytest.mark.slow
 SYS_001_HINT = (
     "The database cannot be reached; nothing was changed. Retry after Retry-After seconds"
 )
+STALLED_HINT = (
+    "The database did not answer in time; nothing was changed. Retry after Retry-After seconds"
+)
 
 
 @dataclass
@@ -164,14 +167,16 @@ def test_a_database_outage_answers_sys_001_quickly_and_service_resumes_by_itself
             assert not set(s.ids) & left
             assert request_id in audited
             continue
-        assert_error(
+        got = assert_error(
             s.response,
             503,
             "SYS_001",
             "Service temporarily unavailable",
-            hint=SYS_001_HINT,
             context={"outcome": "unchanged"},
         )
+        # Refused by a stopping server, or (a slow machine) cut at the deadline while the
+        # server was going down: both say nothing was changed, in their own words.
+        assert got["error"]["details"]["hint"] in {SYS_001_HINT, STALLED_HINT}
         assert s.response.headers["retry-after"] == "3"
         # Not done at all: both products still there, and no audit row.
         assert set(s.ids) <= left, s.ids
