@@ -4,22 +4,18 @@ of the test's own, which the test stops and starts again."""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from gateway.client import PartnerAuth
 from gateway.jobs import migrate
-from tests.live import Server, serving
+from tests.live import serving
+from tests.load import DeletionLoad, wait_for
 from tests.own_postgres import OwnPostgres, own_postgres
-from tests.support import DELETIONS, Tenant, assert_error, make_tenant, run_with_pool
+from tests.support import Tenant, assert_error, make_tenant, run_with_pool
 
 pytestmark = pytest.mark.slow
 
@@ -29,81 +25,6 @@ SYS_001_HINT = (
 STALLED_HINT = (
     "The database did not answer in time; nothing was changed. Retry after Retry-After seconds"
 )
-
-
-@dataclass
-class Sent:
-    ids: list[str]
-    response: httpx.Response | None
-    seconds: float
-    started: float
-    error: str = ""
-
-
-class Load:
-    """Threads that each send one signed deletion after another, each of products of its own."""
-
-    def __init__(self, server: Server, tenant: Tenant, threads: int = 4) -> None:
-        self._server, self._tenant = server, tenant
-        self._ids = iter(tenant.ids)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.sent: list[Sent] = []
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-    def _next_ids(self) -> list[str]:
-        with self._lock:
-            return list(itertools.islice(self._ids, 2))
-
-    def _run(self) -> None:
-        auth = PartnerAuth(
-            partner_client_id=self._tenant.partner_client_id,
-            partner_secret=self._tenant.secret,
-            store_client_id=self._tenant.store_client_id,
-            store_token=self._tenant.token,
-        )
-        # A hang would show as a timeout here, and fail the test.
-        with httpx.Client(base_url=self._server.url, auth=auth, timeout=10) as client:
-            while not self._stop.is_set():
-                ids = self._next_ids()
-                assert ids, "the test ran out of products"
-                started = time.monotonic()
-                try:
-                    response: httpx.Response | None = client.post(DELETIONS, json={"ids": ids})
-                    error = ""
-                except httpx.HTTPError as exc:
-                    response, error = None, repr(exc)
-                sent = Sent(ids, response, time.monotonic() - started, started, error)
-                with self._lock:
-                    self.sent.append(sent)
-                time.sleep(0.01)
-
-    def count(self, status: int, after: float = 0.0) -> int:
-        with self._lock:
-            return sum(
-                1
-                for s in self.sent
-                if s.response is not None
-                and s.response.status_code == status
-                and s.started >= after
-            )
-
-
-def _wait_for(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _state(pg: OwnPostgres, tenant: Tenant) -> tuple[set[str], set[str]]:
@@ -128,19 +49,19 @@ def test_a_database_outage_answers_sys_001_quickly_and_service_resumes_by_itself
         )
         with (
             serving(pg.conninfo, tmp_path, "--workers", "2", GATEWAY_RETRY_AFTER="3") as server,
-            Load(server, tenant) as load,
+            DeletionLoad(server, tenant, tenant.ids, timeout=10) as load,
         ):
-            _wait_for(lambda: load.count(200) >= 20, "deletions before the outage")
+            wait_for(lambda: load.count(200) >= 20, "deletions before the outage")
 
             pg.stop()
             stopped = time.monotonic()
             ready = httpx.get(server.url + "/readyz", timeout=10)
-            _wait_for(lambda: load.count(503, after=stopped) >= 20, "SYS_001 during the outage")
+            wait_for(lambda: load.count(503, after=stopped) >= 20, "SYS_001 during the outage")
             ready_again_too_soon = httpx.get(server.url + "/readyz", timeout=10)
 
             pg.start()
             started = time.monotonic()
-            _wait_for(lambda: load.count(200, after=started) >= 20, "deletions after the outage")
+            wait_for(lambda: load.count(200, after=started) >= 20, "deletions after the outage")
             ready_after = httpx.get(server.url + "/readyz", timeout=10)
             assert server.process.poll() is None  # the very same serve, never restarted
 

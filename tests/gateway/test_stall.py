@@ -6,7 +6,6 @@ deadlines can answer the partner."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import secrets
 import signal
 import subprocess
@@ -25,7 +24,8 @@ import pytest
 
 import catalog_store as store
 from gateway.jobs import BATCH_JOB, migrate
-from tests.live import BIN, Server, clean_env, partner_client, serving
+from tests.live import BIN, clean_env, partner_client, serving
+from tests.load import DeletionLoad, Sent, wait_for
 from tests.own_postgres import OwnPostgres, own_postgres
 from tests.support import DELETIONS, Tenant, assert_error, make_tenant, run_with_pool
 
@@ -43,88 +43,6 @@ STALLED_UNKNOWN = (
     " committed, all or nothing. Retry after Retry-After seconds with the same"
     " idempotency-key: its answer tells which"
 )
-
-
-@dataclass
-class Sent:
-    ids: list[str]
-    key: str | None
-    response: httpx.Response | None
-    started: float
-    seconds: float
-    error: str = ""
-
-    @property
-    def signature(self) -> bytes:
-        assert self.response is not None
-        return bytes.fromhex(self.response.request.headers["x-signature"])
-
-
-class Load:
-    """Threads that each send one signed deletion of two products of their own after another;
-    every other one carries an idempotency key (the transaction path), the rest do not (the
-    one-statement path)."""
-
-    def __init__(self, server: Server, tenant: Tenant, ids: list[str], threads: int = 4) -> None:
-        self._server, self._tenant = server, tenant
-        self._ids = iter(ids)
-        self._numbers = itertools.count()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.sent: list[Sent] = []
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-    def _next(self) -> tuple[list[str], str | None]:
-        with self._lock:
-            number = next(self._numbers)
-            return list(itertools.islice(self._ids, 2)), (f"stall-{number}" if number % 2 else None)
-
-    def _run(self) -> None:
-        # A hang would show as a timeout here, and fail the test.
-        with partner_client(self._server, self._tenant, timeout=15) as client:
-            while not self._stop.is_set():
-                ids, key = self._next()
-                assert ids, "the test ran out of products"
-                headers = {"idempotency-key": key} if key else {}
-                started = time.monotonic()
-                try:
-                    response: httpx.Response | None = client.post(
-                        DELETIONS, json={"ids": ids}, headers=headers
-                    )
-                    error = ""
-                except httpx.HTTPError as exc:
-                    response, error = None, repr(exc)
-                sent = Sent(ids, key, response, started, time.monotonic() - started, error)
-                with self._lock:
-                    self.sent.append(sent)
-                time.sleep(0.01)
-
-    def count(self, status: int, after: float = 0.0) -> int:
-        with self._lock:
-            return sum(
-                1
-                for s in self.sent
-                if s.response is not None
-                and s.response.status_code == status
-                and s.started >= after
-            )
-
-
-def _wait_for(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @contextmanager
@@ -210,8 +128,8 @@ def test_a_frozen_database_answers_within_the_bound_and_leaves_nothing_half_done
                 dispatched = client.post(DELETIONS, json={"ids": batch_ids, "dispatch": True})
                 assert dispatched.status_code == 202, dispatched.text
                 batch_path = f"{DELETIONS}/{dispatched.json()['data']['batchId']}"
-                with Load(server, tenant, load_ids) as load:
-                    _wait_for(lambda: load.count(200) >= 10, "deletions before the freeze")
+                with DeletionLoad(server, tenant, load_ids, keys=True) as load:
+                    wait_for(lambda: load.count(200) >= 10, "deletions before the freeze")
                     with frozen(pg):
                         froze = time.monotonic()
                         probes, threads = _probe_in_background(
@@ -225,15 +143,15 @@ def test_a_frozen_database_answers_within_the_bound_and_leaves_nothing_half_done
                         for thread in threads:
                             thread.join()
                     thawed = time.monotonic()
-                    _wait_for(lambda: load.count(200, after=thawed) >= 10, "deletions after")
+                    wait_for(lambda: load.count(200, after=thawed) >= 10, "deletions after")
                     resumed = load.count(200, after=thawed)
                     # Requests all through: any broken connection lent would fail one.
-                    _wait_for(lambda: load.count(200, after=thawed + 2.0) >= 20, "a steady service")
+                    wait_for(lambda: load.count(200, after=thawed + 2.0) >= 20, "a steady service")
                 ready_after = httpx.get(server.url + "/readyz", timeout=15)
                 metrics_after = httpx.get(server.url + "/metrics", timeout=15).text
                 assert server.process.poll() is None  # the very same serve, never restarted
                 sent = list(load.sent)
-                _wait_for(lambda: _settled(pg), "cut sessions to end")
+                wait_for(lambda: _settled(pg), "cut sessions to end")
                 before_retries = _state(pg, tenant)
                 retried = {
                     s.key: _retry(client, s)
@@ -361,11 +279,11 @@ def test_a_batch_worker_under_a_frozen_database_finishes_its_batch_exactly(
                 stderr=out,
             )
         try:
-            _wait_for(lambda: _batch(pg, batch_id)[1] >= 300, "the first chunks", timeout=90)
+            wait_for(lambda: _batch(pg, batch_id)[1] >= 300, "the first chunks", timeout=90)
             with frozen(pg):
                 time.sleep(FREEZE_SECONDS)
             thawed = time.monotonic()
-            _wait_for(lambda: _batch(pg, batch_id)[0] == "succeeded", "the batch", timeout=90)
+            wait_for(lambda: _batch(pg, batch_id)[0] == "succeeded", "the batch", timeout=90)
             finished_after = time.monotonic() - thawed
         finally:
             worker.send_signal(signal.SIGTERM)
