@@ -108,6 +108,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._url_size = 0
         self._in_head = True
         self._refusal: tuple[str, str] | None = None
+        self._deferred: ApiError | None = None  # REQ_004 owed once earlier answers are out
         self._header_deadline: asyncio.TimerHandle | None = None
         self._head_began: float | None = None  # loop time of the first byte of a pending head
 
@@ -223,7 +224,35 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn answers what httptools cannot parse with a plain-text 400 and no request id;
         # every answer of the gateway is the envelope (REQ_004), and the connection is closed.
-        self._close(ApiError("REQ_004"), part="request")
+        # A malformed body (chunked) comes after its request was handed to the app: it is
+        # answered in place of the app's answer only when that has not begun and no earlier
+        # pipelined request is still owed one (an answer goes to the oldest request waiting).
+        cycle = self.cycle
+        instead = (
+            cycle is not None
+            and cycle.more_body
+            and not self._in_head
+            and not cycle.response_started
+            and not self.pipeline
+        )
+        if not instead and cycle is not None and not cycle.response_complete:
+            # An earlier request is still being answered: REQ_004 follows its answer (answers
+            # go out in the order of the requests), and nothing more is read meanwhile.
+            self._refusal = ("REQ_004", "request")
+            self._deferred = ApiError("REQ_004")
+            self._cancel_header_deadline()
+            self.flow.pause_reading()
+            return
+        self._close(ApiError("REQ_004"), part="request", instead_of_app=instead)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        cycle = self.cycle
+        idle = cycle is None or cycle.response_complete
+        if self._deferred is not None and idle and not self.pipeline:
+            error, self._deferred = self._deferred, None
+            if not self.transport.is_closing():
+                self._close(error, part="request")
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         super()._start_asgi_task(cycle, _close_if_body_unread(app, cycle))
@@ -244,7 +273,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         SLOW_CLIENTS_CUT.labels("headers").inc()
         self._close(slow_client("headers", self.limits.header_timeout), part="headers")
 
-    def _close(self, error: ApiError, *, part: str) -> None:
+    def _close(self, error: ApiError, *, part: str, instead_of_app: bool = False) -> None:
         """Answer the error envelope, with a request id of its own, and close: nothing more of
         this connection is read. A request whose head was refused has no answer yet; a trailer
         comes after its request's answer may have started, so then the connection is only
@@ -256,13 +285,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             "request refused by the server", code=error.code, part=part, request_id=request_id
         )
         cycle = self.cycle
-        # Nothing of an answer is on the wire yet: no request, the last one answered, or (a
-        # malformed chunked body) a request whose app has not begun its answer, which is then
-        # dropped, as for a client gone.
-        unanswered = cycle is not None and not cycle.response_started
-        if unanswered:
-            cycle.disconnected = True
-        if part != "trailer" and (cycle is None or cycle.response_complete or unanswered):
+        if instead_of_app and cycle is not None:
+            cycle.disconnected = (
+                True  # the app's answer, not begun, is dropped as for a client gone
+            )
+        idle = cycle is None or cycle.response_complete
+        if part != "trailer" and (idle or instead_of_app):
             body = encode(error_body(request_id, error, wall_clock_ms()))
             head = [STATUS_LINE[error.status]]
             for name, value in self.server_state.default_headers:

@@ -130,3 +130,25 @@ def test_what_is_not_http_is_req_004_in_the_envelope_like_every_other_answer(
     answer = json.loads(body)
     assert answer["error"]["code"] == "ROUTE_002"
     assert answer["requestId"] == headers["x-request-id"]
+
+
+def test_garbage_after_an_answered_request_is_req_004_after_that_answer(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Pipelined: the first request gets its own answer, then the garbage gets REQ_004 and the
+    connection is closed (an answer is never sent in place of an earlier request's)."""
+    with serving(database_url, tmp_path) as server:
+        url = urlsplit(server.url)
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 80)) as sock:
+            sock.settimeout(10)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\npost / HTTP/1.1\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    first, _, rest = data.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    second = rest[rest.index(b"HTTP/1.1 ") :]
+    head, _, body = second.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request")
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["error"]["code"] == "REQ_004"
