@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 import catalog_store as store
-import signing
 from tests.live import serving
-from tests.support import DELETIONS, Tenant, make_tenant, run_with_pool
+from tests.support import DELETIONS, Tenant, make_tenant, run_with_pool, signed_headers
 
 pytestmark = pytest.mark.slow
 
@@ -26,25 +25,9 @@ def _send(
 ) -> tuple[int, dict[str, Any]]:
     """Sign ``target`` exactly as sent (its raw path and query), send it byte for byte."""
     path, _, query = target.partition("?")
-    ts = str(timestamp)
-    headers = {
-        "x-partner-client-id": tenant.partner_client_id,
-        "x-store-client-id": tenant.store_client_id,
-        "x-store-token": tenant.token,
-        "x-timestamp": ts,
-        "x-signature": signing.sign_request(
-            tenant.secret,
-            method=method,
-            path=path,
-            query=query,
-            partner_client_id=tenant.partner_client_id,
-            store_client_id=tenant.store_client_id,
-            store_token=tenant.token,
-            timestamp=ts,
-            body=body,
-        ),
-        "content-type": "application/json",
-    }
+    headers = signed_headers(
+        tenant, method=method, path=path, query=query, body=body, timestamp=timestamp
+    )
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
