@@ -18,9 +18,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import signing
 from tests.live import Server, serving
-from tests.support import DELETIONS, Tenant, body_of, make_tenant, run_with_pool
+from tests.support import DELETIONS, Tenant, body_of, make_tenant, run_with_pool, signed_headers
 
 pytestmark = pytest.mark.slow
 
@@ -119,25 +118,9 @@ def _signed_head(
     tenant: Tenant, body: bytes, *, length: int | None = None, drop: str = ""
 ) -> bytes:
     """The head of a signed POST …/deletions of ``body`` (``length`` announced, if given)."""
-    timestamp = str(time.time_ns() // 1_000_000)
     headers = {
         "host": "gateway",
-        "x-partner-client-id": tenant.partner_client_id,
-        "x-store-client-id": tenant.store_client_id,
-        "x-store-token": tenant.token,
-        "x-timestamp": timestamp,
-        "x-signature": signing.sign_request(
-            tenant.secret,
-            method="POST",
-            path=DELETIONS,
-            query="",
-            partner_client_id=tenant.partner_client_id,
-            store_client_id=tenant.store_client_id,
-            store_token=tenant.token,
-            timestamp=timestamp,
-            body=body,
-        ),
-        "content-type": "application/json",
+        **signed_headers(tenant, body=body, timestamp=time.time_ns() // 1_000_000),
     }
     if length is not None:
         headers["content-length"] = str(length)
