@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import catalog_store as store  # noqa: E402
-from catalog_store.deletions import insert_nonce  # noqa: E402
+from catalog_store.replay import insert_nonce  # noqa: E402
 from gateway.jobs import migrate  # noqa: E402
 
 _RANDOM_SIGNATURE = "decode(md5(random()::text) || md5(random()::text), 'hex')"

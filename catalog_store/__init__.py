@@ -47,22 +47,7 @@ from .credentials import (
     set_partner_active,
 )
 from .deadline import commit_point, deadline
-from .deletions import (
-    DeletedProduct,
-    DeletionOutcome,
-    DeletionPlan,
-    DeletionPreview,
-    EntryFailure,
-    Nonce,
-    Problem,
-    RateLimit,
-    accept_nonce,
-    delete_products,
-    plan_deletion,
-    preview_deletion,
-    purge_expired_nonces,
-    spend_nonce,
-)
+from .deletions import DeletionPreview, delete_products, preview_deletion
 from .embedded import embedded_conninfo
 from .errors import (
     UNCHANGED,
@@ -89,8 +74,17 @@ from .migrate import (
     available_migrations,
     pending_migrations,
 )
+from .plan import (
+    DeletedProduct,
+    DeletionOutcome,
+    DeletionPlan,
+    EntryFailure,
+    Problem,
+    plan_deletion,
+)
 from .pool import Pool, connection, create_pool, requests_waiting
 from .products import ProductRef, count_products, seed_products
+from .replay import Nonce, RateLimit, accept_nonce, purge_expired_nonces, spend_nonce
 from .sealing import SecretBox, generate_key, parse_key, parse_keys
 from .stats import QueueStats, queue_stats
 

@@ -17,17 +17,13 @@ from typing import Any
 import msgspec
 import psycopg
 
-from .deletions import (
-    DELETE_PRODUCTS,
-    DeletedProduct,
-    Nonce,
-    Problem,
-    RateLimit,
-    in_request_transaction,
-)
+from .deletions import DELETE_PRODUCTS
 from .errors import RateLimited
 from .idempotency import Idempotency
+from .plan import DeletedProduct, Problem
 from .pool import Pool, connection
+from .replay import Nonce, RateLimit
+from .request_transaction import in_request_transaction
 
 __all__ = [
     "Batch",
