@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "ID_PATTERN",
     "DeletedProduct",
     "DeletionOutcome",
     "DeletionPlan",
@@ -18,7 +19,10 @@ __all__ = [
     "plan_deletion",
 ]
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: What an entry of ``ids`` must be: a canonical UUID, in any case. The same text serves
+#: Python's ``re`` and PostgreSQL's ``~`` (the batch path checks its entries in SQL).
+ID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(ID_PATTERN)
 
 
 class Problem(enum.Enum):
