@@ -71,22 +71,43 @@ _REPLAYED = {
 _AUTH_CODES = ("AUTH_001", "AUTH_002", "AUTH_003", "AUTH_004", "AUTH_005", "AUTH_006")
 
 
+_WIRE_TYPES = [
+    DeletionRequest,
+    DeletionResponse,
+    DryRunResponse,
+    DispatchResponse,
+    BatchResponse,
+    ErrorResponse,
+    HealthResponse,
+    ReadyResponse,
+]
+_INFO = {
+    "title": "Partner Catalog Gateway",
+    "version": "1",
+    "description": "Signed bulk deletion of store catalog products. Every"
+    " /api/v1/partner request is signed with HMAC-SHA256; see docs/signing.md.",
+}
+
+
 def build_openapi() -> dict[str, Any]:
     """Build the whole document; the schemas come from msgspec, nothing is written by hand."""
-    _, components = msgspec.json.schema_components(
-        [
-            DeletionRequest,
-            DeletionResponse,
-            DryRunResponse,
-            DispatchResponse,
-            BatchResponse,
-            ErrorResponse,
-            HealthResponse,
-            ReadyResponse,
-        ],
-        ref_template=_REF,
-    )
-    signed_params = [
+    _, components = msgspec.json.schema_components(_WIRE_TYPES, ref_template=_REF)
+    signed = _signed_params()
+    return {
+        "openapi": "3.1.0",
+        "info": _INFO,
+        "paths": {
+            "/api/v1/partner/stores/products/deletions": {"post": _delete_products(signed)},
+            "/api/v1/partner/stores/products/deletions/{batchId}": {"get": _get_batch(signed)},
+            **_service_paths(),
+        },
+        "components": {"schemas": components},
+    }
+
+
+def _signed_params() -> list[dict[str, Any]]:
+    """The five signed headers, each required, as OpenAPI header parameters."""
+    return [
         {
             "name": name,
             "in": "header",
@@ -96,164 +117,125 @@ def build_openapi() -> dict[str, Any]:
         }
         for name, text in _SIGNED_HEADERS
     ]
+
+
+def _delete_products(signed_params: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST .../deletions: the one writing route."""
     item_codes = "; ".join(f"{code} {text}" for code, text in ITEM_CODES.items())
-    health = {"200": _json("HealthResponse", "The process answers")}
+    report = {"oneOf": [_ref("DeletionResponse"), _ref("DryRunResponse")]}
     return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Partner Catalog Gateway",
-            "version": "1",
-            "description": "Signed bulk deletion of store catalog products. Every"
-            " /api/v1/partner request is signed with HMAC-SHA256; see docs/signing.md.",
+        "operationId": "deleteProducts",
+        "summary": "Delete products of the caller's store by ids and external ids",
+        "description": "Up to 1,000 entries in one transaction (200); 1,001 to"
+        " 100,000, or dispatch true, as a batch (202). dryRun true reports what"
+        " would be deleted and changes nothing (200; at most 1,000 entries, never"
+        " with dispatch). The route takes no query parameters, and answers only"
+        " its path as written here, nothing percent-encoded. With an idempotency-key, a"
+        " retry with the same key and body gets the first answer again, byte for"
+        f" byte, with {REPLAYED_HEADER}: true. Item codes: {item_codes}. The store"
+        f" token needs the scope {store.SCOPE_DELETE}.",
+        "parameters": [*signed_params, _IDEMPOTENCY_PARAM],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("DeletionRequest")}},
         },
-        "paths": {
-            "/api/v1/partner/stores/products/deletions": {
-                "post": {
-                    "operationId": "deleteProducts",
-                    "summary": "Delete products of the caller's store by ids and external ids",
-                    "description": "Up to 1,000 entries in one transaction (200); 1,001 to"
-                    " 100,000, or dispatch true, as a batch (202). dryRun true reports what"
-                    " would be deleted and changes nothing (200; at most 1,000 entries, never"
-                    " with dispatch). The route takes no query parameters, and answers only"
-                    " its path as written here, nothing percent-encoded. With an idempotency-key, a"
-                    " retry with the same key and body gets the first answer again, byte for"
-                    f" byte, with {REPLAYED_HEADER}: true. Item codes: {item_codes}. The store"
-                    f" token needs the scope {store.SCOPE_DELETE}.",
-                    "parameters": [*signed_params, _IDEMPOTENCY_PARAM],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("DeletionRequest")}},
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "Per-item report (DeletionResponse), or the report"
-                            " of a dry run (DryRunResponse, meta.dryRun true)",
-                            "headers": _REPLAYED,
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "oneOf": [
-                                            _ref("DeletionResponse"),
-                                            _ref("DryRunResponse"),
-                                        ]
-                                    }
-                                }
-                            },
-                        },
-                        "202": {
-                            **_json("DispatchResponse", "Dispatched as a batch"),
-                            "headers": _REPLAYED,
-                        },
-                        **_errors(
-                            *_AUTH_CODES,
-                            "VAL_001",
-                            "VAL_002",
-                            "IDEM_001",
-                            "IDEM_002",
-                            "RATE_001",
-                            "SYS_001",
-                        ),
-                    },
-                }
+        "responses": {
+            "200": {
+                "description": "Per-item report (DeletionResponse), or the report"
+                " of a dry run (DryRunResponse, meta.dryRun true)",
+                "headers": _REPLAYED,
+                "content": {"application/json": {"schema": report}},
             },
-            "/api/v1/partner/stores/products/deletions/{batchId}": {
-                "get": {
-                    "operationId": "getDeletionBatch",
-                    "summary": "Progress and results of a dispatched deletion batch",
-                    "description": f"The store token needs the scope {store.SCOPE_BATCHES_READ}.",
-                    "parameters": [
-                        {
-                            "name": "batchId",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "required": False,
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": MAX_PAGE,
-                                "default": DEFAULT_PAGE,
-                            },
-                            "description": "Results per page. Part of the query, so signed",
-                        },
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "pattern": CURSOR_PATTERN},
-                            "description": "data.nextCursor of the page before, exactly as"
-                            " returned (URL-safe as it is); signed as part of the query",
-                        },
-                        *signed_params,
-                    ],
-                    "responses": {
-                        "200": _json("BatchResponse", "Progress and one page of results"),
-                        **_errors(
-                            *_AUTH_CODES, "VAL_001", "BAT_001", "VAL_002", "RATE_001", "SYS_001"
-                        ),
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {"operationId": "healthz", "summary": "Liveness", "responses": health}
-            },
-            "/readyz": {
-                "get": {
-                    "operationId": "readyz",
-                    "summary": "Readiness: the database answers and the server key opens the"
-                    " stored partner secrets",
-                    "responses": {
-                        "200": _json(
-                            "ReadyResponse",
-                            "The database answers; data.unreadableSecrets counts the partner"
-                            " secrets the server key does not open",
-                        ),
-                        **_errors("SYS_001"),
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This OpenAPI 3.1 document of the whole API",
-                    "responses": {
-                        "200": {
-                            "description": "The OpenAPI document",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
-            "/docs": {
-                "get": {
-                    "operationId": "docs",
-                    "summary": "A human-readable page of this document",
-                    "responses": {
-                        "200": {
-                            "description": "An HTML page rendered from /openapi.json",
-                            "content": {"text/html": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "operationId": "metrics",
-                    "summary": "Prometheus metrics of every gateway process (text format)",
-                    "responses": {
-                        "200": {
-                            "description": "Prometheus text exposition format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
+            "202": {**_json("DispatchResponse", "Dispatched as a batch"), "headers": _REPLAYED},
+            **_errors(
+                *_AUTH_CODES, "VAL_001", "VAL_002", "IDEM_001", "IDEM_002", "RATE_001", "SYS_001"
+            ),
         },
-        "components": {"schemas": components},
+    }
+
+
+_BATCH_QUERY = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+        "description": "Results per page. Part of the query, so signed",
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+        "description": "data.nextCursor of the page before, exactly as"
+        " returned (URL-safe as it is); signed as part of the query",
+    },
+]
+
+
+def _get_batch(signed_params: list[dict[str, Any]]) -> dict[str, Any]:
+    """GET .../deletions/{batchId}: a dispatched batch's progress, one page of results."""
+    batch_id = {"name": "batchId", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "operationId": "getDeletionBatch",
+        "summary": "Progress and results of a dispatched deletion batch",
+        "description": f"The store token needs the scope {store.SCOPE_BATCHES_READ}.",
+        "parameters": [batch_id, *_BATCH_QUERY, *signed_params],
+        "responses": {
+            "200": _json("BatchResponse", "Progress and one page of results"),
+            **_errors(*_AUTH_CODES, "VAL_001", "BAT_001", "VAL_002", "RATE_001", "SYS_001"),
+        },
+    }
+
+
+def _plain_get(operation_id: str, summary: str, description: str, media: str) -> dict[str, Any]:
+    """An unsigned GET whose 200 is a document of one media type."""
+    schema = {"type": "object" if media == "application/json" else "string"}
+    ok = {"description": description, "content": {media: {"schema": schema}}}
+    return {"get": {"operationId": operation_id, "summary": summary, "responses": {"200": ok}}}
+
+
+def _service_paths() -> dict[str, Any]:
+    """The unsigned routes: health, readiness, this document, its page, metrics."""
+    ready = _json(
+        "ReadyResponse",
+        "The database answers; data.unreadableSecrets counts the partner"
+        " secrets the server key does not open",
+    )
+    return {
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness",
+                "responses": {"200": _json("HealthResponse", "The process answers")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: the database answers and the server key opens the"
+                " stored partner secrets",
+                "responses": {"200": ready, **_errors("SYS_001")},
+            }
+        },
+        "/openapi.json": _plain_get(
+            "openapi",
+            "This OpenAPI 3.1 document of the whole API",
+            "The OpenAPI document",
+            "application/json",
+        ),
+        "/docs": _plain_get(
+            "docs",
+            "A human-readable page of this document",
+            "An HTML page rendered from /openapi.json",
+            "text/html",
+        ),
+        "/metrics": _plain_get(
+            "metrics",
+            "Prometheus metrics of every gateway process (text format)",
+            "Prometheus text exposition format",
+            "text/plain",
+        ),
     }
 
 
