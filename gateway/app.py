@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 import catalog_store as store
 
+from .context import IdSource, Timer, new_request_id, request_context
 from .credentials import KEY_USE_INTERVAL, CredentialCache, KeyUse
 from .deletions import DELETIONS_PATH, batch_status, delete_products
 from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
@@ -64,7 +65,7 @@ def _health(request: Request, message: str) -> Response:
         HealthResponse(
             success=True,
             message=message,
-            requestId=request.scope["state"]["request_id"],
+            requestId=request_context(request).request_id,
             meta=response_meta(request),
             data=HealthData(status="ok"),
         )
@@ -100,7 +101,7 @@ async def _readyz(request: Request) -> Response:
         ReadyResponse(
             success=True,
             message="Ready",
-            requestId=request.scope["state"]["request_id"],
+            requestId=request_context(request).request_id,
             meta=response_meta(request),
             data=ReadyData(status="degraded" if unreadable else "ok", unreadableSecrets=unreadable),
         )
@@ -251,10 +252,14 @@ def create_app(
     connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
     secret_box: store.SecretBox | None = None,
     cache_clock: Callable[[], float] = time.monotonic,
+    new_id: IdSource = new_request_id,
+    timer: Timer = time.perf_counter,
 ) -> Starlette:
     """Build the app. The pool opens in the lifespan; a database that is down at start is
-    retried in the background while requests answer ``SYS_001``. ``cache_clock`` (seconds,
-    monotonic) times the credentials cache."""
+    retried in the background while requests answer ``SYS_001``. The edges are passed in:
+    ``clock`` (Unix ms) stamps answers and checks the signature's window, ``timer`` (seconds,
+    monotonic) times requests and their body deadline, ``cache_clock`` (seconds, monotonic)
+    the credentials cache, and ``new_id`` draws each request's id."""
     pool = store.create_pool(
         conninfo if conninfo is not None else resolve_conninfo(settings),
         min_size=settings.pool_min,
@@ -295,7 +300,7 @@ def create_app(
             Route("/metrics", _metrics, methods=["GET"]),
         ],
         middleware=[
-            Middleware(RequestContextMiddleware, clock=clock),
+            Middleware(RequestContextMiddleware, clock=clock, new_id=new_id, timer=timer),
             Middleware(DatabaseDeadline, seconds=settings.db_deadline),
         ],
         exception_handlers={

@@ -4,10 +4,10 @@ soon as either is passed."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from starlette.requests import Request
 
+from .context import request_context
 from .errors import ApiError
 from .metrics import SLOW_CLIENTS_CUT
 
@@ -43,7 +43,7 @@ async def read_capped_body(
     size = 0
     remaining = None
     if timeout is not None:
-        remaining = max(0.0, timeout - (time.perf_counter() - request.scope["state"]["started"]))
+        remaining = max(0.0, timeout - request_context(request).elapsed())
     try:
         async with asyncio.timeout(remaining):
             async for chunk in request.stream():

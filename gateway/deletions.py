@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -13,6 +12,7 @@ import catalog_store as store
 
 from .auth import AuthContext, authenticate
 from .body import read_capped_body
+from .context import request_context
 from .decoding import BodyDecoder
 from .envelope import iso_ms, json_response, response_meta
 from .errors import ITEM_CODES, ApiError, InvalidField
@@ -78,7 +78,7 @@ async def _spent(pool: store.Pool, auth: AuthContext, error: ApiError) -> ApiErr
 async def _authenticated(request: Request, *, scope: str) -> tuple[AuthContext, bytes]:
     """Who sent the request, and its body, read only once checks 1 to 3 have passed."""
     path, query = _raw_target(request)
-    state: dict[str, Any] = request.scope["state"]
+    context = request_context(request)
     settings = request.app.state.settings
     auth, body = await authenticate(
         request.app.state.credentials,
@@ -87,11 +87,11 @@ async def _authenticated(request: Request, *, scope: str) -> tuple[AuthContext, 
         query=query,
         headers=request.scope["headers"],
         read_body=lambda: read_capped_body(request, timeout=settings.body_timeout),
-        now_ms=state["clock"](),
+        now_ms=context.now_ms(),
         scope=scope,
         max_header_bytes=settings.max_header_bytes,
     )
-    state["log"].update(
+    context.authenticated(
         partner=auth.partner_client_id, store=auth.store_client_id, key_id=auth.key_id
     )
     request.app.state.key_use.note(auth.partner_id, auth.key_id)
@@ -169,7 +169,7 @@ def _dry_run_message(succeeded: int, failed: int) -> str:
 async def delete_products(request: Request) -> Response:
     """POST …/deletions: authenticate, check the body, delete in one transaction, report."""
     require_canonical_path(request)  # before the route label: any other path is no route
-    request.scope["state"]["log"]["route"] = DELETIONS_PATH
+    request_context(request).route = DELETIONS_PATH
     auth, body = await _authenticated(request, scope=store.SCOPE_DELETE)
     pool = request.app.state.pool
     try:
@@ -183,7 +183,7 @@ async def delete_products(request: Request) -> Response:
     except (InvalidField, ApiError) as exc:
         error = exc.api_error() if isinstance(exc, InvalidField) else exc
         raise await _spent(pool, auth, error) from None
-    request_id = request.scope["state"]["request_id"]
+    request_id = request_context(request).request_id
     if payload.dryRun:
         return await _dry_run(request, auth, key, body, payload)
     if payload.dispatch or len(payload.ids) + len(payload.externalIds) > MAX_SYNC_ENTRIES:
@@ -192,8 +192,8 @@ async def delete_products(request: Request) -> Response:
 
     def render(outcome: store.DeletionOutcome) -> tuple[int, msgspec.Struct]:
         data = _report(outcome)
-        request.scope["state"]["log"].update(
-            succeeded=data.summary.succeeded, failed=data.summary.failed
+        request_context(request).deleted_entries(
+            deleted=data.summary.succeeded, failed=data.summary.failed
         )
         return 200, DeletionResponse(
             success=True,
@@ -224,7 +224,7 @@ async def _dry_run(
     request: Request, auth: AuthContext, key: str | None, body: bytes, payload: DeletionRequest
 ) -> Response:
     """A dry run: the report a real run would give now, with variant counts; no change."""
-    request_id = request.scope["state"]["request_id"]
+    request_id = request_context(request).request_id
     plan = store.plan_deletion(payload.ids, payload.externalIds)
 
     def render(preview: store.DeletionPreview) -> tuple[int, msgspec.Struct]:
@@ -235,9 +235,8 @@ async def _dry_run(
             )
             for p in outcome.deleted
         ]
-        # Not succeeded/failed: those count entries deleted (the log line and gateway_entries).
-        request.scope["state"]["log"].update(
-            dry_run=True, would_delete=len(outcome.deleted), would_fail=len(outcome.failures)
+        request_context(request).dry_run(
+            would_delete=len(outcome.deleted), would_fail=len(outcome.failures)
         )
         return 200, DryRunResponse(
             success=True,
@@ -278,10 +277,10 @@ async def _dispatch(
     request: Request, auth: AuthContext, key: str | None, body: bytes, payload: DeletionRequest
 ) -> Response:
     """Dispatched: store the batch and its job in one transaction, answer 202."""
-    request_id = request.scope["state"]["request_id"]
+    request_id = request_context(request).request_id
 
     def render(batch: store.Batch) -> tuple[int, msgspec.Struct]:
-        request.scope["state"]["log"].update(batch_id=str(batch.id), total=batch.total)
+        request_context(request).dispatched(batch_id=str(batch.id), total=batch.total)
         return 202, DispatchResponse(
             success=True,
             message="Deletion batch accepted",
@@ -319,7 +318,7 @@ async def _dispatch(
 async def batch_status(request: Request) -> Response:
     """GET …/deletions/{batchId}: progress, summary and one page of the results."""
     require_canonical_path(request)  # before the route label: any other path is no route
-    request.scope["state"]["log"]["route"] = DELETIONS_PATH + "/{batchId}"
+    request_context(request).route = DELETIONS_PATH + "/{batchId}"
     auth, body = await _authenticated(request, scope=store.SCOPE_BATCHES_READ)
     pool = request.app.state.pool
     raw_id = request.path_params["batch_id"]
@@ -366,7 +365,7 @@ async def batch_status(request: Request) -> Response:
         BatchResponse(
             success=True,
             message="Deletion batch status",
-            requestId=request.scope["state"]["request_id"],
+            requestId=request_context(request).request_id,
             meta=response_meta(request),
             data=data,
         )

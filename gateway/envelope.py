@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .context import Clock, request_context
 from .errors import ApiError
 from .wire import ErrorBody, ErrorDetails, ErrorResponse, ResponseMeta, encode
 
@@ -24,8 +23,6 @@ __all__ = [
     "wall_clock_ms",
 ]
 
-Clock = Callable[[], int]
-
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -37,18 +34,13 @@ def iso_ms(ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def _state(request: Request) -> dict[str, Any]:
-    state: dict[str, Any] = request.scope["state"]
-    return state
-
-
 def response_meta(
     request: Request, *, dispatch: bool | None = None, dry_run: bool | None = None
 ) -> ResponseMeta:
-    state = _state(request)
-    duration_ms = int((time.perf_counter() - state["started"]) * 1000)
+    context = request_context(request)
+    duration_ms = int(context.elapsed() * 1000)
     return ResponseMeta(
-        timestamp=iso_ms(state["clock"]()),
+        timestamp=iso_ms(context.now_ms()),
         durationMs=duration_ms,
         dispatch=msgspec.UNSET if dispatch is None else dispatch,
         dryRun=msgspec.UNSET if dry_run is None else dry_run,
@@ -74,7 +66,7 @@ def error_body(request_id: str, error: ApiError, now_ms: int) -> ErrorResponse:
 
 
 def error_response(request: Request, error: ApiError) -> Response:
-    state = _state(request)
-    state["log"]["code"] = error.code
-    body = error_body(state["request_id"], error, state["clock"]())
+    context = request_context(request)
+    context.code = error.code
+    body = error_body(context.request_id, error, context.now_ms())
     return json_response(body, status=error.status, headers=error.headers)

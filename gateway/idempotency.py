@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 import catalog_store as store
 
+from .context import request_context
 from .errors import ApiError
 from .wire import encode
 
@@ -91,7 +92,7 @@ async def run_once(
         ) from None
     except store.AnsweredBefore as exc:
         stored = exc.response
-        request.scope["state"]["log"].update(replay_of=str(stored.request_id))
+        request_context(request).replay_of = str(stored.request_id)
         return Response(
             stored.body,
             stored.status,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from typing import Any
 
 import structlog
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .envelope import Clock, error_body
+from .context import Clock, IdSource, RequestContext, Timer, new_request_id
+from .envelope import error_body
 from .errors import ApiError
 from .metrics import CLIENT_DISCONNECTS, observe_request
 from .wire import encode
@@ -19,26 +18,40 @@ from .wire import encode
 __all__ = ["CUT_OFF_HINT", "RequestContextMiddleware"]
 
 _log = structlog.get_logger("gateway.request")
+_REQUEST_ID = b"x-request-id"
 
 
 class RequestContextMiddleware:
     """Give every HTTP request an id (body and ``x-request-id``) and one log line, whatever
-    happens below; an exception nothing else handled becomes ``SYS_002``, never a stack trace."""
+    happens below; an exception nothing else handled becomes ``SYS_002``, never a stack trace.
+    The clock, the timer and the source of request ids are the app factory's."""
 
-    def __init__(self, app: ASGIApp, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        clock: Clock,
+        new_id: IdSource = new_request_id,
+        timer: Timer = time.perf_counter,
+    ) -> None:
         self.app = app
         self.clock = clock
+        self.new_id = new_id
+        self.timer = timer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = str(uuid.uuid4())
-        arrived_ms = self.clock()
-        log_fields: dict[str, Any] = {}
-        scope.setdefault("state", {}).update(
-            request_id=request_id, started=time.perf_counter(), clock=self.clock, log=log_fields
+        request_id = self.new_id()
+        context = RequestContext(
+            request_id=request_id,
+            clock=self.clock,
+            timer=self.timer,
+            started=self.timer(),
+            arrived_ms=self.clock(),
         )
+        context.attach(scope)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 0
@@ -48,25 +61,8 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                # An idempotent replay carries the request id of the answer it repeats.
-                if not any(name == b"x-request-id" for name, _ in headers):
-                    headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
+                message = _with_request_id(message, request_id)
             await send(message)
-
-        async def answer(error: ApiError) -> None:
-            log_fields["code"] = error.code
-            body = encode(error_body(request_id, error, self.clock()))
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
-            ]
-            await send_with_id(
-                {"type": "http.response.start", "status": error.status, "headers": headers}
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
 
         try:
             await self.app(scope, receive, send_with_id)
@@ -75,7 +71,7 @@ class RequestContextMiddleware:
             # transaction was rolled back, so say so in the envelope rather than let the server
             # send a bare 500.
             if status == 0:
-                await answer(_cut_off(scope))
+                await _answer(send_with_id, context, _cut_off(scope))
             raise
         except ClientDisconnect:
             # The client left before sending its whole body: nobody is there to answer, and
@@ -84,48 +80,74 @@ class RequestContextMiddleware:
         except Exception:
             _log.exception("unhandled error")
             if status == 0:
-                await answer(ApiError("SYS_002"))
+                await _answer(send_with_id, context, ApiError("SYS_002"))
         finally:
-            seconds = time.perf_counter() - scope["state"]["started"]
-            route = log_fields.pop("route", None)
             if gone:
-                _disconnected(scope, route, seconds)
+                _disconnected(scope, context)
             else:
-                observe_request(
-                    route=route,
-                    path=scope["path"],
-                    method=scope["method"],
-                    status=status,
-                    code=log_fields.get("code", ""),
-                    seconds=seconds,
-                    deleted=log_fields.get("succeeded", 0),
-                    failed=log_fields.get("failed", 0),
-                )
-                if "partner" in log_fields:
-                    # Who drifts: the skew histogram has no partner label, the log line has both.
-                    log_fields["clock_skew_ms"] = _skew_ms(scope, arrived_ms)
-                client = scope.get("client")
-                _log.info(
-                    "request",
-                    method=scope["method"],
-                    route=route or scope["path"][:200],
-                    # The partner's address: behind a proxy, from its X-Forwarded-For (uvicorn
-                    # trusts it from FORWARDED_ALLOW_IPS, by default 127.0.0.1; operations.md).
-                    client=client[0] if client else None,
-                    status=status,
-                    duration_ms=round(seconds * 1000, 2),
-                    **log_fields,
-                )
+                _finished(scope, context, status)
 
 
-def _disconnected(scope: Scope, route: str | None, seconds: float) -> None:
+def _with_request_id(message: Message, request_id: str) -> Message:
+    headers = list(message.get("headers", []))
+    # An idempotent replay carries the request id of the answer it repeats.
+    if not any(name == _REQUEST_ID for name, _ in headers):
+        headers.append((_REQUEST_ID, request_id.encode()))
+    return {**message, "headers": headers}
+
+
+async def _answer(send: Send, context: RequestContext, error: ApiError) -> None:
+    """The error envelope, sent by this layer itself (nothing below answered)."""
+    context.code = error.code
+    body = encode(error_body(context.request_id, error, context.now_ms()))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _finished(scope: Scope, context: RequestContext, status: int) -> None:
+    """Count the answered request (with the entries its route reported) and log its line."""
+    seconds = context.elapsed()
+    observe_request(
+        route=context.route,
+        path=scope["path"],
+        method=scope["method"],
+        status=status,
+        code=context.code or "",
+        seconds=seconds,
+        deleted=context.deleted or 0,
+        failed=context.failed or 0,
+    )
+    fields = context.log_fields()
+    if context.partner is not None:
+        # Who drifts: the skew histogram has no partner label, the log line has both.
+        fields["clock_skew_ms"] = _skew_ms(scope, context.arrived_ms)
+    client = scope.get("client")
+    _log.info(
+        "request",
+        method=scope["method"],
+        route=context.route or scope["path"][:200],
+        # The partner's address: behind a proxy, from its X-Forwarded-For (uvicorn
+        # trusts it from FORWARDED_ALLOW_IPS, by default 127.0.0.1; operations.md).
+        client=client[0] if client else None,
+        status=status,
+        duration_ms=round(seconds * 1000, 2),
+        **fields,
+    )
+
+
+def _disconnected(scope: Scope, context: RequestContext) -> None:
     """One line, no traceback, and its own counter: not a request answered."""
     CLIENT_DISCONNECTS.inc()
     _log.info(
         "client disconnected before its body was read",
         method=scope["method"],
-        route=route or scope["path"][:200],
-        duration_ms=round(seconds * 1000, 2),
+        route=context.route or scope["path"][:200],
+        duration_ms=round(context.elapsed() * 1000, 2),
     )
 
 

@@ -143,15 +143,19 @@ async def gateway_client(
     settings: Settings | None = None,
     connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
     cache_clock: Callable[[], float] | None = None,
+    **edges: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An app with its own pool (as one gateway process), lifespan run, in-process transport."""
+    """An app with its own pool (as one gateway process), lifespan run, in-process transport;
+    ``edges`` are more of the factory's clocks and sources (``new_id``, ``timer``...)."""
+    if cache_clock is not None:
+        edges["cache_clock"] = cache_clock
     app = create_app(
         settings or Settings(pool_min=1, pool_max=4),
         conninfo=database_url,
         clock=clock or FakeClock(),
         connection_class=connection_class,
         secret_box=TEST_BOX,
-        **({"cache_clock": cache_clock} if cache_clock is not None else {}),
+        **edges,
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
