@@ -23,6 +23,7 @@ import catalog_store as store
 
 from .context import IdSource, Timer, new_request_id, request_context
 from .credentials import KEY_USE_INTERVAL, CredentialCache, KeyUse
+from .database import resolve_conninfo
 from .deletions import DELETIONS_PATH, batch_status, delete_products
 from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
 from .errors import ApiError
@@ -47,13 +48,6 @@ from .wire import HealthData, HealthResponse, ReadyData, ReadyResponse
 __all__ = ["app_from_environment", "create_app", "resolve_conninfo"]
 
 _log = structlog.get_logger("gateway")
-
-
-def resolve_conninfo(settings: Settings) -> str:
-    """``DATABASE_URL`` when set, else the embedded PostgreSQL under the data folder."""
-    if settings.database_url is not None:
-        return settings.database_url.reveal()
-    return store.embedded_conninfo(settings.data_dir)
 
 
 async def _healthz(request: Request) -> Response:

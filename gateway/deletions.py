@@ -21,6 +21,7 @@ from .jobs import BATCH_JOB
 from .paging import encode_cursor, page
 from .target import query_problems, require_canonical_path
 from .wire import (
+    DELETIONS_PATH,
     MAX_DISPATCH_ENTRIES,
     MAX_SYNC_ENTRIES,
     BatchData,
@@ -41,8 +42,6 @@ from .wire import (
 )
 
 __all__ = ["DELETIONS_PATH", "batch_status", "delete_products"]
-
-DELETIONS_PATH = "/api/v1/partner/stores/products/deletions"
 
 _PROBLEM_CODES = {
     store.Problem.ID_NOT_FOUND: "PRD_014",

@@ -8,6 +8,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 __all__ = [
+    "DELETIONS_PATH",
     "MAX_DISPATCH_ENTRIES",
     "MAX_SYNC_ENTRIES",
     "BatchData",
@@ -36,6 +37,8 @@ __all__ = [
     "encode",
 ]
 
+#: The deletion route; a batch's status is read at ``DELETIONS_PATH/{batchId}``.
+DELETIONS_PATH = "/api/v1/partner/stores/products/deletions"
 MAX_SYNC_ENTRIES = 1_000
 MAX_DISPATCH_ENTRIES = 100_000
 

@@ -17,9 +17,9 @@ import psycopg
 import pytest
 
 import catalog_store as store
-from gateway.cli import _prepare, pending_refusal
+from gateway.cli.base import CommandError
+from gateway.cli.database import pending_refusal, prepare
 from gateway.jobs import migrate, migrations
-from gateway.partner_cli import CommandError
 from gateway.settings import Secret, Settings, load_settings
 from tests.live import cli, free_port, partner_client, serving
 from tests.support import DELETIONS, body_of, make_tenant, run_with_pool
@@ -62,13 +62,13 @@ def test_migrate_check_lists_pending_and_serve_and_worker_refuse_until_migrated(
 def test_the_embedded_database_is_migrated_by_any_command_a_database_url_only_by_migrate(
     empty_database: str,
 ) -> None:
-    """The decision `_prepare` makes for every command but `migrate`: with no DATABASE_URL (the
+    """The decision `prepare` makes for every command but `migrate`: with no DATABASE_URL (the
     embedded demo) it migrates; with one it refuses, naming `migrate`."""
     every = [m.name for m in migrations()]
     with pytest.raises(CommandError) as caught:
-        asyncio.run(_prepare(Settings(database_url=Secret(empty_database)), empty_database))
+        asyncio.run(prepare(Settings(database_url=Secret(empty_database)), empty_database))
     assert str(caught.value) == pending_refusal(every)
-    report = asyncio.run(_prepare(Settings(), empty_database))
+    report = asyncio.run(prepare(Settings(), empty_database))
     assert report.applied == every
 
 

@@ -1,4 +1,8 @@
-"""The partner-side commands: `call` signs and sends a request, `sign` shows how to sign one."""
+"""The partner-side commands: `call` signs and sends a request, `sign` shows how to sign one.
+
+They need no database and none of the server: the HTTP client and the signing helpers are
+imported inside the commands.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import signing
 
-from .auth import masked_string_to_sign
-from .client import PartnerAuth
-from .deletions import DELETIONS_PATH
-from .envelope import wall_clock_ms
+from ..wire import DELETIONS_PATH
+from .base import CommandError, print_json
 
-__all__ = ["NOT_ALL_DELETED", "CommandError", "add_partner_commands"]
+__all__ = ["NOT_ALL_DELETED", "register"]
 
 _DEFAULT_URL = "http://127.0.0.1:8000"
 
-
-class CommandError(Exception):
-    """A failure the user can fix; printed as ``{"error": ...}`` with exit status 2."""
+#: The exit status of `call` when the gateway processed the request but some entries were not
+#: deleted (or, in a dry run, would not be).
+NOT_ALL_DELETED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +93,16 @@ def _deletion_body(args: argparse.Namespace) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _print(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+def _print_answer(value: Any) -> None:
+    """What the gateway answered, its text as it came (no escaping of non-ASCII)."""
+    print_json(value, ensure_ascii=False)
 
 
 def _cmd_call(args: argparse.Namespace) -> int:
+    import httpx
+
+    from ..client import PartnerAuth
+
     creds = _credentials(args)
     auth = PartnerAuth(
         partner_client_id=creds.partner_client_id,
@@ -116,9 +121,9 @@ def _cmd_call(args: argparse.Namespace) -> int:
     try:
         body = response.json()
     except ValueError:
-        _print({"status": response.status_code, "body": response.text})
+        _print_answer({"status": response.status_code, "body": response.text})
         return 1
-    _print({"status": response.status_code, "body": body})
+    _print_answer({"status": response.status_code, "body": body})
     if not response.is_success:
         return 1
     not_deleted = _not_deleted(body)
@@ -126,11 +131,6 @@ def _cmd_call(args: argparse.Namespace) -> int:
         sys.stderr.write(f"partner-gateway call: {not_deleted}\n")
         return NOT_ALL_DELETED
     return 0
-
-
-#: The exit status of `call` when the gateway processed the request but some entries were not
-#: deleted (or, in a dry run, would not be).
-NOT_ALL_DELETED = 3
 
 
 def _not_deleted(body: Any) -> str | None:
@@ -148,23 +148,25 @@ def _not_deleted(body: Any) -> str | None:
     return f"not all deleted: {failed} of {total} entries failed; see body.data.errors"
 
 
-def _cmd_sign(args: argparse.Namespace) -> int:
-    creds = _credentials(args)
+def _sign_body(args: argparse.Namespace) -> bytes:
+    """The exact bytes to sign: from --body-file, --body, the deletion flags, or none."""
     if args.body_file is not None:
-        body = Path(args.body_file).read_bytes()
-    elif args.body is not None:
-        body = args.body.encode("utf-8")
-    elif args.ids or args.ids_file or args.external_ids:
-        body = _deletion_body(args)
-    else:
-        body = b""
-    timestamp = args.timestamp or str(wall_clock_ms())
-    query = args.query.removeprefix("?")
+        return Path(args.body_file).read_bytes()
+    if args.body is not None:
+        return bytes(args.body.encode("utf-8"))
+    if args.ids or args.ids_file or args.external_ids:
+        return _deletion_body(args)
+    return b""
+
+
+def _string_to_sign(
+    args: argparse.Namespace, creds: _Credentials, body: bytes, timestamp: str
+) -> str:
     try:
-        message = signing.string_to_sign(
+        return signing.string_to_sign(
             method=args.method,
             path=args.path,
-            query=query,
+            query=args.query.removeprefix("?"),
             partner_client_id=creds.partner_client_id,
             store_client_id=creds.store_client_id,
             store_token=creds.store_token,
@@ -173,6 +175,25 @@ def _cmd_sign(args: argparse.Namespace) -> int:
         )
     except signing.MalformedInput as exc:
         raise CommandError(str(exc)) from None
+
+
+def _curl(method: str, url: str, headers: dict[str, str], body: bytes) -> str:
+    parts = ["curl", "-sS", "-X", method, url]
+    for name, value in headers.items():
+        parts += ["-H", f"{name}: {value}"]
+    if body:
+        parts += ["-H", "content-type: application/json", "--data-binary", body.decode()]
+    return shlex.join(parts)
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from ..auth import masked_string_to_sign
+    from ..envelope import wall_clock_ms
+
+    creds = _credentials(args)
+    body = _sign_body(args)
+    timestamp = args.timestamp or str(wall_clock_ms())
+    message = _string_to_sign(args, creds, body, timestamp)
     headers = {
         signing.HEADER_PARTNER_CLIENT_ID: creds.partner_client_id,
         signing.HEADER_STORE_CLIENT_ID: creds.store_client_id,
@@ -180,25 +201,20 @@ def _cmd_sign(args: argparse.Namespace) -> int:
         signing.HEADER_TIMESTAMP: timestamp,
         signing.HEADER_SIGNATURE: signing.sign(creds.partner_secret, message),
     }
+    query = args.query.removeprefix("?")
     url = _url(args) + args.path + (f"?{query}" if query else "")
     if args.curl:
-        parts = ["curl", "-sS", "-X", args.method.upper(), url]
-        for name, value in headers.items():
-            parts += ["-H", f"{name}: {value}"]
-        if body:
-            parts += ["-H", "content-type: application/json", "--data-binary", body.decode()]
-        sys.stdout.write(shlex.join(parts) + "\n")
+        sys.stdout.write(_curl(args.method.upper(), url, headers, body) + "\n")
         return 0
-    _print(
-        {
-            "method": args.method.upper(),
-            "url": url,
-            "headers": headers,
-            "bodySha256": signing.body_sha256(body),
-            # As the gateway's AUTH_002 shows it (token masked), so the two can be diffed.
-            "stringToSign": masked_string_to_sign(message, creds.store_token),
-        }
-    )
+    shown = {
+        "method": args.method.upper(),
+        "url": url,
+        "headers": headers,
+        "bodySha256": signing.body_sha256(body),
+        # As the gateway's AUTH_002 shows it (token masked), so the two can be diffed.
+        "stringToSign": masked_string_to_sign(message, creds.store_token),
+    }
+    _print_answer(shown)
     return 0
 
 
@@ -221,8 +237,8 @@ def _credential_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_partner_commands(commands: Any) -> None:
-    """Register `call` and `sign` (they need no database, only a partner's credentials)."""
+def register(commands: Any) -> None:
+    """Add `call` and `sign` (they need no database, only a partner's credentials)."""
     call = commands.add_parser("call", help="sign a deletion (or batch read) and send it")
     _credential_flags(call)
     call.add_argument("--batch", help="read this batch instead of deleting")
