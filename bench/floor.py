@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # The options of `partner-gateway serve` (gateway/cli.py), so only the app differs.
+    # The options of `partner-gateway serve` (gateway/cli/serve.py), so only the app differs.
     uvicorn.run(
         create_floor_app,
         factory=True,

@@ -19,7 +19,7 @@ from bench.load import RunResult
 TOP = 25
 # The total list shows the project's own functions: where in our code the time is spent.
 _OURS = ("gateway/", "catalog_store/", "signing/")
-_ENTRY_POINTS = ("cli.py", "serving.py", "partner-gateway")
+_ENTRY_POINTS = ("cli/", "serving.py", "partner-gateway")
 
 
 def _short(frame: str) -> str:
