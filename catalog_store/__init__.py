@@ -2,6 +2,7 @@
 products and idempotency keys; no HTTP in here."""
 
 from .archive import RestoreItem, RestoreRefusal, purge_archive, restore_products
+from .auth_lookup import AuthRecord, lookup_auth, lookup_auth_by_hash, note_secrets_used
 from .batches import (
     CHUNK_SIZE,
     Batch,
@@ -12,39 +13,6 @@ from .batches import (
     list_batch_entries,
     process_next_chunk,
     purge_old_batches,
-)
-from .credentials import (
-    DEFAULT_SCOPES,
-    MAX_ACTIVE_SECRETS,
-    SCOPE_BATCHES_READ,
-    SCOPE_DELETE,
-    AuthRecord,
-    IssuedToken,
-    NewPartner,
-    NewSecret,
-    NewStore,
-    ResealReport,
-    RetiredSecret,
-    SecretCheck,
-    SecretInfo,
-    TokenInfo,
-    check_secrets,
-    create_partner,
-    create_store,
-    has_plain_secrets,
-    hash_token,
-    issue_token,
-    list_secrets,
-    list_tokens,
-    lookup_auth,
-    lookup_auth_by_hash,
-    note_secrets_used,
-    reseal_secrets,
-    retire_secret,
-    revoke_token,
-    rotate_secret,
-    seal_plain_secrets,
-    set_partner_active,
 )
 from .deadline import commit_point, deadline
 from .deletions import DeletionPreview, delete_products, preview_deletion
@@ -74,6 +42,18 @@ from .migrate import (
     available_migrations,
     pending_migrations,
 )
+from .partners import (
+    MAX_ACTIVE_SECRETS,
+    NewPartner,
+    NewSecret,
+    RetiredSecret,
+    SecretInfo,
+    create_partner,
+    list_secrets,
+    retire_secret,
+    rotate_secret,
+    set_partner_active,
+)
 from .plan import (
     DeletedProduct,
     DeletionOutcome,
@@ -85,8 +65,29 @@ from .plan import (
 from .pool import Pool, connection, create_pool, requests_waiting
 from .products import ProductRef, count_products, seed_products
 from .replay import Nonce, RateLimit, accept_nonce, purge_expired_nonces, spend_nonce
+from .sealed_secrets import (
+    ResealReport,
+    SecretCheck,
+    check_secrets,
+    has_plain_secrets,
+    reseal_secrets,
+    seal_plain_secrets,
+)
 from .sealing import SecretBox, generate_key, parse_key, parse_keys
 from .stats import QueueStats, queue_stats
+from .store_tokens import (
+    DEFAULT_SCOPES,
+    SCOPE_BATCHES_READ,
+    SCOPE_DELETE,
+    IssuedToken,
+    NewStore,
+    TokenInfo,
+    create_store,
+    hash_token,
+    issue_token,
+    list_tokens,
+    revoke_token,
+)
 
 __all__ = [
     "AnsweredBefore",
