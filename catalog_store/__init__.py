@@ -63,7 +63,7 @@ from .plan import (
     plan_deletion,
 )
 from .pool import Pool, connection, create_pool, requests_waiting
-from .products import ProductRef, count_products, seed_products
+from .products import ProductRef, count_products, first_products, seed_products
 from .replay import Nonce, RateLimit, accept_nonce, purge_expired_nonces, spend_nonce
 from .sealed_secrets import (
     ResealReport,
@@ -82,6 +82,7 @@ from .store_tokens import (
     IssuedToken,
     NewStore,
     TokenInfo,
+    clients_exist,
     create_store,
     hash_token,
     issue_token,
@@ -146,6 +147,7 @@ __all__ = [
     "apply_migrations",
     "available_migrations",
     "check_secrets",
+    "clients_exist",
     "connection",
     "count_products",
     "create_batch",
@@ -156,6 +158,7 @@ __all__ = [
     "deadline",
     "delete_products",
     "embedded_conninfo",
+    "first_products",
     "generate_key",
     "get_batch",
     "has_plain_secrets",

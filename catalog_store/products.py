@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .errors import UnknownClient
 from .pool import Pool, connection
 
-__all__ = ["ProductRef", "count_products", "seed_products"]
+__all__ = ["ProductRef", "count_products", "first_products", "seed_products"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,14 @@ new_products AS (
 SELECT id, external_id FROM new_products
 """
 
+_FIRST_PRODUCTS = """
+SELECT p.id, p.external_id
+  FROM products p JOIN stores s ON s.id = p.store_id
+ WHERE s.client_id = %(store)s
+ ORDER BY p.created_at, p.id
+ LIMIT %(limit)s
+"""
+
 
 async def seed_products(
     pool: Pool, *, store_client_id: str, count: int, variants: int
@@ -44,6 +52,13 @@ async def seed_products(
         cur = await conn.execute(
             _SEED, {"store": store_client_id, "count": count, "variants": variants}
         )
+        return [ProductRef(row[0], row[1]) for row in await cur.fetchall()]
+
+
+async def first_products(pool: Pool, *, store_client_id: str, limit: int) -> list[ProductRef]:
+    """The first ``limit`` products of a store, oldest first (none for an unknown store)."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(_FIRST_PRODUCTS, {"store": store_client_id, "limit": limit})
         return [ProductRef(row[0], row[1]) for row in await cur.fetchall()]
 
 

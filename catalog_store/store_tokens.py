@@ -18,6 +18,7 @@ __all__ = [
     "IssuedToken",
     "NewStore",
     "TokenInfo",
+    "clients_exist",
     "create_store",
     "hash_token",
     "issue_token",
@@ -127,6 +128,19 @@ async def revoke_token(pool: Pool, *, token: str) -> bool:
     async with connection(pool) as conn:
         cur = await conn.execute(_REVOKE, (hash_token(token),))
     return cur.rowcount == 1
+
+
+async def clients_exist(
+    pool: Pool, *, partner_client_id: str, store_client_id: str
+) -> tuple[bool, bool]:
+    """Whether a partner and a store with these client ids exist: ``(partner, store)``."""
+    async with connection(pool) as conn:
+        cur = await conn.execute(
+            _CLIENTS_EXIST, {"partner": partner_client_id, "store": store_client_id}
+        )
+        found = await cur.fetchone()
+    assert found is not None
+    return bool(found[0]), bool(found[1])
 
 
 async def list_tokens(

@@ -27,22 +27,17 @@ class Demo:
 
 
 async def _sample_ids(pool: store.Pool, store_client_id: str) -> tuple[str, ...]:
-    async with store.connection(pool) as conn:
-        cur = await conn.execute(
-            "SELECT p.id FROM products p JOIN stores s ON s.id = p.store_id"
-            " WHERE s.client_id = %s ORDER BY p.created_at, p.id LIMIT 2",
-            (store_client_id,),
-        )
-        return tuple(str(row[0]) for row in await cur.fetchall())
+    """The ids of two of the store's products, for the welcome's sample command."""
+    refs = await store.first_products(pool, store_client_id=store_client_id, limit=2)
+    return tuple(str(ref.id) for ref in refs)
 
 
 async def _still_there(pool: store.Pool, demo: Demo) -> bool:
-    async with store.connection(pool) as conn:
-        cur = await conn.execute(
-            "SELECT 1 FROM partners p, stores s WHERE p.client_id = %s AND s.client_id = %s",
-            (demo.partnerClientId, demo.storeClientId),
-        )
-        return await cur.fetchone() is not None
+    """Whether the saved demo's partner and store are still in the database."""
+    partner, shop = await store.clients_exist(
+        pool, partner_client_id=demo.partnerClientId, store_client_id=demo.storeClientId
+    )
+    return partner and shop
 
 
 async def ensure_demo(pool: store.Pool, data_dir: Path, *, box: store.SecretBox) -> Demo:
