@@ -3,17 +3,9 @@ products and idempotency keys; no HTTP in here."""
 
 from .archive import RestoreItem, RestoreRefusal, purge_archive, restore_products
 from .auth_lookup import AuthRecord, lookup_auth, lookup_auth_by_hash, note_secrets_used
-from .batches import (
-    CHUNK_SIZE,
-    Batch,
-    BatchEntry,
-    BatchJob,
-    create_batch,
-    get_batch,
-    list_batch_entries,
-    process_next_chunk,
-    purge_old_batches,
-)
+from .batch_chunks import CHUNK_SIZE, process_next_chunk
+from .batch_results import BatchEntry, list_batch_entries
+from .batches import Batch, BatchJob, create_batch, get_batch, purge_old_batches
 from .deadline import commit_point, deadline
 from .deletions import DeletionPreview, delete_products, preview_deletion
 from .embedded import embedded_conninfo

@@ -23,6 +23,7 @@ DISTRIBUTED_BY_STORE: tuple[str, ...] = (
     "deletion_audit",
     "deletion_batches",
     "deletion_batch_entries",
+    "deletion_batch_chunks",
     "archived_products",
     "idempotency_keys",
 )

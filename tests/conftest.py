@@ -26,7 +26,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 ROOT = Path(__file__).resolve().parent.parent
 _TABLES = (
     "product_variants, products, store_tokens, partner_secrets, stores, partners,"
-    " replay_nonces, deletion_audit, deletion_batch_entries, deletion_batches,"
+    " replay_nonces, deletion_audit, deletion_batch_entries, deletion_batch_chunks,"
+    " deletion_batches,"
     " procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
     " archived_products, idempotency_keys, batch_work_totals"
 )

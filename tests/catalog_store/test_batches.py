@@ -209,3 +209,17 @@ async def test_finished_batches_older_than_the_retention_are_purged(pool: store.
             "SELECT count(*) FROM deletion_batch_entries WHERE batch_id = %s", (old.id,)
         )
         assert await cur.fetchone() == (0,)
+
+
+async def test_a_chunk_ending_past_seq_32767_is_processed(pool: store.Pool) -> None:
+    """Seq arithmetic is in integers: a chunk from seq 1 with 32,767 entries ends at 32,767."""
+    tenant = await make_tenant(pool, products=2)
+    batch = await _dispatch(pool, tenant, tenant.ids, [])
+    first = await store.process_next_chunk(
+        pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=1
+    )
+    rest = await store.process_next_chunk(
+        pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=32_767
+    )
+    assert first is not None and rest is not None
+    assert (rest.status, rest.processed, rest.succeeded) == ("succeeded", 2, 2)

@@ -295,9 +295,9 @@ def test_a_batch_worker_under_a_frozen_database_finishes_its_batch_exactly(
         status, processed, succeeded, failed = _batch(pg, batch_id)
         with psycopg.connect(pg.conninfo) as conn:
             entries = conn.execute(
-                "SELECT count(*) FILTER (WHERE done),"
-                " count(*) FILTER (WHERE code IS NULL AND done),"
-                " count(DISTINCT product_id) FROM deletion_batch_entries WHERE batch_id = %s",
+                "SELECT count(*), count(*) FILTER (WHERE r.code IS NULL),"
+                " count(DISTINCT r.product_id) FROM deletion_batch_chunks c,"
+                " unnest(c.codes, c.product_ids) AS r (code, product_id) WHERE c.batch_id = %s",
                 (batch_id,),
             ).fetchone()
             left = conn.execute(

@@ -1,0 +1,156 @@
+"""Running a dispatched batch: one chunk of at most 1,000 entries per transaction.
+
+A chunk takes the batch's row lock, then one statement does the rest: it deletes (and archives)
+the products that the chunk's entries name, writes every entry's result in one row of
+``deletion_batch_chunks``, and moves the batch's counters and the workers' totals. A crash
+anywhere loses nothing and counts nothing twice: the next run starts at the first entry not
+yet done, which is the batch's ``processed`` count, since chunks run in entry order.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from .batches import Batch
+from .pool import Pool, connection
+
+__all__ = ["CHUNK_SIZE", "PROCESS_CHUNK", "process_next_chunk"]
+
+CHUNK_SIZE = 1_000
+
+# Its own statement, before the chunk's: a chunk that waited here for another worker's chunk of
+# the same batch then reads, from a snapshot taken after that commit, the entries' results it
+# must see (the earlier chunks' rows, below).
+_LOCK_BATCH = """
+SELECT request_id, partner_id, processed, total
+  FROM deletion_batches
+ WHERE store_id = %(store)s AND id = %(batch)s
+   FOR UPDATE
+"""
+
+# The chunk, whole. Its entries are those of seq ``first`` (the batch's processed count) to
+# ``first + size - 1``; each one's problem found when the batch was accepted (invalid id,
+# repeated) is kept. The rules for the others are those of a synchronous request:
+# - an id that no product of the store has: id_not_found; an external id: external_id_not_found;
+# - an external id whose product an id entry of the batch names is a repeat: in this chunk, the
+#   product deleted carries both; in an earlier one, its external id is among the products that
+#   the earlier chunks deleted (read only when this chunk has an external id that found nothing,
+#   from their rows, or from the entries' rows for chunks a worker of the previous version ran).
+# ``deleted`` and ``archived`` are the deletion itself (the archive as DELETE_PRODUCTS writes
+# it, tagged with the batch): the one place to change when the way products are deleted does.
+PROCESS_CHUNK = """
+WITH entries AS (
+    SELECT seq, field, problem,
+           CASE WHEN field = 0 AND problem IS NULL THEN value::uuid END AS id,
+           CASE WHEN field = 1 AND problem IS NULL THEN value END AS external_id
+      FROM deletion_batch_entries
+     WHERE store_id = %(store)s AND batch_id = %(batch)s
+       AND seq >= %(first)s::integer AND seq < %(first)s::integer + %(size)s::integer
+), deleted AS (
+    DELETE FROM products
+     WHERE store_id = %(store)s
+       AND (id = ANY (ARRAY(SELECT id FROM entries WHERE id IS NOT NULL))
+            OR external_id = ANY (ARRAY(SELECT external_id FROM entries
+                                         WHERE external_id IS NOT NULL)))
+    RETURNING *
+), archived AS (
+    INSERT INTO archived_products
+        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
+    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s, %(partner)s, to_jsonb(d),
+           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
+                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
+      FROM deleted d
+    -- Deleted again by the same batch after a restore: the archive keeps the latest deletion.
+    ON CONFLICT (store_id, request_id, id) DO UPDATE SET external_id = excluded.external_id,
+       deleted_at = excluded.deleted_at, product = excluded.product,
+       variants = excluded.variants, restored_at = NULL
+), matched AS (
+    SELECT e.seq, e.field, e.problem, e.external_id AS named,
+           coalesce(by_id.id, by_external.id) AS product_id,
+           coalesce(by_id.external_id, by_external.external_id) AS product_external_id
+      FROM entries e
+      LEFT JOIN deleted by_id ON by_id.id = e.id
+      LEFT JOIN deleted by_external ON by_external.external_id = e.external_id
+), earlier AS (
+    SELECT r.external_id
+      FROM deletion_batch_chunks c, unnest(c.external_ids) AS r (external_id)
+     WHERE c.store_id = %(store)s AND c.batch_id = %(batch)s
+       AND EXISTS (SELECT FROM matched WHERE named IS NOT NULL AND product_id IS NULL)
+    UNION
+    SELECT external_id
+      FROM deletion_batch_entries
+     WHERE store_id = %(store)s AND batch_id = %(batch)s AND done AND field = 0
+       AND EXISTS (SELECT FROM matched WHERE named IS NOT NULL AND product_id IS NULL)
+), results AS (
+    SELECT m.seq, m.product_id, m.product_external_id,
+           CASE WHEN m.problem IS NOT NULL THEN m.problem
+                WHEN m.field = 0 AND m.product_id IS NULL THEN 'id_not_found'
+                WHEN m.field = 0 THEN NULL
+                WHEN m.product_id IS NULL AND er.external_id IS NOT NULL THEN 'repeated'
+                WHEN m.product_id IS NULL THEN 'external_id_not_found'
+                WHEN m.product_id IN (SELECT id FROM entries WHERE id IS NOT NULL)
+                THEN 'repeated'
+           END AS code
+      FROM matched m
+      LEFT JOIN earlier er ON er.external_id = m.named AND m.product_id IS NULL
+), chunk AS (
+    INSERT INTO deletion_batch_chunks
+        (store_id, batch_id, first_seq, last_seq, codes, product_ids, external_ids)
+    SELECT %(store)s, %(batch)s, min(seq), max(seq),
+           array_agg(code ORDER BY seq),
+           array_agg(CASE WHEN code IS NULL THEN product_id END ORDER BY seq),
+           array_agg(CASE WHEN code IS NULL THEN product_external_id END ORDER BY seq)
+      FROM results
+    HAVING count(*) > 0
+), counted AS (
+    SELECT count(*)::int AS done, (count(*) FILTER (WHERE code IS NULL))::int AS deleted
+      FROM results
+), batch AS (
+    UPDATE deletion_batches b
+       SET processed = b.processed + c.done,
+           succeeded = b.succeeded + c.deleted,
+           failed = b.failed + c.done - c.deleted,
+           status = CASE WHEN b.processed + c.done < b.total THEN 'processing'
+                         WHEN b.failed + c.done - c.deleted = 0 THEN 'succeeded'
+                         ELSE 'completed' END,
+           updated_at = now()
+      FROM counted c
+     WHERE b.store_id = %(store)s AND b.id = %(batch)s AND c.done > 0
+    RETURNING b.store_id, b.id, b.status, b.total, b.processed, b.succeeded, b.failed,
+              b.created_at, b.updated_at
+), totals AS (
+    -- The work of every worker in one row, read by any gateway's /metrics (stats.py).
+    INSERT INTO batch_work_totals AS t (chunks, deleted, failed)
+    SELECT 1, deleted, done - deleted FROM counted WHERE done > 0
+    ON CONFLICT (id) DO UPDATE SET chunks = t.chunks + 1,
+       deleted = t.deleted + excluded.deleted, failed = t.failed + excluded.failed
+)
+SELECT store_id, id, status, total, processed, succeeded, failed, created_at, updated_at
+  FROM batch
+"""
+
+
+async def process_next_chunk(
+    pool: Pool, *, store_id: int, batch_id: uuid.UUID, chunk_size: int = CHUNK_SIZE
+) -> Batch | None:
+    """Process the next chunk of a batch in one transaction; return the batch as it then is,
+    or None when there was nothing left (or no such batch)."""
+    async with connection(pool) as conn, conn.transaction():
+        cur = await conn.execute(_LOCK_BATCH, {"store": store_id, "batch": batch_id})
+        locked = await cur.fetchone()
+        if locked is None or locked[2] >= locked[3]:
+            return None
+        request_id, partner_id, processed, _total = locked
+        cur = await conn.execute(
+            PROCESS_CHUNK,
+            {
+                "store": store_id,
+                "batch": batch_id,
+                "request": request_id,
+                "partner": partner_id,
+                "first": processed,
+                "size": chunk_size,
+            },
+        )
+        row = await cur.fetchone()
+    return None if row is None else Batch(*row)
