@@ -223,3 +223,57 @@ async def test_a_chunk_ending_past_seq_32767_is_processed(pool: store.Pool) -> N
     )
     assert first is not None and rest is not None
     assert (rest.status, rest.processed, rest.succeeded) == ("succeeded", 2, 2)
+
+
+# What a worker of the release before per-chunk results left behind: each entry's result in
+# its own row. Made here from a chunk's row, which then goes.
+_AS_PREVIOUS_RELEASE = """
+WITH chunk AS (
+    DELETE FROM deletion_batch_chunks WHERE batch_id = %(batch)s RETURNING *
+)
+UPDATE deletion_batch_entries e
+   SET done = true, code = r.code, product_id = r.product_id, external_id = r.external_id
+  FROM chunk c, unnest(c.codes, c.product_ids, c.external_ids) WITH ORDINALITY
+                AS r (code, product_id, external_id, n)
+ WHERE e.batch_id = c.batch_id AND e.seq = c.first_seq + r.n - 1
+"""
+
+
+async def test_a_batch_begun_by_a_previous_release_worker_reads_back_whole(
+    pool: store.Pool,
+) -> None:
+    """The first chunk's results in the entries' rows (the previous release), the rest in
+    chunk rows: every result is read back, and an external id whose product an id of the
+    old chunk deleted is still a repeat."""
+    tenant = await make_tenant(pool, products=5)
+    ext = [tenant.external_ids[0], tenant.external_ids[4], "missing"]
+    batch = await _dispatch(pool, tenant, tenant.ids[:2] + ["bad"], ext)
+    await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=2)
+    async with store.connection(pool) as conn:
+        await conn.execute(_AS_PREVIOUS_RELEASE, {"batch": batch.id})
+    done = await _run(pool, batch, 2)
+    entries = await store.list_batch_entries(
+        pool, store_id=tenant.store_id, batch_id=batch.id, after_seq=-1, limit=100
+    )
+    products = tenant.products
+    assert (done.status, done.processed, done.succeeded, done.failed) == ("completed", 6, 3, 3)
+    assert [(e.field, e.row_index, e.value, e.problem, e.product) for e in entries] == [
+        ("ids", 0, tenant.ids[0], None, store.DeletedProduct(products[0].id, ext[0])),
+        (
+            "ids",
+            1,
+            tenant.ids[1],
+            None,
+            store.DeletedProduct(products[1].id, products[1].external_id),
+        ),
+        ("ids", 2, "bad", store.Problem.INVALID_ID, None),
+        ("externalIds", 0, ext[0], store.Problem.REPEATED, None),
+        ("externalIds", 1, ext[1], None, store.DeletedProduct(products[4].id, ext[1])),
+        ("externalIds", 2, "missing", store.Problem.EXTERNAL_ID_NOT_FOUND, None),
+    ]
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FILTER (WHERE done) FROM deletion_batch_entries WHERE batch_id = %s",
+            (batch.id,),
+        )
+        assert await cur.fetchone() == (2,)
