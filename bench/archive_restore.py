@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import catalog_store as store  # noqa: E402
 from catalog_store.deletions import DELETE_PRODUCTS  # noqa: E402
-from gateway.jobs import BATCH_JOB, migrate  # noqa: E402
+from gateway.jobs import defer_batch_job, migrate  # noqa: E402
 from tests.support import make_tenant  # noqa: E402
 
 ROUNDS = 5
@@ -93,7 +93,7 @@ async def _bench(url: str) -> dict[str, Any]:
             request_id=uuid.uuid4(),
             ids=tenant.ids,
             external_ids=[],
-            job=BATCH_JOB,
+            defer_job=defer_batch_job,
         )
         started = time.perf_counter()
         while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id):

@@ -44,7 +44,7 @@ SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
 
 
 async def _create(pool: store.Pool, tenant: Any) -> store.Batch:
-    """The batch, through whichever create_batch this checkout has (before: a ``job``)."""
+    """The batch, through whichever create_batch this checkout has."""
     kwargs: dict[str, Any] = {
         "store_id": tenant.store_id,
         "nonce": store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000),
@@ -52,10 +52,15 @@ async def _create(pool: store.Pool, tenant: Any) -> store.Batch:
         "ids": tenant.ids,
         "external_ids": [],
     }
-    if "job" in inspect.signature(store.create_batch).parameters:
-        from gateway.jobs import BATCH_JOB
+    params = inspect.signature(store.create_batch).parameters
+    if "job" in params:  # before: the store wrote procrastinate's row itself
+        from gateway.jobs import BATCH_JOB  # type: ignore[attr-defined]
 
         kwargs["job"] = BATCH_JOB
+    else:
+        from gateway.jobs import defer_batch_job
+
+        kwargs["defer_job"] = defer_batch_job
     return await store.create_batch(pool, **kwargs)
 
 

@@ -5,7 +5,7 @@ from .archive import RestoreItem, RestoreRefusal, purge_archive, restore_product
 from .auth_lookup import AuthRecord, lookup_auth, lookup_auth_by_hash, note_secrets_used
 from .batch_chunks import CHUNK_SIZE, process_next_chunk
 from .batch_results import BatchEntry, list_batch_entries
-from .batches import Batch, BatchJob, create_batch, get_batch, purge_old_batches
+from .batches import Batch, DeferJob, create_batch, get_batch, purge_old_batches
 from .deadline import commit_point, deadline
 from .deletions import DeletionPreview, delete_products, preview_deletion
 from .embedded import embedded_conninfo
@@ -87,11 +87,11 @@ __all__ = [
     "AuthRecord",
     "Batch",
     "BatchEntry",
-    "BatchJob",
     "CHUNK_SIZE",
     "CredentialError",
     "DEFAULT_SCOPES",
     "DeadlineExceeded",
+    "DeferJob",
     "DeletedProduct",
     "DeletionOutcome",
     "DeletionPlan",

@@ -1,19 +1,20 @@
 """Dispatched deletion batches: accepted in one transaction, read back, purged when old.
 
-The batch row, every entry (streamed with COPY, then classified in one statement) and its job
-are written in the request's transaction, so a batch never exists without its job. The chunks
-that run it are in ``batch_chunks.py``, the reading of its results in ``batch_results.py``.
+The batch row and every entry (streamed with COPY, then classified in one statement) are
+written in the request's transaction, and so is the batch's job: the caller's job engine
+defers it on the same connection (``defer_job``), so a batch never exists without its job and
+the store knows nothing of the engine's tables. The chunks that run a batch are in
+``batch_chunks.py``, the reading of its results in ``batch_results.py``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import msgspec
 import psycopg
 
 from .errors import RateLimited
@@ -22,21 +23,7 @@ from .pool import Pool, connection
 from .replay import Nonce, RateLimit
 from .request_transaction import in_request_transaction
 
-__all__ = [
-    "Batch",
-    "BatchJob",
-    "create_batch",
-    "get_batch",
-    "purge_old_batches",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchJob:
-    """The job engine's row to create with the batch: a task name, a queue and a lock."""
-
-    task_name: str
-    queue: str
+__all__ = ["Batch", "DeferJob", "create_batch", "get_batch", "purge_old_batches"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +38,9 @@ class Batch:
     created_at: datetime
     updated_at: datetime
 
+
+#: Defers the job that will run a batch, on the connection given, in its open transaction.
+DeferJob = Callable[[psycopg.AsyncConnection[Any], Batch], Awaitable[None]]
 
 # Advisory lock class of "a partner's open batches are being counted" (the second key is the
 # partner id); any constant that nothing else in the database uses.
@@ -87,11 +77,6 @@ SELECT %(store)s, %(batch)s, seq, field, row_index, value,
           FROM batch_stage) staged
 """
 _UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_DEFER_JOB = """
-SELECT procrastinate_defer_jobs_v1(
-    ARRAY[ROW(%(queue)s, %(task)s, 0, %(lock)s, NULL, %(args)s::jsonb, NULL)
-          ::procrastinate_job_to_defer_v1])
-"""
 _GET_BATCH = """
 SELECT store_id, id, status, total, processed, succeeded, failed, created_at, updated_at
   FROM deletion_batches
@@ -113,14 +98,15 @@ async def create_batch(
     request_id: uuid.UUID,
     ids: Sequence[str],
     external_ids: Sequence[str],
-    job: BatchJob,
+    defer_job: DeferJob,
     idempotency: Idempotency[Batch] | None = None,
     rate: RateLimit | None = None,
     max_open_batches: int = 0,
     retry_after: int = 5,
 ) -> Batch:
     """Record the nonce, the batch, every entry (streamed with COPY, then inserted classified
-    in one statement) and the job: one transaction, the same statements whatever the size.
+    in one statement), and ``defer_job`` the batch's job: one transaction, the same statements
+    whatever the size.
 
     Raises :class:`Replayed` when the nonce is already recorded, and :class:`RateLimited` when
     the partner is over ``rate`` or already has ``max_open_batches`` pending or processing
@@ -129,17 +115,18 @@ async def create_batch(
     """
 
     async def work(conn: psycopg.AsyncConnection[Any]) -> Batch:
-        return await _store_batch(
+        batch = await _store_batch(
             conn,
             store_id,
             nonce,
             request_id,
             ids,
             external_ids,
-            job,
             max_open_batches=max_open_batches,
             retry_after=retry_after,
         )
+        await defer_job(conn, batch)
+        return batch
 
     return await in_request_transaction(pool, nonce, store_id, idempotency, rate, work)
 
@@ -151,7 +138,6 @@ async def _store_batch(
     request_id: uuid.UUID,
     ids: Sequence[str],
     external_ids: Sequence[str],
-    job: BatchJob,
     *,
     max_open_batches: int,
     retry_after: int,
@@ -179,7 +165,6 @@ async def _store_batch(
     if row is None:
         raise RateLimited("batches", limit=max_open_batches, retry_after=retry_after)
     await _store_entries(conn, store_id, batch_id, ids, external_ids)
-    await _defer_job(conn, store_id, batch_id, job)
     return Batch(store_id, batch_id, "pending", total, 0, 0, 0, row[0], row[1])
 
 
@@ -200,21 +185,6 @@ async def _store_entries(
             await copy.write_row((offset + index, 1, index, value))
     await conn.execute(
         _INSERT_ENTRIES, {"uuid": _UUID_PATTERN, "store": store_id, "batch": batch_id}
-    )
-
-
-async def _defer_job(
-    conn: psycopg.AsyncConnection[Any], store_id: int, batch_id: uuid.UUID, job: BatchJob
-) -> None:
-    args = msgspec.json.encode({"store_id": store_id, "batch_id": str(batch_id)}).decode()
-    await conn.execute(
-        _DEFER_JOB,
-        {
-            "queue": job.queue,
-            "task": job.task_name,
-            "lock": f"deletion-batch-{batch_id}",
-            "args": args,
-        },
     )
 
 

@@ -17,7 +17,7 @@ from .decoding import BodyDecoder
 from .envelope import iso_ms, json_response, response_meta
 from .errors import ITEM_CODES, ApiError, InvalidField
 from .idempotency import Reply, idempotency_key, run_once
-from .jobs import BATCH_JOB
+from .jobs import defer_batch_job
 from .paging import encode_cursor, page
 from .target import query_problems, require_canonical_path
 from .wire import (
@@ -304,7 +304,7 @@ async def _dispatch(
                 request_id=uuid.UUID(request_id),
                 ids=payload.ids,
                 external_ids=payload.externalIds,
-                job=BATCH_JOB,
+                defer_job=defer_batch_job,
                 idempotency=idempotency,
                 rate=request.app.state.rate_limit,
                 max_open_batches=settings.rate_limit_batches,

@@ -1,7 +1,9 @@
-"""Dispatched batches on procrastinate: the task, the worker, and its upkeep loop.
+"""Dispatched batches on procrastinate: the task, its deferral, the worker, and its upkeep loop.
 
-The job row is created by ``catalog_store.create_batch`` in the batch's own transaction (so a
-batch never exists without its job); the worker runs it chunk by chunk. A worker that dies
+A batch's job is deferred by :func:`defer_batch_job` through procrastinate's own API, on the
+connection of the transaction that stores the batch (``catalog_store.create_batch`` calls it
+there), so the two commit together and a batch never exists without its job; the worker runs
+it chunk by chunk. A worker that dies
 mid-chunk loses only that chunk's uncommitted transaction; its job is found stalled (no
 heartbeat) by any live worker's upkeep loop and retried, and the retry starts at the first entry
 not yet done.
@@ -14,8 +16,10 @@ import contextlib
 import signal
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import procrastinate
+import psycopg
 import structlog
 
 import catalog_store as store
@@ -23,13 +27,31 @@ import catalog_store as store
 from .envelope import wall_clock_ms
 from .settings import Settings
 
-__all__ = ["BATCH_JOB", "job_app", "migrate", "migrations", "pending", "run_worker"]
+__all__ = ["defer_batch_job", "job_app", "migrate", "migrations", "pending", "run_worker"]
 
 _log = structlog.get_logger("gateway.worker")
 
 QUEUE = "deletions"
 TASK_NAME = "process_deletion_batch"
-BATCH_JOB = store.BatchJob(task_name=TASK_NAME, queue=QUEUE)
+
+# Only defers jobs, each on the connection it is given (procrastinate's ``connection`` option
+# of ``configure``: the INSERT joins that connection's transaction); never opened, so it holds
+# no connection of its own.
+_DEFERRER = procrastinate.App(connector=procrastinate.PsycopgConnector())
+
+
+def _lock(batch_id: uuid.UUID | str) -> str:
+    """The job lock of a batch: procrastinate never runs two jobs of one batch at once."""
+    return f"deletion-batch-{batch_id}"
+
+
+async def defer_batch_job(conn: psycopg.AsyncConnection[Any], batch: store.Batch) -> None:
+    """Queue the job that runs ``batch``, in ``conn``'s open transaction (the caller commits)."""
+    deferrer = _DEFERRER.configure_task(
+        TASK_NAME, queue=QUEUE, lock=_lock(batch.id), connection=conn
+    )
+    await deferrer.defer_async(store_id=batch.store_id, batch_id=str(batch.id))
+
 
 # Procrastinate's own schema, applied by our migration runner like any other migration.
 PROCRASTINATE_SCHEMA = store.Migration(
@@ -129,9 +151,9 @@ def job_app(conninfo: str) -> procrastinate.App:
             if stopping is not None and stopping.is_set() and batch.processed < batch.total:
                 # Hand the rest back: a new job (same lock) that any worker resumes at the
                 # first entry not done. This one ends now, so the worker can exit.
-                await process_deletion_batch.configure(
-                    lock=f"deletion-batch-{batch_id}"
-                ).defer_async(store_id=store_id, batch_id=batch_id)
+                await process_deletion_batch.configure(lock=_lock(batch_id)).defer_async(
+                    store_id=store_id, batch_id=batch_id
+                )
                 _log.info("batch handed back", batch_id=batch_id, processed=batch.processed)
                 return
 

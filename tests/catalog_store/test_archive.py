@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import catalog_store as store
-from gateway.jobs import BATCH_JOB
+from gateway.jobs import defer_batch_job
 from tests.support import Tenant, make_tenant
 
 pytestmark = pytest.mark.anyio
@@ -160,7 +160,7 @@ async def test_a_dispatched_batch_of_10000_is_archived_and_restored_by_batch_id(
         request_id=request_id,
         ids=tenant.ids[:5000],
         external_ids=tenant.external_ids[5000:],
-        job=BATCH_JOB,
+        defer_job=defer_batch_job,
     )
     while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id):
         pass
@@ -201,7 +201,7 @@ async def test_a_product_restored_mid_batch_and_deleted_again_by_it_stays_restor
         request_id=uuid.uuid4(),
         ids=[str(product.id)],
         external_ids=[str(product.external_id)],
-        job=BATCH_JOB,
+        defer_job=defer_batch_job,
     )
     await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=1)
     [item] = await store.restore_products(

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import catalog_store as store
-from gateway.jobs import BATCH_JOB
+from gateway.jobs import defer_batch_job
 from tests.support import Tenant, make_tenant
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +32,7 @@ async def _dispatch(
         request_id=uuid.uuid4(),
         ids=ids,
         external_ids=ext,
-        job=BATCH_JOB,
+        defer_job=defer_batch_job,
     )
 
 
@@ -79,6 +79,37 @@ async def test_a_batch_is_stored_with_its_job_and_processed_in_chunks(pool: stor
     )
     assert [e.seq for e in entries] == list(range(26))
     assert entries[20].problem is store.Problem.INVALID_ID
+
+
+class _Boom(Exception):
+    pass
+
+
+async def test_the_job_is_deferred_in_the_batch_transaction(pool: store.Pool) -> None:
+    """procrastinate's deferral joins the batch's transaction: when that transaction rolls
+    back after the job was deferred, neither the batch nor its job is left."""
+    tenant = await make_tenant(pool, products=1)
+
+    async def defer_then_fail(conn: Any, batch: store.Batch) -> None:
+        await defer_batch_job(conn, batch)
+        raise _Boom
+
+    with pytest.raises(_Boom):
+        await store.create_batch(
+            pool,
+            store_id=tenant.store_id,
+            nonce=_nonce(tenant, 1),
+            request_id=uuid.uuid4(),
+            ids=tenant.ids,
+            external_ids=[],
+            defer_job=defer_then_fail,
+        )
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM deletion_batches),"
+            " (SELECT count(*) FROM procrastinate_jobs)"
+        )
+        assert await cur.fetchone() == (0, 0)
 
 
 async def test_a_clean_batch_ends_succeeded(pool: store.Pool) -> None:

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 import catalog_store as store
-from gateway.jobs import BATCH_JOB
+from gateway.jobs import defer_batch_job
 from gateway.middleware import CUT_OFF_HINT
 from tests.live import BIN, clean_env, cli, free_port, partner_client, serving
 from tests.support import DELETIONS, Tenant, assert_error, make_tenant, run_with_pool
@@ -192,7 +192,7 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
             request_id=uuid.uuid4(),
             ids=tenant.ids,
             external_ids=[],
-            job=BATCH_JOB,
+            defer_job=defer_batch_job,
         )
 
     log = tmp_path / "worker.log"

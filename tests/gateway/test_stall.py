@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 import catalog_store as store
-from gateway.jobs import BATCH_JOB, migrate
+from gateway.jobs import defer_batch_job, migrate
 from tests.live import BIN, clean_env, partner_client, serving
 from tests.load import DeletionLoad, Sent, wait_for
 from tests.own_postgres import OwnPostgres, own_postgres
@@ -326,7 +326,7 @@ async def _dispatch(pool: store.Pool, tenant: Tenant) -> uuid.UUID:
         request_id=uuid.uuid4(),
         ids=tenant.ids,
         external_ids=[],
-        job=BATCH_JOB,
+        defer_job=defer_batch_job,
     )
     return batch.id
 
