@@ -1,6 +1,15 @@
 """Figures for the operator's metrics: dispatched batches by status, the job queue, the workers'
 heartbeats and the work they did, in one statement, read at scrape time so every process
-reports the same database-wide numbers."""
+reports the same database-wide numbers.
+
+The one place where the store reads procrastinate's tables (``procrastinate_jobs``,
+``procrastinate_workers``, ``procrastinate_events``; it never writes them), for want of a
+supported way: procrastinate's API has no reading of workers' heartbeats, and its queue counts
+(``JobManager.list_queues_async``) need a pool of procrastinate's own in every ``serve``
+process and one round trip more per scrape. The columns read are those of procrastinate 3.10's
+schema (uv.lock); tests/gateway/test_metrics.py and test_worker.py read them back, so an
+upgrade of procrastinate that changes them fails there.
+"""
 
 from __future__ import annotations
 
