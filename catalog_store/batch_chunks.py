@@ -34,8 +34,8 @@ SELECT request_id, partner_id, processed, total
 # - an id that no product of the store has: id_not_found; an external id: external_id_not_found;
 # - an external id whose product an id entry of the batch names is a repeat: in this chunk, the
 #   product deleted carries both; in an earlier one, its external id is among the products that
-#   the earlier chunks deleted (read only when this chunk has an external id that found nothing,
-#   from their rows, or from the entries' rows for chunks a worker of the previous version ran).
+#   the earlier chunks deleted (looked up only for this chunk's external ids that found nothing,
+#   in their rows, or in the entries' rows for chunks a worker of the previous version ran).
 # ``deleted`` and ``archived`` are the deletion itself (the archive as DELETE_PRODUCTS writes
 # it, tagged with the batch): the one place to change when the way products are deleted does.
 PROCESS_CHUNK = """
@@ -71,28 +71,30 @@ WITH entries AS (
       FROM entries e
       LEFT JOIN deleted by_id ON by_id.id = e.id
       LEFT JOIN deleted by_external ON by_external.external_id = e.external_id
+), missing AS (
+    SELECT named FROM matched WHERE named IS NOT NULL AND product_id IS NULL
 ), earlier AS (
     SELECT r.external_id
       FROM deletion_batch_chunks c, unnest(c.external_ids) AS r (external_id)
      WHERE c.store_id = %(store)s AND c.batch_id = %(batch)s
-       AND EXISTS (SELECT FROM matched WHERE named IS NOT NULL AND product_id IS NULL)
-    UNION
+       AND r.external_id IN (SELECT named FROM missing)
+    UNION ALL
     SELECT external_id
       FROM deletion_batch_entries
      WHERE store_id = %(store)s AND batch_id = %(batch)s AND done AND field = 0
-       AND EXISTS (SELECT FROM matched WHERE named IS NOT NULL AND product_id IS NULL)
+       AND external_id = ANY (ARRAY(SELECT named FROM missing))
 ), results AS (
-    SELECT m.seq, m.product_id, m.product_external_id,
-           CASE WHEN m.problem IS NOT NULL THEN m.problem
-                WHEN m.field = 0 AND m.product_id IS NULL THEN 'id_not_found'
-                WHEN m.field = 0 THEN NULL
-                WHEN m.product_id IS NULL AND er.external_id IS NOT NULL THEN 'repeated'
-                WHEN m.product_id IS NULL THEN 'external_id_not_found'
-                WHEN m.product_id IN (SELECT id FROM entries WHERE id IS NOT NULL)
+    SELECT seq, product_id, product_external_id,
+           CASE WHEN problem IS NOT NULL THEN problem
+                WHEN field = 0 AND product_id IS NULL THEN 'id_not_found'
+                WHEN field = 0 THEN NULL
+                WHEN product_id IS NULL AND named IN (SELECT external_id FROM earlier)
+                THEN 'repeated'
+                WHEN product_id IS NULL THEN 'external_id_not_found'
+                WHEN product_id IN (SELECT id FROM entries WHERE id IS NOT NULL)
                 THEN 'repeated'
            END AS code
-      FROM matched m
-      LEFT JOIN earlier er ON er.external_id = m.named AND m.product_id IS NULL
+      FROM matched
 ), chunk AS (
     INSERT INTO deletion_batch_chunks
         (store_id, batch_id, first_seq, last_seq, codes, product_ids, external_ids)
