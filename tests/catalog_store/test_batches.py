@@ -240,6 +240,12 @@ async def test_finished_batches_older_than_the_retention_are_purged(pool: store.
             "SELECT count(*) FROM deletion_batch_entries WHERE batch_id = %s", (old.id,)
         )
         assert await cur.fetchone() == (0,)
+        cur = await conn.execute(
+            "SELECT count(*) FILTER (WHERE batch_id = %s), count(*) FILTER (WHERE batch_id = %s)"
+            " FROM deletion_batch_chunks",
+            (old.id, new.id),
+        )
+        assert await cur.fetchone() == (0, 1)
 
 
 async def test_a_chunk_ending_past_seq_32767_is_processed(pool: store.Pool) -> None:
