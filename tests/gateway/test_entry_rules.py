@@ -40,7 +40,7 @@ Token = str | tuple[str, int]
 class Case:
     """Entries as sent: a literal string, or (kind, N) for product N's ``id``, its id in upper
     case (``ID``), its ``ext``ernal id, or its id as ``hex`` without dashes, in ``braces``,
-    ``spaced`` (a trailing space) or as a ``urn``."""
+    ``spaced`` (a trailing space), with a trailing ``newline`` or as a ``urn``."""
 
     name: str
     ids: tuple[Token, ...]
@@ -52,10 +52,10 @@ class Case:
 CASES = [
     Case(
         "invalid ids",
-        ("bad", "", ("hex", 0), ("braces", 0), ("spaced", 0), ("urn", 0)),
+        ("bad", "", ("hex", 0), ("braces", 0), ("spaced", 0), ("newline", 0), ("urn", 0)),
         (),
         (),
-        tuple(("PRD_017", "id", n) for n in range(6)),
+        tuple(("PRD_017", "id", n) for n in range(7)),
     ),
     Case(
         "an invalid id repeated",
@@ -141,6 +141,7 @@ def _entry(token: Token, tenant: Tenant) -> str:
         "hex": product.id.hex,
         "braces": "{" + str(product.id) + "}",
         "spaced": str(product.id) + " ",
+        "newline": str(product.id) + "\n",
         "urn": product.id.urn,
     }[kind]
 
