@@ -19,6 +19,7 @@ import psycopg
 
 from .errors import RateLimited
 from .idempotency import Idempotency
+from .plan import ID_PATTERN
 from .pool import Pool, connection
 from .replay import Nonce, RateLimit
 from .request_transaction import in_request_transaction
@@ -57,9 +58,9 @@ RETURNING created_at, updated_at
 """
 # Entries are streamed (COPY) into a staging table of the transaction, then inserted with their
 # problem decided in the same statement, so the gateway never holds more than the decoded body:
-# an id must be a canonical UUID (any case; PRD_017 first), and an entry equal to an earlier one
-# of its array (ids compared case-insensitively, external ids exactly) is a repeat (PRD_016),
-# the same rules as ``plan_deletion`` for the synchronous path.
+# an id must match ID_PATTERN, the plan module's own text of the rule (PRD_017 first), and an
+# entry equal to an earlier one of its array (ids compared case-insensitively, external ids
+# exactly) is a repeat (PRD_016), the same rules as ``plan_deletion`` for the synchronous path.
 _STAGE = """
 CREATE TEMPORARY TABLE batch_stage (seq integer, field smallint, row_index integer, value text)
     ON COMMIT DROP
@@ -76,7 +77,6 @@ SELECT %(store)s, %(batch)s, seq, field, row_index, value,
                CASE WHEN field = 0 THEN lower(value) ELSE value END AS key
           FROM batch_stage) staged
 """
-_UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _GET_BATCH = """
 SELECT store_id, id, status, total, processed, succeeded, failed, created_at, updated_at
   FROM deletion_batches
@@ -183,9 +183,7 @@ async def _store_entries(
         offset = len(ids)
         for index, value in enumerate(external_ids):
             await copy.write_row((offset + index, 1, index, value))
-    await conn.execute(
-        _INSERT_ENTRIES, {"uuid": _UUID_PATTERN, "store": store_id, "batch": batch_id}
-    )
+    await conn.execute(_INSERT_ENTRIES, {"uuid": ID_PATTERN, "store": store_id, "batch": batch_id})
 
 
 async def get_batch(
