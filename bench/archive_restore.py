@@ -42,7 +42,9 @@ _PLAIN_DELETE = (
 
 
 def _nonce(partner_id: int) -> store.Nonce:
-    return store.Nonce(partner_id, secrets.token_bytes(32), 4_000_000_000_000)
+    return store.Nonce(
+        partner_id, secrets.token_bytes(32), 4_000_000_000_000, time.time_ns() // 1_000_000
+    )
 
 
 async def _timed(work: Any) -> tuple[float, Any]:

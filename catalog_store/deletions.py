@@ -9,19 +9,11 @@ from typing import Any
 import psycopg
 
 from .deadline import commit_point, nothing_committed
-from .errors import RateLimited
+from .errors import Replayed
 from .idempotency import Idempotency
 from .plan import DeletedProduct, DeletionOutcome, DeletionPlan
 from .pool import Pool, connection
-from .replay import (
-    INSERT_NONCE,
-    INSERT_NONCE_LIMITED,
-    Nonce,
-    RateLimit,
-    nonce_params,
-    spend_nonce,
-    why_refused,
-)
+from .replay import Nonce, RateLimit, nonce_params, not_counted, over_the_limit
 from .request_transaction import in_request_transaction
 
 __all__ = ["DELETE_PRODUCTS", "DeletionPreview", "delete_products", "preview_deletion"]
@@ -67,23 +59,31 @@ _AUDIT = (
 )
 # A request without an idempotency key, whole, in one statement, so one round trip: the replay
 # record, the deletes with their archive (only when the record is new) and the audit row (only
-# then too) commit together or not at all. A refused request (a replayed signature, or a
-# partner over its rate limit, counted as INSERT_NONCE_LIMITED does) inserts nothing, so
-# nothing is deleted, archived or audited, and no row comes back. Every deleted row counts once
-# as a success (resolve() attributes each row to exactly one entry), so the audit's counts are
-# computed here, from the rows deleted. The archive is DELETE_PRODUCTS's, for one request.
-_NONCE_CTE = "\nWITH nonce AS (" + INSERT_NONCE + "\n    RETURNING 1\n)"
-_NONCE_LIMITED_CTE = "\nWITH nonce AS (" + INSERT_NONCE_LIMITED + "\n    RETURNING 1\n)"
-_DELETE_AUDITED_REST = (
-    """, deleted AS (
+# then too) commit together or not at all. A replayed signature inserts nothing, so nothing is
+# deleted, archived or audited, and no row comes back. Every deleted row counts once as a
+# success (resolve() attributes each row to exactly one entry), so the audit's counts are
+# computed here, from the rows deleted. The archive is DELETE_PRODUCTS's, for one request. The
+# first row says what became of the request; the others are the products deleted.
+_DELETE_AUDITED = """
+WITH nonce AS (
+    INSERT INTO replay_nonces (partner_id, signature, expires_at)
+    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), deleted AS (
     DELETE FROM products
      WHERE store_id = %(store)s
        AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
        AND EXISTS (SELECT FROM nonce)
     RETURNING *
-), archived AS ("""
-    + _ARCHIVE_DELETED
-    + """
+), archived AS (
+    INSERT INTO archived_products
+        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
+    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
+           to_jsonb(d),
+           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
+                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
+      FROM deleted d
 ), audit AS (
     INSERT INTO deletion_audit
         (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
@@ -92,13 +92,58 @@ _DELETE_AUDITED_REST = (
            (SELECT count(*)::int AS n, coalesce(array_agg(id ORDER BY id), '{}') AS ids
               FROM deleted) AS d
 )
-SELECT true, NULL::uuid, NULL::text FROM nonce
+SELECT 'accepted', NULL::uuid, NULL::text, NULL::numeric FROM nonce
 UNION ALL
-SELECT false, id, external_id FROM deleted
+SELECT 'deleted', id, external_id, NULL FROM deleted
 """
+# The same with the request rate limit, as replay.INSERT_NONCE_LIMITED checks it: the replay
+# record is written first, new or not; only a new one takes its step of the partner's allowance
+# (counted); only a counted request deletes, archives and is audited. A request over the limit
+# is spent (its record commits) and changes nothing else; its first row says so, with the
+# partner's allowance as this statement saw it.
+_DELETE_AUDITED_LIMITED = """
+WITH nonce AS (
+    INSERT INTO replay_nonces (partner_id, signature, expires_at)
+    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), counted AS (
+    INSERT INTO rate_allowances AS r (partner_id, spent_until_ms)
+    SELECT %(partner)s, %(now)s + %(step)s FROM nonce
+    ON CONFLICT (partner_id) DO UPDATE
+       SET spent_until_ms = greatest(r.spent_until_ms, %(now)s) + %(step)s
+     WHERE greatest(r.spent_until_ms, %(now)s) + %(step)s <= %(now)s + %(window_ms)s
+    RETURNING 1
+), deleted AS (
+    DELETE FROM products
+     WHERE store_id = %(store)s
+       AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
+       AND EXISTS (SELECT FROM counted)
+    RETURNING *
+), archived AS (
+    INSERT INTO archived_products
+        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
+    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
+           to_jsonb(d),
+           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
+                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
+      FROM deleted d
+), audit AS (
+    INSERT INTO deletion_audit
+        (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
+    SELECT %(request)s, %(partner)s, %(store)s, %(total)s, d.n, %(total)s - d.n, d.ids
+      FROM counted,
+           (SELECT count(*)::int AS n, coalesce(array_agg(id ORDER BY id), '{}') AS ids
+              FROM deleted) AS d
 )
-_DELETE_AUDITED = _NONCE_CTE + _DELETE_AUDITED_REST
-_DELETE_AUDITED_LIMITED = _NONCE_LIMITED_CTE + _DELETE_AUDITED_REST
+SELECT 'accepted', NULL::uuid, NULL::text, NULL::numeric FROM counted
+UNION ALL
+SELECT 'over the limit', NULL, NULL,
+       (SELECT spent_until_ms FROM rate_allowances WHERE partner_id = %(partner)s)
+  FROM nonce WHERE NOT EXISTS (SELECT FROM counted)
+UNION ALL
+SELECT 'deleted', id, external_id, NULL FROM deleted
+"""
 
 
 async def delete_products(
@@ -178,15 +223,15 @@ async def _delete_in_one_statement(
             _DELETE_AUDITED if rate is None else _DELETE_AUDITED_LIMITED, params
         )
         result = await cur.fetchall()
-        refusal = None
         if not result:
             nothing_committed(conn)
-            refusal = await why_refused(conn, params, rate)
-    if refusal is not None:
-        if isinstance(refusal, RateLimited):
-            await spend_nonce(pool, nonce)
-        raise refusal
-    rows = [DeletedProduct(row[1], row[2]) for row in result if not row[0]]
+            raise Replayed("signature already accepted")
+        over = next((row for row in result if row[0] == "over the limit"), None)
+        if over is not None:
+            assert rate is not None
+            await not_counted(conn, nonce)
+            raise over_the_limit(nonce, rate, over[3])
+    rows = [DeletedProduct(row[1], row[2]) for row in result if row[0] == "deleted"]
     return plan.resolve(rows)
 
 

@@ -294,6 +294,7 @@ async def authenticate(
             partner_id=record.partner_id,
             signature=bytes.fromhex(signed.signature),
             expires_at_ms=int(signed.timestamp) + signing.WINDOW_MS + REPLAY_RECORD_MARGIN_MS,
+            received_at_ms=now_ms,
         ),
         key_id=record.key_ids[matched] if matched < len(record.key_ids) else "",
     )

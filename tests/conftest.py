@@ -29,7 +29,7 @@ _TABLES = (
     " replay_nonces, deletion_audit, deletion_batch_entries, deletion_batch_chunks,"
     " deletion_batches,"
     " procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
-    " archived_products, idempotency_keys, batch_work_totals"
+    " archived_products, idempotency_keys, batch_work_totals, rate_allowances"
 )
 
 

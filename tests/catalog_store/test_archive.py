@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import catalog_store as store
 from gateway.jobs import defer_batch_job
-from tests.support import Tenant, make_tenant
+from tests.support import NOW_MS, Tenant, make_tenant
 
 pytestmark = pytest.mark.anyio
 R = store.RestoreRefusal
@@ -35,7 +35,7 @@ async def catalog(pool: store.Pool, tenant: Tenant) -> tuple[list[Any], list[Any
 
 
 def nonce(tenant: Tenant, n: int) -> store.Nonce:
-    return store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000)
+    return store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000, NOW_MS)
 
 
 async def delete(
@@ -239,7 +239,7 @@ async def test_dry_run_delete_restore_round_trip(
     before = await catalog(pool, tenant)
 
     def fresh() -> store.Nonce:
-        return store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000)
+        return store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS)
 
     preview = await store.preview_deletion(pool, store_id=tenant.store_id, nonce=fresh(), plan=plan)
     assert await catalog(pool, tenant) == before

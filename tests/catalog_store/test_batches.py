@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 import catalog_store as store
 from gateway.jobs import defer_batch_job
-from tests.support import Tenant, make_tenant
+from tests.support import NOW_MS, Tenant, make_tenant
 
 pytestmark = pytest.mark.anyio
 
 
 def _nonce(tenant: Tenant, n: int) -> store.Nonce:
-    return store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000)
+    return store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000, NOW_MS)
 
 
 async def _dispatch(

@@ -188,6 +188,7 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
                 partner_id=tenant.partner_id,
                 signature=uuid.uuid4().bytes * 2,
                 expires_at_ms=int(time.time() * 1000) + 300_000,
+                received_at_ms=int(time.time() * 1000),
             ),
             request_id=uuid.uuid4(),
             ids=tenant.ids,

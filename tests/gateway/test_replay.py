@@ -81,7 +81,7 @@ async def test_the_purge_keeps_a_record_until_the_window_and_margin_pass_by_its_
     """Whatever the database's clock says: the caller's clock decides."""
     stamp = 1_000_000_000_000  # 2001: long past by the database's clock
     expires = stamp + signing.WINDOW_MS + REPLAY_RECORD_MARGIN_MS
-    await store.accept_nonce(pool, store.Nonce(tenant.partner_id, b"\x01", expires))
+    await store.accept_nonce(pool, store.Nonce(tenant.partner_id, b"\x01", expires, stamp))
     assert await store.purge_expired_nonces(pool, now_ms=stamp + signing.WINDOW_MS) == 0
     assert await store.purge_expired_nonces(pool, now_ms=expires) == 0
     assert await store.purge_expired_nonces(pool, now_ms=expires + 1) == 1
@@ -197,11 +197,12 @@ async def test_a_request_refused_for_the_request_rate_is_spent_and_counts_nothin
     settings = Settings(pool_min=1, pool_max=2, rate_limit_requests=1, rate_limit_window=1)
     limited = _signed(tenant, NOW_MS + 1, payload={"ids": tenant.ids[1:2]})
     read = _signed(tenant, NOW_MS + 2, batch=str(uuid.uuid4()))
-    async with gateway_client(database_url, settings=settings) as client:
+    clock = FakeClock()  # the gateway's clock decides the rate
+    async with gateway_client(database_url, clock, settings=settings) as client:
         assert (await _send(client, _signed(tenant, NOW_MS, payload={"ids": ["x"]}))).is_success
         refused = await _send(client, limited)
         refused_read = await _send(client, read)  # BAT_001 is decided before the count
-        await anyio.sleep(1.1)
+        clock.now_ms += 1_100
         again = await _send(client, limited)
         fresh = await _send(client, _signed(tenant, NOW_MS + 3, payload={"ids": ["y"]}))
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "RATE_001"

@@ -321,7 +321,10 @@ async def _dispatch(pool: store.Pool, tenant: Tenant) -> uuid.UUID:
         pool,
         store_id=tenant.store_id,
         nonce=store.Nonce(
-            tenant.partner_id, secrets.token_bytes(32), int(time.time() * 1000) + 600_000
+            tenant.partner_id,
+            secrets.token_bytes(32),
+            int(time.time() * 1000) + 600_000,
+            int(time.time() * 1000),
         ),
         request_id=uuid.uuid4(),
         ids=tenant.ids,
