@@ -1,11 +1,18 @@
-"""What the per-partner rate limit adds to the replay record's INSERT, the statement it rides on.
+"""What the per-partner request rate limit costs: alone, and on one partner's concurrent requests.
 
-    .venv/bin/python bench/rate_limit_cost.py
+    .venv/bin/python bench/rate_limit_cost.py [LIMIT ...]      (default: 1000 10000 100000)
 
-In a fresh database of the embedded PostgreSQL (or DATABASE_URL's server): one partner with
-50, then 999, accepted requests inside the window, among 100,000 records of other partners.
-Times 400 replay-record inserts (each rolled back) without a limit and with the default limit
-of 1,000 per 10 s, and prints the median and 90th percentile in microseconds.
+In a fresh database of the embedded PostgreSQL (or DATABASE_URL's server), among 100,000 replay
+records of other partners:
+
+1. For each limit, one partner just under it (limit - 1 requests counted, over a window of
+   3,600 s so that none leaves the window while it runs): 300 replay-record statements, each
+   rolled back (the state stays the same), without a limit and with it; the median and 90th
+   percentile in microseconds.
+2. One partner's requests from 8 connections at once, each a whole 1-entry deletion statement
+   (replay record, rate limit, delete, audit) committed: requests per second without a limit
+   and with one far above the load. A hard cap makes one partner's requests take turns on its
+   allowance row, from the moment they take their step to their commit.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import secrets
 import statistics
 import sys
 import time
+import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +38,20 @@ from catalog_store.replay import insert_nonce  # noqa: E402
 from gateway.jobs import migrate  # noqa: E402
 
 _RANDOM_SIGNATURE = "decode(md5(random()::text) || md5(random()::text), 'hex')"
+WINDOW = 3600
+CONNECTIONS = 8
+EACH = 150
+
+
+def _nonce(partner_id: int) -> store.Nonce:
+    now = time.time_ns() // 1_000_000
+    return store.Nonce(partner_id, secrets.token_bytes(32), now + 600_000, now)
 
 
 async def _time(conn: psycopg.AsyncConnection[Any], rate: store.RateLimit | None) -> list[float]:
     times = []
-    for _ in range(400):
-        nonce = store.Nonce(
-            partner_id=1,
-            signature=secrets.token_bytes(32),
-            expires_at_ms=time.time_ns() // 1_000_000 + 300_000,
-        )
+    for _ in range(300):
+        nonce = _nonce(1)
         async with conn.transaction(force_rollback=True):
             started = time.perf_counter()
             await insert_nonce(conn, nonce, rate)
@@ -46,7 +59,75 @@ async def _time(conn: psycopg.AsyncConnection[Any], rate: store.RateLimit | None
     return sorted(times)
 
 
+async def _just_under(conn: psycopg.AsyncConnection[Any], limit: int, counted: int) -> None:
+    """The partner's records and allowance as after ``limit - 1`` accepted requests."""
+    await conn.execute(
+        "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
+        f" SELECT 1, {_RANDOM_SIGNATURE}, now() + interval '1 hour'"
+        " FROM generate_series(1, %s)",
+        (limit - 1 - counted,),
+    )
+    rate = store.RateLimit(limit, WINDOW)
+    spent = Decimal(time.time_ns() // 1_000_000 + WINDOW * 1000) - rate.step_ms
+    await conn.execute(
+        "INSERT INTO rate_allowances VALUES (1, %s)"
+        " ON CONFLICT (partner_id) DO UPDATE SET spent_until_ms = excluded.spent_until_ms",
+        (spent,),
+    )
+    await conn.execute("ANALYZE replay_nonces")
+
+
+async def _concurrent(url: str, rate: store.RateLimit | None, partner_id: int) -> float:
+    pool = store.create_pool(url, min_size=CONNECTIONS, max_size=CONNECTIONS)
+    await pool.open(wait=True)
+
+    async def one_connection() -> None:
+        for _ in range(EACH):
+            await store.delete_products(
+                pool,
+                store_id=1,
+                nonce=_nonce(partner_id),
+                request_id=uuid.uuid4(),
+                plan=store.plan_deletion([str(uuid.uuid4())], []),
+                rate=rate,
+            )
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(one_connection() for _ in range(CONNECTIONS)))
+        return CONNECTIONS * EACH / (time.perf_counter() - started)
+    finally:
+        await pool.close()
+
+
+async def _run(url: str, limits: list[int]) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO partners (client_id, name) VALUES ('bench', 'bench')")
+        await conn.execute(
+            "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
+            f" SELECT 10 + g % 100, {_RANDOM_SIGNATURE}, now() + interval '1 hour'"
+            " FROM generate_series(1, 100000) g"
+        )
+        counted = 0
+        for limit in sorted(limits):
+            await _just_under(conn, limit, counted)
+            counted = limit - 1
+            for rate in (None, store.RateLimit(limit, WINDOW)):
+                label = "no limit" if rate is None else "limited"
+                times = await _time(conn, rate)
+                median, p90 = statistics.median(times), times[int(len(times) * 0.9)]
+                print(
+                    f"limit {limit:>7,}, {limit - 1:>6,} counted, {label:>8}:"
+                    f" median {median:.0f} us, p90 {p90:.0f} us"
+                )
+    for partner_id, rate in ((2, None), (3, store.RateLimit(1_000_000, WINDOW))):
+        per_second = await _concurrent(url, rate, partner_id)
+        label = "no limit" if rate is None else "limit 1,000,000"
+        print(f"one partner, {CONNECTIONS} connections, {label:>15}: {per_second:.0f} requests/s")
+
+
 async def main() -> None:
+    limits = [int(arg) for arg in sys.argv[1:]] or [1_000, 10_000, 100_000]
     server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
     name = f"bench_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as admin:
@@ -54,29 +135,7 @@ async def main() -> None:
     url = psycopg.conninfo.make_conninfo(server, dbname=name)
     try:
         await migrate(url)
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            await conn.execute("INSERT INTO partners (client_id, name) VALUES ('bench', 'bench')")
-            await conn.execute(
-                "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
-                f" SELECT 2 + g % 100, {_RANDOM_SIGNATURE}, now() + interval '5 min'"
-                " FROM generate_series(1, 100000) g"
-            )
-            counted = 0
-            for recent in (50, 999):
-                await conn.execute(
-                    "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
-                    f" SELECT 1, {_RANDOM_SIGNATURE}, now() + interval '5 min'"
-                    " FROM generate_series(1, %s)",
-                    (recent - counted,),
-                )
-                counted = recent
-                await conn.execute("ANALYZE replay_nonces")
-                for label, rate in (("no limit", None), ("1000/10s", store.RateLimit(1000, 10))):
-                    times = await _time(conn, rate)
-                    median, p90 = statistics.median(times), times[int(len(times) * 0.9)]
-                    print(
-                        f"{recent:>4} counted, {label:>9}: median {median:.0f} us, p90 {p90:.0f} us"
-                    )
+        await _run(url, limits)
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
