@@ -122,9 +122,10 @@ ENVIRONMENT = {
     " commands that need it refuse)",
     "GATEWAY_AUTH_CACHE_SECONDS": "seconds a process keeps a credentials lookup; the bound on"
     " how late a revocation, disable or retirement takes effect; 0 disables (2)",
-    "GATEWAY_RATE_LIMIT_REQUESTS": "accepted requests per partner per window, all processes"
-    " together; 0 disables (1000)",
-    "GATEWAY_RATE_LIMIT_WINDOW": "seconds of the sliding window of the request limit (10)",
+    "GATEWAY_RATE_LIMIT_REQUESTS": "accepted requests per partner at once, and per window after"
+    " that, all processes together; 0 disables (1000)",
+    "GATEWAY_RATE_LIMIT_WINDOW": "seconds of the request limit's window: one request comes back"
+    " every window / limit seconds (10)",
     "GATEWAY_RATE_LIMIT_BATCHES": "pending or processing dispatched batches per partner;"
     " 0 disables (4)",
     "GATEWAY_MAX_HEADER_BYTES": "longest value of any one header on the partner API, in bytes"
