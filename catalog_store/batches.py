@@ -21,7 +21,7 @@ from .errors import RateLimited
 from .idempotency import Idempotency
 from .plan import ID_PATTERN
 from .pool import Pool, connection
-from .replay import Nonce, RateLimit
+from .replay import Nonce, RateLimit, take_step
 from .request_transaction import in_request_transaction
 
 __all__ = ["Batch", "DeferJob", "create_batch", "get_batch", "purge_old_batches"]
@@ -126,6 +126,7 @@ async def create_batch(
             retry_after=retry_after,
         )
         await defer_job(conn, batch)
+        await take_step(conn, nonce, rate)  # last: the partner's row stays locked until COMMIT
         return batch
 
     return await in_request_transaction(pool, nonce, store_id, idempotency, rate, work)

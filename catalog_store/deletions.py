@@ -7,13 +7,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
+from .counted import DELETE_AUDITED_COUNTED, DELETE_PRODUCTS_COUNTED, PREVIEW_COUNTED
 from .deadline import commit_point, nothing_committed
 from .errors import Replayed
 from .idempotency import Idempotency
 from .plan import DeletedProduct, DeletionOutcome, DeletionPlan
 from .pool import Pool, connection
-from .replay import Nonce, RateLimit, nonce_params, not_counted, over_the_limit
+from .replay import (
+    STEP_REFUSED,
+    Nonce,
+    RateLimit,
+    execute_counted,
+    nonce_params,
+    not_counted,
+    over_the_limit,
+    spend_nonce,
+)
 from .request_transaction import in_request_transaction
 
 __all__ = ["DELETE_PRODUCTS", "DeletionPreview", "delete_products", "preview_deletion"]
@@ -96,54 +107,6 @@ SELECT 'accepted', NULL::uuid, NULL::text, NULL::numeric FROM nonce
 UNION ALL
 SELECT 'deleted', id, external_id, NULL FROM deleted
 """
-# The same with the request rate limit, as replay.INSERT_NONCE_LIMITED checks it: the replay
-# record is written first, new or not; only a new one takes its step of the partner's allowance
-# (counted); only a counted request deletes, archives and is audited. A request over the limit
-# is spent (its record commits) and changes nothing else; its first row says so, with the
-# partner's allowance as this statement saw it.
-_DELETE_AUDITED_LIMITED = """
-WITH nonce AS (
-    INSERT INTO replay_nonces (partner_id, signature, expires_at)
-    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), counted AS (
-    INSERT INTO rate_allowances AS r (partner_id, spent_until_ms)
-    SELECT %(partner)s, %(now)s + %(step)s FROM nonce
-    ON CONFLICT (partner_id) DO UPDATE
-       SET spent_until_ms = greatest(r.spent_until_ms, %(now)s) + %(step)s
-     WHERE greatest(r.spent_until_ms, %(now)s) + %(step)s <= %(now)s + %(window_ms)s
-    RETURNING 1
-), deleted AS (
-    DELETE FROM products
-     WHERE store_id = %(store)s
-       AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
-       AND EXISTS (SELECT FROM counted)
-    RETURNING *
-), archived AS (
-    INSERT INTO archived_products
-        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
-    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
-           to_jsonb(d),
-           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
-                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d
-), audit AS (
-    INSERT INTO deletion_audit
-        (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
-    SELECT %(request)s, %(partner)s, %(store)s, %(total)s, d.n, %(total)s - d.n, d.ids
-      FROM counted,
-           (SELECT count(*)::int AS n, coalesce(array_agg(id ORDER BY id), '{}') AS ids
-              FROM deleted) AS d
-)
-SELECT 'accepted', NULL::uuid, NULL::text, NULL::numeric FROM counted
-UNION ALL
-SELECT 'over the limit', NULL, NULL,
-       (SELECT spent_until_ms FROM rate_allowances WHERE partner_id = %(partner)s)
-  FROM nonce WHERE NOT EXISTS (SELECT FROM counted)
-UNION ALL
-SELECT 'deleted', id, external_id, NULL FROM deleted
-"""
 
 
 async def delete_products(
@@ -169,18 +132,20 @@ async def delete_products(
     if idempotency is None:
         return await _delete_in_one_statement(pool, store_id, nonce, request_id, plan, rate)
 
+    params = nonce_params(nonce, rate)
+    params.update(
+        store=store_id,
+        ids=plan.target_ids,
+        external_ids=plan.target_external_ids,
+        request=request_id,
+        batch=None,
+    )
+
     async def work(conn: psycopg.AsyncConnection[Any]) -> DeletionOutcome:
-        cur = await conn.execute(
-            DELETE_PRODUCTS,
-            {
-                "store": store_id,
-                "ids": plan.target_ids,
-                "external_ids": plan.target_external_ids,
-                "request": request_id,
-                "batch": None,
-                "partner": nonce.partner_id,
-            },
-        )
+        if rate is None:
+            cur = await conn.execute(DELETE_PRODUCTS, params)
+        else:
+            cur = await execute_counted(conn, DELETE_PRODUCTS_COUNTED, params, nonce, rate)
         rows = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
         outcome = plan.resolve(rows)
         await conn.execute(
@@ -219,20 +184,38 @@ async def _delete_in_one_statement(
     )
     async with connection(pool) as conn:
         commit_point(conn)  # one statement in autocommit: it commits as it ends
-        cur = await conn.execute(
-            _DELETE_AUDITED if rate is None else _DELETE_AUDITED_LIMITED, params
-        )
-        result = await cur.fetchall()
-        if not result:
+        result = await _run_one_statement(conn, params, rate)
+        if result == []:
             nothing_committed(conn)
             raise Replayed("signature already accepted")
-        over = next((row for row in result if row[0] == "over the limit"), None)
+        over = next((row for row in result or () if row[0] == "over the limit"), None)
         if over is not None:
             assert rate is not None
             await not_counted(conn, nonce)
             raise over_the_limit(nonce, rate, over[3])
+    if result is None:  # the step was refused, and nothing was kept: spend the nonce now
+        assert rate is not None
+        await spend_nonce(pool, nonce)
+        raise over_the_limit(nonce, rate, None)
     rows = [DeletedProduct(row[1], row[2]) for row in result if row[0] == "deleted"]
     return plan.resolve(rows)
+
+
+async def _run_one_statement(
+    conn: psycopg.AsyncConnection[Any], params: dict[str, Any], rate: RateLimit | None
+) -> list[tuple[Any, ...]] | None:
+    """The statement's rows (none: a replay), or None when its step was refused by the check
+    of rate_allowances: the statement failed, nothing was kept."""
+    try:
+        cur = await conn.execute(
+            _DELETE_AUDITED if rate is None else DELETE_AUDITED_COUNTED, params
+        )
+    except psycopg.errors.CheckViolation as exc:
+        if exc.diag.constraint_name != STEP_REFUSED:
+            raise
+        nothing_committed(conn)
+        return None
+    return await cur.fetchall()
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,11 +241,14 @@ async def preview_deletion(
     archive, no audit. Raises as :func:`delete_products` does.
     """
 
+    params = nonce_params(nonce, rate)
+    params.update(store=store_id, ids=plan.target_ids, external_ids=plan.target_external_ids)
+
     async def work(conn: psycopg.AsyncConnection[Any]) -> DeletionPreview:
-        cur = await conn.execute(
-            _PREVIEW,
-            {"store": store_id, "ids": plan.target_ids, "external_ids": plan.target_external_ids},
-        )
+        if rate is None:
+            cur = await conn.execute(_PREVIEW, params)
+        else:
+            cur = await execute_counted(conn, PREVIEW_COUNTED, params, nonce, rate)
         found = await cur.fetchall()
         return DeletionPreview(
             outcome=plan.resolve([DeletedProduct(row[0], row[1]) for row in found]),

@@ -1,6 +1,6 @@
-"""Replay records (one per signature that verified) and the per-partner request rate limit
-checked in the same statement; a refused request's record spends its signature without
-counting."""
+"""Replay records (one per signature that verified) and the per-partner request rate limit,
+checked with the record and taken last in the request's transaction; a refused request's record
+spends its signature without counting."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
 from .deadline import commit_point, nothing_committed
 from .errors import RateLimited, Replayed
@@ -18,15 +19,19 @@ from .pool import Pool, connection
 __all__ = [
     "INSERT_NONCE",
     "INSERT_NONCE_LIMITED",
+    "STEP_REFUSED",
+    "TAKE_STEP",
     "Nonce",
     "RateLimit",
     "accept_nonce",
+    "execute_counted",
     "insert_nonce",
     "nonce_params",
     "not_counted",
     "over_the_limit",
     "purge_expired_nonces",
     "spend_nonce",
+    "take_step",
 ]
 
 
@@ -60,33 +65,56 @@ INSERT_NONCE = """
     INSERT INTO replay_nonces (partner_id, signature, expires_at)
     VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
     ON CONFLICT DO NOTHING"""
-# The rate limit rides on the statement that writes the replay record, in its transaction. The
-# record is written first, whatever the limit says: a request refused for the rate is spent
-# too. Only a new record (not a replay) then takes its step of the partner's allowance, from
-# the one row of the partner: the step is taken only while the allowance stays within one
-# window of now. ON CONFLICT DO UPDATE locks that row and checks its WHERE against the row's
-# latest version, so concurrent requests of one partner take their steps one after the other
-# and never pass the limit; the work does not grow with the limit. The allowance is read back
-# only for a refusal, to say when a request fits again.
+# The rate limit rides on the request's own statements. Each partner has one row: the moment
+# until which its allowance is spent. A request fits when one step (window / limit) from that
+# moment, or from now if it lies in the past, stays within one window of now. The replay record
+# is written first, whatever the limit says (a request refused for the rate is spent too), and
+# the partner's row is read without a lock: over the limit, the request stops there, and the
+# moment it read says when one fits again. A request that fits takes its step as its last write
+# (TAKE_STEP), so the row's lock is held only until the commit and one partner's requests never
+# wait for each other's work; ON CONFLICT DO UPDATE locks the row and moves it from its latest
+# version, and the check of rate_allowances refuses a move past now + window: a hard cap even
+# for requests that read the row at the same moment (the one that loses is rolled back whole).
 INSERT_NONCE_LIMITED = """
+    INSERT INTO replay_nonces (partner_id, signature, expires_at)
+    VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
+    ON CONFLICT DO NOTHING
+    RETURNING (SELECT greatest(max(a.spent_until_ms), %(now)s) + %(step)s
+                      <= %(now)s + %(window_ms)s
+                 FROM rate_allowances a WHERE a.partner_id = %(partner)s),
+              (SELECT a.spent_until_ms FROM rate_allowances a WHERE a.partner_id = %(partner)s)"""
+# The step, as the last write of a request's transaction (a statement of its own when the
+# request has no work statement to carry it: an answer given before, a dispatch).
+TAKE_STEP = """
+    INSERT INTO rate_allowances AS r (partner_id, spent_until_ms, ceiling_ms)
+    VALUES (%(partner)s, %(now)s + %(step)s, %(now)s + %(window_ms)s)
+    ON CONFLICT (partner_id) DO UPDATE
+       SET spent_until_ms = greatest(r.spent_until_ms, %(now)s) + %(step)s,
+           ceiling_ms = excluded.ceiling_ms"""
+# A request that changes nothing else (a batch's status read), whole, in autocommit: its record,
+# the check, and its step last (after the main query: a data-modifying WITH that nothing reads
+# runs at the end). No row back: a replay.
+_ACCEPT_NONCE_LIMITED = """
 WITH nonce AS (
     INSERT INTO replay_nonces (partner_id, signature, expires_at)
     VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
     ON CONFLICT DO NOTHING
     RETURNING 1
+), allowance AS (
+    SELECT greatest(a.spent_until_ms, %(now)s) + %(step)s <= %(now)s + %(window_ms)s AS fits,
+           a.spent_until_ms
+      FROM (SELECT (SELECT spent_until_ms FROM rate_allowances WHERE partner_id = %(partner)s)
+                    AS spent_until_ms) AS a
 ), counted AS (
-    INSERT INTO rate_allowances AS r (partner_id, spent_until_ms)
-    SELECT %(partner)s, %(now)s + %(step)s FROM nonce
+    SELECT 1 FROM nonce, allowance WHERE allowance.fits
+), step AS (
+    INSERT INTO rate_allowances AS r (partner_id, spent_until_ms, ceiling_ms)
+    SELECT %(partner)s, %(now)s + %(step)s, %(now)s + %(window_ms)s FROM counted
     ON CONFLICT (partner_id) DO UPDATE
-       SET spent_until_ms = greatest(r.spent_until_ms, %(now)s) + %(step)s
-     WHERE greatest(r.spent_until_ms, %(now)s) + %(step)s <= %(now)s + %(window_ms)s
-    RETURNING 1
+       SET spent_until_ms = greatest(r.spent_until_ms, %(now)s) + %(step)s,
+           ceiling_ms = excluded.ceiling_ms
 )
-SELECT EXISTS (SELECT FROM nonce),
-       EXISTS (SELECT FROM counted),
-       CASE WHEN NOT EXISTS (SELECT FROM counted)
-            THEN (SELECT spent_until_ms FROM rate_allowances WHERE partner_id = %(partner)s)
-       END
+SELECT allowance.fits, allowance.spent_until_ms FROM nonce, allowance
 """
 # A refused request's record: it spends the signature but does not count toward the rate.
 _SPEND_NONCE = """
@@ -106,14 +134,18 @@ WITH allowances AS (
 )
 DELETE FROM replay_nonces WHERE expires_at < to_timestamp(%(now)s / 1000.0)
 """
+#: The check that refuses a step past the window: another request of the partner took the
+#: allowance between this one's read and its step.
+STEP_REFUSED = "rate_allowances_within_window"
 
 
 async def insert_nonce(
     conn: psycopg.AsyncConnection[Any], nonce: Nonce, rate: RateLimit | None = None
 ) -> None:
     """Record the nonce; :class:`Replayed` if it was (nothing written), :class:`RateLimited` if
-    the partner is over ``rate`` (checked in the same statement; the record is written, and the
-    caller's transaction decides whether it stays)."""
+    the partner is over ``rate`` as its allowance stands (the record is written, and the
+    caller's transaction decides whether it stays). A request that fits must then take its
+    step, last in its transaction (:func:`take_step`)."""
     params = nonce_params(nonce, rate)
     if rate is None:
         cur = await conn.execute(INSERT_NONCE, params)
@@ -123,13 +155,39 @@ async def insert_nonce(
         return
     cur = await conn.execute(INSERT_NONCE_LIMITED, params)
     row = await cur.fetchone()
-    assert row is not None
-    recorded, counted, spent_until_ms = row
-    if not recorded:
+    if row is None:
         nothing_committed(conn)
         raise Replayed("signature already accepted")
-    if not counted:
+    fits, spent_until_ms = row
+    if not fits:
         raise over_the_limit(nonce, rate, spent_until_ms)
+
+
+async def take_step(
+    conn: psycopg.AsyncConnection[Any], nonce: Nonce, rate: RateLimit | None
+) -> None:
+    """The request's step of its partner's allowance, as a statement of its own, the last write
+    of its transaction; raises as :func:`execute_counted`."""
+    if rate is not None:
+        await execute_counted(conn, TAKE_STEP, nonce_params(nonce, rate), nonce, rate)
+
+
+async def execute_counted(
+    conn: psycopg.AsyncConnection[Any],
+    statement: str,
+    params: dict[str, Any],
+    nonce: Nonce,
+    rate: RateLimit,
+) -> psycopg.AsyncCursor[Any]:
+    """Run a statement whose last write is the request's step; :class:`RateLimited` when the
+    check refuses it (another request of the partner took the allowance since this one read
+    it): the statement failed, and the caller's transaction must roll back."""
+    try:
+        return await conn.execute(statement, params)
+    except psycopg.errors.CheckViolation as exc:
+        if exc.diag.constraint_name != STEP_REFUSED:
+            raise
+        raise over_the_limit(nonce, rate, None) from None
 
 
 def nonce_params(nonce: Nonce, rate: RateLimit | None) -> dict[str, Any]:
@@ -147,16 +205,15 @@ def nonce_params(nonce: Nonce, rate: RateLimit | None) -> dict[str, Any]:
 
 def over_the_limit(nonce: Nonce, rate: RateLimit, spent_until_ms: Decimal | None) -> RateLimited:
     """The refusal, with the whole seconds (at least 1) until a request of the partner fits
-    again: once its allowance, less one step, is within one window of now. An allowance not
-    yet visible to the refused statement (another request's row, committed meanwhile) is taken
-    as just spent: one step."""
+    again: once its allowance, less one step, is within one window of now. Refused at its step
+    (``None``: another request took the allowance just before), the allowance is taken as just
+    spent: one step."""
     now = Decimal(nonce.received_at_ms)
     window_ms = rate.window_seconds * 1000
     spent = spent_until_ms if spent_until_ms is not None else now + window_ms
     wait_ms = spent + rate.step_ms - window_ms - now
-    return RateLimited(
-        "requests", limit=rate.requests, retry_after=max(1, math.ceil(wait_ms / 1000))
-    )
+    retry_after = max(1, math.ceil(wait_ms / 1000))
+    return RateLimited("requests", limit=rate.requests, retry_after=retry_after)
 
 
 async def not_counted(conn: psycopg.AsyncConnection[Any], nonce: Nonce) -> None:
@@ -165,15 +222,41 @@ async def not_counted(conn: psycopg.AsyncConnection[Any], nonce: Nonce) -> None:
 
 
 async def accept_nonce(pool: Pool, nonce: Nonce, rate: RateLimit | None = None) -> None:
-    """Record a nonce on its own (requests that change nothing else); raises :class:`Replayed`,
-    or :class:`RateLimited` (the nonce is spent all the same, without counting)."""
+    """Record a nonce on its own (requests that change nothing else) and take its step, in one
+    statement; raises :class:`Replayed`, or :class:`RateLimited` (the nonce is spent all the
+    same, without counting)."""
     async with connection(pool) as conn:
         commit_point(conn)  # autocommit: the replay record commits with its statement
-        try:
-            await insert_nonce(conn, nonce, rate)
-        except RateLimited:
-            await not_counted(conn, nonce)
+        if rate is None:
+            await insert_nonce(conn, nonce)
+            return
+        lost_the_step = await _accept_limited(conn, nonce, rate)
+    if lost_the_step:
+        await spend_nonce(pool, nonce)
+        raise over_the_limit(nonce, rate, None)
+
+
+async def _accept_limited(
+    conn: psycopg.AsyncConnection[Any], nonce: Nonce, rate: RateLimit
+) -> bool:
+    """True when the step was refused (the statement rolled back whole: the nonce is still to
+    spend); raises when the allowance was already spent as read (the record stays, marked)."""
+    try:
+        cur = await conn.execute(_ACCEPT_NONCE_LIMITED, nonce_params(nonce, rate))
+    except psycopg.errors.CheckViolation as exc:
+        if exc.diag.constraint_name != STEP_REFUSED:
             raise
+        nothing_committed(conn)
+        return True
+    row = await cur.fetchone()
+    if row is None:
+        nothing_committed(conn)
+        raise Replayed("signature already accepted")
+    fits, spent_until_ms = row
+    if not fits:
+        await not_counted(conn, nonce)
+        raise over_the_limit(nonce, rate, spent_until_ms)
+    return False
 
 
 async def spend_nonce(pool: Pool, nonce: Nonce) -> None:
