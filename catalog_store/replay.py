@@ -17,6 +17,7 @@ from .errors import RateLimited, Replayed
 from .pool import Pool, connection
 
 __all__ = [
+    "ACCEPT_NONCE_LIMITED",
     "INSERT_NONCE",
     "INSERT_NONCE_LIMITED",
     "STEP_REFUSED",
@@ -94,7 +95,7 @@ TAKE_STEP = """
 # A request that changes nothing else (a batch's status read), whole, in autocommit: its record,
 # the check, and its step last (after the main query: a data-modifying WITH that nothing reads
 # runs at the end). No row back: a replay.
-_ACCEPT_NONCE_LIMITED = """
+ACCEPT_NONCE_LIMITED = """
 WITH nonce AS (
     INSERT INTO replay_nonces (partner_id, signature, expires_at)
     VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
@@ -242,7 +243,7 @@ async def _accept_limited(
     """True when the step was refused (the statement rolled back whole: the nonce is still to
     spend); raises when the allowance was already spent as read (the record stays, marked)."""
     try:
-        cur = await conn.execute(_ACCEPT_NONCE_LIMITED, nonce_params(nonce, rate))
+        cur = await conn.execute(ACCEPT_NONCE_LIMITED, nonce_params(nonce, rate))
     except psycopg.errors.CheckViolation as exc:
         if exc.diag.constraint_name != STEP_REFUSED:
             raise
