@@ -47,7 +47,9 @@ async def _create(pool: store.Pool, tenant: Any) -> store.Batch:
     """The batch, through whichever create_batch this checkout has."""
     kwargs: dict[str, Any] = {
         "store_id": tenant.store_id,
-        "nonce": store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000),
+        "nonce": store.Nonce(
+            tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000, int(time.time() * 1000)
+        ),
         "request_id": uuid.uuid4(),
         "ids": tenant.ids,
         "external_ids": [],
