@@ -12,6 +12,7 @@ import signing
 from catalog_store import MAX_ACTIVE_SECRETS, AuthRecord, Nonce
 
 from .errors import CATALOG, ApiError
+from .masking import mask_token, masked_string_to_sign
 from .metrics import observe_clock_skew
 
 __all__ = [
@@ -132,19 +133,6 @@ def parse_headers(
             },
         )
     return SignedHeaders(*(found[name][0] for name in signing.SIGNED_HEADERS))
-
-
-def mask_token(token: str) -> str:
-    """Keep the first four characters, so a developer can tell tokens apart; star the rest."""
-    keep = 4 if len(token) > 8 else 0
-    return token[:keep] + "*" * (len(token) - keep)
-
-
-def masked_string_to_sign(message: str, token: str) -> str:
-    """The string to sign as a developer may see it: line 6, the store token, masked."""
-    lines = message.split("\n")
-    lines[5] = mask_token(token)
-    return "\n".join(lines)
 
 
 def _check_window(timestamp: str, now_ms: int) -> None:

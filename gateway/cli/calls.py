@@ -1,7 +1,7 @@
 """The partner-side commands: `call` signs and sends a request, `sign` shows how to sign one.
 
-They need no database and none of the server: the HTTP client and the signing helpers are
-imported inside the commands.
+They need no database and none of the server: the HTTP client is imported inside `call`, and
+`sign` takes its clock and the token's mask from modules that load no server.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import json
 import os
 import shlex
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import signing
 
+from ..masking import masked_string_to_sign
 from ..wire import DELETIONS_PATH
 from .base import CommandError, print_json
 
@@ -186,13 +188,15 @@ def _curl(method: str, url: str, headers: dict[str, str], body: bytes) -> str:
     return shlex.join(parts)
 
 
-def _cmd_sign(args: argparse.Namespace) -> int:
-    from ..auth import masked_string_to_sign
-    from ..envelope import wall_clock_ms
+def _now_ms() -> int:
+    """The partner's wall clock, in Unix milliseconds (what x-timestamp carries)."""
+    return time.time_ns() // 1_000_000
 
+
+def _cmd_sign(args: argparse.Namespace) -> int:
     creds = _credentials(args)
     body = _sign_body(args)
-    timestamp = args.timestamp or str(wall_clock_ms())
+    timestamp = args.timestamp or str(_now_ms())
     message = _string_to_sign(args, creds, body, timestamp)
     headers = {
         signing.HEADER_PARTNER_CLIENT_ID: creds.partner_client_id,
