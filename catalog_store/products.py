@@ -32,6 +32,15 @@ new_products AS (
 SELECT id, external_id FROM new_products
 """
 
+_STORE_EXISTS = """
+SELECT 1 FROM stores WHERE client_id = %s
+"""
+
+_COUNT = """
+SELECT (SELECT count(*) FROM products WHERE store_id = %(s)s),
+       (SELECT count(*) FROM product_variants WHERE store_id = %(s)s)
+"""
+
 _FIRST_PRODUCTS = """
 SELECT p.id, p.external_id
   FROM products p JOIN stores s ON s.id = p.store_id
@@ -46,7 +55,7 @@ async def seed_products(
 ) -> list[ProductRef]:
     """Create ``count`` products with ``variants`` variants each, in two set-based inserts."""
     async with connection(pool) as conn, conn.transaction():
-        cur = await conn.execute("SELECT 1 FROM stores WHERE client_id = %s", (store_client_id,))
+        cur = await conn.execute(_STORE_EXISTS, (store_client_id,))
         if await cur.fetchone() is None:
             raise UnknownClient(f"no store with client id {store_client_id!r}")
         cur = await conn.execute(
@@ -65,11 +74,7 @@ async def first_products(pool: Pool, *, store_client_id: str, limit: int) -> lis
 async def count_products(pool: Pool, *, store_id: int) -> tuple[int, int]:
     """Return (products, variants) of one store."""
     async with connection(pool) as conn:
-        cur = await conn.execute(
-            "SELECT (SELECT count(*) FROM products WHERE store_id = %(s)s),"
-            " (SELECT count(*) FROM product_variants WHERE store_id = %(s)s)",
-            {"s": store_id},
-        )
+        cur = await conn.execute(_COUNT, {"s": store_id})
         row = await cur.fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
