@@ -88,15 +88,12 @@ async def _bench(url: str) -> dict[str, Any]:
             assert len(items) == 1000 and all(i.refusal is None for i in items)
             restored.append(ms)
         tenant = await make_tenant(pool, products=10_000, variants=2, name="batch")
-        batch = await store.create_batch(
-            pool,
-            store_id=tenant.store_id,
-            nonce=_nonce(tenant.partner_id),
-            request_id=uuid.uuid4(),
-            ids=tenant.ids,
-            external_ids=[],
-            defer_job=defer_batch_job,
-        )
+        async with store.request_transaction(
+            pool, store_id=tenant.store_id, nonce=_nonce(tenant.partner_id), request_id=uuid.uuid4()
+        ) as tx:
+            batch = await store.create_batch(
+                tx, ids=tenant.ids, external_ids=[], defer_job=defer_batch_job
+            )
         started = time.perf_counter()
         while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id):
             pass

@@ -63,7 +63,15 @@ async def _create(pool: store.Pool, tenant: Any) -> store.Batch:
         from gateway.jobs import defer_batch_job
 
         kwargs["defer_job"] = defer_batch_job
-    return await store.create_batch(pool, **kwargs)
+    if "tx" in params:  # after the request transaction: it carries who sent the request
+        async with store.request_transaction(
+            pool,
+            store_id=kwargs.pop("store_id"),
+            nonce=kwargs.pop("nonce"),
+            request_id=kwargs.pop("request_id"),
+        ) as tx:
+            return await store.create_batch(tx, **kwargs)
+    return await store.create_batch(pool, **kwargs)  # type: ignore[arg-type]  # before it
 
 
 async def _round(pool: store.Pool, products: int, n: int) -> dict[str, Any]:

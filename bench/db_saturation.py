@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import catalog_store as store  # noqa: E402
-from catalog_store.deletions import _DELETE_AUDITED  # noqa: E402
+from catalog_store.deletions import DELETE_AUDITED  # noqa: E402
 from gateway.jobs import migrate  # noqa: E402
 
 STORES, PRODUCTS, CLIENTS = 50, 6000, 8
@@ -58,7 +58,7 @@ def _request_script(entries: int) -> str:
         "external_ids": "'{}'",
         "total": str(entries),
     }
-    sql = re.sub(r"%\((\w+)\)s", lambda m: values[m.group(1)], _DELETE_AUDITED)
+    sql = re.sub(r"%\((\w+)\)s", lambda m: values[m.group(1)], DELETE_AUDITED)
     return _header() + " ".join(sql.split()) + ";\n"
 
 

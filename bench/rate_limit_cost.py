@@ -94,14 +94,10 @@ async def _concurrent(url: str, rate: store.RateLimit | None, partner_id: int) -
 
     async def one_connection() -> None:
         for _ in range(EACH):
-            await store.delete_products(
-                pool,
-                store_id=1,
-                nonce=_nonce(partner_id),
-                request_id=uuid.uuid4(),
-                plan=store.plan_deletion([str(uuid.uuid4())], []),
-                rate=rate,
-            )
+            async with store.request_transaction(
+                pool, store_id=1, nonce=_nonce(partner_id), request_id=uuid.uuid4(), rate=rate
+            ) as tx:
+                await store.delete_products(tx, plan=store.plan_deletion([str(uuid.uuid4())], []))
 
     try:
         started = time.perf_counter()

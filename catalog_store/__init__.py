@@ -12,7 +12,6 @@ from .embedded import embedded_conninfo
 from .errors import (
     UNCHANGED,
     UNKNOWN,
-    AnsweredBefore,
     CredentialError,
     DeadlineExceeded,
     IdempotencyError,
@@ -26,7 +25,7 @@ from .errors import (
     StoreUnavailable,
     UnknownClient,
 )
-from .idempotency import IDEMPOTENCY_HOURS, Idempotency, StoredResponse, purge_expired_keys
+from .idempotency import IDEMPOTENCY_HOURS, IdempotencyKey, KeptAnswer, purge_expired_keys
 from .migrate import (
     Migration,
     MigrationReport,
@@ -57,6 +56,7 @@ from .plan import (
 from .pool import Pool, connection, create_pool, requests_waiting
 from .products import ProductRef, count_products, first_products, seed_products
 from .replay import Nonce, RateLimit, accept_nonce, purge_expired_nonces, spend_nonce
+from .request_transaction import RequestTransaction, request_transaction
 from .sealed_secrets import (
     ResealReport,
     SecretCheck,
@@ -83,7 +83,6 @@ from .store_tokens import (
 )
 
 __all__ = [
-    "AnsweredBefore",
     "AuthRecord",
     "Batch",
     "BatchEntry",
@@ -98,11 +97,12 @@ __all__ = [
     "DeletionPreview",
     "EntryFailure",
     "IDEMPOTENCY_HOURS",
-    "Idempotency",
+    "IdempotencyKey",
     "IdempotencyError",
     "IdempotencyInProgress",
     "IdempotencyMismatch",
     "IssuedToken",
+    "KeptAnswer",
     "MAX_ACTIVE_SECRETS",
     "Migration",
     "MigrationError",
@@ -117,6 +117,7 @@ __all__ = [
     "QueueStats",
     "RateLimit",
     "RateLimited",
+    "RequestTransaction",
     "Replayed",
     "RestoreItem",
     "RestoreRefusal",
@@ -131,7 +132,6 @@ __all__ = [
     "SecretUnreadable",
     "StoreError",
     "StoreUnavailable",
-    "StoredResponse",
     "UNCHANGED",
     "UNKNOWN",
     "UnknownClient",
@@ -174,6 +174,7 @@ __all__ = [
     "spend_nonce",
     "purge_old_batches",
     "queue_stats",
+    "request_transaction",
     "requests_waiting",
     "reseal_secrets",
     "restore_products",

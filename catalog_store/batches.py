@@ -18,11 +18,10 @@ from typing import Any
 import psycopg
 
 from .errors import RateLimited
-from .idempotency import Idempotency
 from .plan import ID_PATTERN
 from .pool import Pool, connection
-from .replay import Nonce, RateLimit, take_step
-from .request_transaction import in_request_transaction
+from .replay import Nonce, take_step
+from .request_transaction import RequestTransaction
 
 __all__ = ["Batch", "DeferJob", "create_batch", "get_batch", "purge_old_batches"]
 
@@ -91,45 +90,36 @@ DELETE FROM deletion_batches
 
 
 async def create_batch(
-    pool: Pool,
+    tx: RequestTransaction,
     *,
-    store_id: int,
-    nonce: Nonce,
-    request_id: uuid.UUID,
     ids: Sequence[str],
     external_ids: Sequence[str],
     defer_job: DeferJob,
-    idempotency: Idempotency[Batch] | None = None,
-    rate: RateLimit | None = None,
     max_open_batches: int = 0,
     retry_after: int = 5,
 ) -> Batch:
-    """Record the nonce, the batch, every entry (streamed with COPY, then inserted classified
-    in one statement), and ``defer_job`` the batch's job: one transaction, the same statements
-    whatever the size.
+    """Store the batch, every entry (streamed with COPY, then inserted classified in one
+    statement), and ``defer_job`` the batch's job, in the request's transaction: the same
+    statements whatever the size.
 
-    Raises :class:`Replayed` when the nonce is already recorded, and :class:`RateLimited` when
-    the partner is over ``rate`` or already has ``max_open_batches`` pending or processing
-    batches (0: no limit); then nothing is stored. With an idempotency key, raises as
-    ``delete_products`` does, and keeps the answer with the batch.
+    Raises as the transaction's replay record does (:class:`Replayed`, :class:`RateLimited`),
+    and :class:`RateLimited` when the partner already has ``max_open_batches`` pending or
+    processing batches (0: no limit); then nothing is stored.
     """
-
-    async def work(conn: psycopg.AsyncConnection[Any]) -> Batch:
-        batch = await _store_batch(
-            conn,
-            store_id,
-            nonce,
-            request_id,
-            ids,
-            external_ids,
-            max_open_batches=max_open_batches,
-            retry_after=retry_after,
-        )
-        await defer_job(conn, batch)
-        await take_step(conn, nonce, rate)  # last: the partner's row stays locked until COMMIT
-        return batch
-
-    return await in_request_transaction(pool, nonce, store_id, idempotency, rate, work)
+    conn = await tx.connection()
+    batch = await _store_batch(
+        conn,
+        tx.store_id,
+        tx.nonce,
+        tx.request_id,
+        ids,
+        external_ids,
+        max_open_batches=max_open_batches,
+        retry_after=retry_after,
+    )
+    await defer_job(conn, batch)
+    await take_step(conn, tx.nonce, tx.rate)  # last: the partner's row stays locked until COMMIT
+    return batch
 
 
 async def _store_batch(

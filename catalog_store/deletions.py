@@ -1,4 +1,5 @@
-"""Bulk deletion of one store's products in one transaction, and its dry run (the preview)."""
+"""Bulk deletion of one store's products in a request's transaction, and its dry run (the
+preview). Each statement is written out whole, as it is sent."""
 
 from __future__ import annotations
 
@@ -10,72 +11,59 @@ import psycopg
 import psycopg.errors
 
 from .counted import DELETE_AUDITED_COUNTED, DELETE_PRODUCTS_COUNTED, PREVIEW_COUNTED
-from .deadline import commit_point, nothing_committed
+from .deadline import nothing_committed
 from .errors import Replayed
-from .idempotency import Idempotency
 from .plan import DeletedProduct, DeletionOutcome, DeletionPlan
-from .pool import Pool, connection
 from .replay import (
     STEP_REFUSED,
-    Nonce,
     RateLimit,
     execute_counted,
     nonce_params,
     not_counted,
     over_the_limit,
-    spend_nonce,
 )
-from .request_transaction import in_request_transaction
+from .request_transaction import RequestTransaction
 
-__all__ = ["DELETE_PRODUCTS", "DeletionPreview", "delete_products", "preview_deletion"]
+__all__ = [
+    "DELETE_AUDITED",
+    "DELETE_PRODUCTS",
+    "DeletionPreview",
+    "delete_products",
+    "preview_deletion",
+]
 
 # The delete archives what it deletes in the same statement: the products' rows and, read from
 # the statement's snapshot (before the cascade removes them), their variants' rows, tagged with
-# the request, the batch (NULL for a synchronous request) and the partner.
-_ARCHIVE_DELETED = """
+# the request, the batch (NULL for a synchronous request) and the partner. A batch deleting a
+# product again after a restore keeps the latest deletion in the archive.
+DELETE_PRODUCTS = """
+WITH deleted AS (
+    DELETE FROM products WHERE store_id = %(store)s
+       AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
+    RETURNING *
+), archived AS (
     INSERT INTO archived_products
         (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
     SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
            to_jsonb(d),
            COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
                       WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d"""
-DELETE_PRODUCTS = (
-    """
-WITH deleted AS (
-    DELETE FROM products WHERE store_id = %(store)s
-       AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
-    RETURNING *
-), archived AS ("""
-    + _ARCHIVE_DELETED
-    + """
-    -- Deleted again by the same batch after a restore: the archive keeps the latest deletion.
+      FROM deleted d
     ON CONFLICT (store_id, request_id, id) DO UPDATE SET external_id = excluded.external_id,
        deleted_at = excluded.deleted_at, product = excluded.product,
        variants = excluded.variants, restored_at = NULL
 )
 SELECT id, external_id FROM deleted
 """
-)
-_PREVIEW = (
-    "SELECT p.id, p.external_id, (SELECT count(*) FROM product_variants v"
-    " WHERE v.store_id = p.store_id AND v.product_id = p.id)"
-    " FROM products p WHERE p.store_id = %(store)s"
-    " AND (p.id = ANY(%(ids)s::uuid[]) OR p.external_id = ANY(%(external_ids)s::text[]))"
-)
-_AUDIT = (
-    "INSERT INTO deletion_audit"
-    " (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-)
 # A request without an idempotency key, whole, in one statement, so one round trip: the replay
-# record, the deletes with their archive (only when the record is new) and the audit row (only
-# then too) commit together or not at all. A replayed signature inserts nothing, so nothing is
-# deleted, archived or audited, and no row comes back. Every deleted row counts once as a
-# success (resolve() attributes each row to exactly one entry), so the audit's counts are
-# computed here, from the rows deleted. The archive is DELETE_PRODUCTS's, for one request. The
-# first row says what became of the request; the others are the products deleted.
-_DELETE_AUDITED = """
+# record, the deletes with their archive (as DELETE_PRODUCTS's, only when the record is new)
+# and the audit row (only then too) commit together or not at all. A replayed signature inserts
+# nothing, so nothing is deleted, archived or audited, and no row comes back. Every deleted row
+# counts once as a success (resolve() attributes each row to exactly one entry), so the audit's
+# counts are computed here, from the rows deleted. The first row says what became of the
+# request; the others are the products deleted. With the rate limit it is
+# counted.DELETE_AUDITED_COUNTED.
+DELETE_AUDITED = """
 WITH nonce AS (
     INSERT INTO replay_nonces (partner_id, signature, expires_at)
     VALUES (%(partner)s, %(signature)s, to_timestamp(%(expires)s / 1000.0))
@@ -107,96 +95,83 @@ SELECT 'accepted', NULL::uuid, NULL::text, NULL::numeric FROM nonce
 UNION ALL
 SELECT 'deleted', id, external_id, NULL FROM deleted
 """
+_AUDIT = """
+INSERT INTO deletion_audit
+    (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+_PREVIEW = """
+SELECT p.id, p.external_id,
+       (SELECT count(*) FROM product_variants v
+         WHERE v.store_id = p.store_id AND v.product_id = p.id)
+  FROM products p
+ WHERE p.store_id = %(store)s
+   AND (p.id = ANY(%(ids)s::uuid[]) OR p.external_id = ANY(%(external_ids)s::text[]))
+"""
 
 
-async def delete_products(
-    pool: Pool,
-    *,
-    store_id: int,
-    nonce: Nonce,
-    request_id: uuid.UUID,
-    plan: DeletionPlan,
-    idempotency: Idempotency[DeletionOutcome] | None = None,
-    rate: RateLimit | None = None,
-) -> DeletionOutcome:
-    """Record the nonce, delete and archive, audit: one transaction, any batch size. Without
-    an idempotency key it is one statement (one round trip); with one, it is three statements
-    with the key's lock and lookup before the delete and its answer after.
-
-    Raises :class:`Replayed` (nothing changed) when the nonce was already recorded,
-    :class:`RateLimited` when the partner is over ``rate``, and the errors of
-    :func:`claim_key`; :class:`AnsweredBefore` when the key already has an answer (only the
-    nonce was recorded). Two concurrent requests naming one product serialise on its
-    row: only one gets it back.
-    """
-    if idempotency is None:
-        return await _delete_in_one_statement(pool, store_id, nonce, request_id, plan, rate)
-
-    params = nonce_params(nonce, rate)
-    params.update(
-        store=store_id,
-        ids=plan.target_ids,
-        external_ids=plan.target_external_ids,
-        request=request_id,
-        batch=None,
+async def delete_products(tx: RequestTransaction, *, plan: DeletionPlan) -> DeletionOutcome:
+    """Delete and archive what the plan names, and audit it, in the request's transaction,
+    whatever the batch size. Without an idempotency key it is the request's one statement
+    (replay record and rate limit included: one round trip); with one, two statements between
+    the key's claim and its kept answer, the first of them taking the request's step of its
+    rate. Raises as the transaction's replay record does (:class:`Replayed`,
+    :class:`RateLimited`). Two concurrent requests naming one product serialise on its row:
+    only one gets it back."""
+    if tx.one_statement:
+        return await _delete_in_one_statement(tx, plan)
+    conn = await tx.connection()
+    params = _params(tx, plan)
+    if tx.rate is None:
+        cur = await conn.execute(DELETE_PRODUCTS, params)
+    else:
+        cur = await execute_counted(conn, DELETE_PRODUCTS_COUNTED, params, tx.nonce, tx.rate)
+    rows = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
+    outcome = plan.resolve(rows)
+    await conn.execute(
+        _AUDIT,
+        (
+            tx.request_id,
+            tx.nonce.partner_id,
+            tx.store_id,
+            outcome.total,
+            len(outcome.deleted),
+            len(outcome.failures),
+            sorted(row.id for row in rows),  # in id order, as the one-statement path
+        ),
     )
-
-    async def work(conn: psycopg.AsyncConnection[Any]) -> DeletionOutcome:
-        if rate is None:
-            cur = await conn.execute(DELETE_PRODUCTS, params)
-        else:
-            cur = await execute_counted(conn, DELETE_PRODUCTS_COUNTED, params, nonce, rate)
-        rows = [DeletedProduct(row[0], row[1]) for row in await cur.fetchall()]
-        outcome = plan.resolve(rows)
-        await conn.execute(
-            _AUDIT,
-            (
-                request_id,
-                nonce.partner_id,
-                store_id,
-                outcome.total,
-                len(outcome.deleted),
-                len(outcome.failures),
-                sorted(row.id for row in rows),  # in id order, as the one-statement path
-            ),
-        )
-        return outcome
-
-    return await in_request_transaction(pool, nonce, store_id, idempotency, rate, work)
+    return outcome
 
 
-async def _delete_in_one_statement(
-    pool: Pool,
-    store_id: int,
-    nonce: Nonce,
-    request_id: uuid.UUID,
-    plan: DeletionPlan,
-    rate: RateLimit | None,
-) -> DeletionOutcome:
-    params = nonce_params(nonce, rate)
+def _params(tx: RequestTransaction, plan: DeletionPlan) -> dict[str, Any]:
+    params = nonce_params(tx.nonce, tx.rate)
     params.update(
-        store=store_id,
+        store=tx.store_id,
         ids=plan.target_ids,
         external_ids=plan.target_external_ids,
-        request=request_id,
+        request=tx.request_id,
         batch=None,
         total=plan.total,
     )
-    async with connection(pool) as conn:
-        commit_point(conn)  # one statement in autocommit: it commits as it ends
-        result = await _run_one_statement(conn, params, rate)
+    return params
+
+
+async def _delete_in_one_statement(tx: RequestTransaction, plan: DeletionPlan) -> DeletionOutcome:
+    params = _params(tx, plan)
+    async with tx.alone() as conn:
+        result = await _run_one_statement(conn, params, tx.rate)
         if result == []:
             nothing_committed(conn)
             raise Replayed("signature already accepted")
         over = next((row for row in result or () if row[0] == "over the limit"), None)
         if over is not None:
-            assert rate is not None
-            await not_counted(conn, nonce)
-            raise over_the_limit(nonce, rate, over[3])
-    if result is None:  # the step was refused, and nothing was kept: spend the nonce now
-        assert rate is not None
-        await spend_nonce(pool, nonce)
-        raise over_the_limit(nonce, rate, None)
+            assert tx.rate is not None
+            await not_counted(conn, tx.nonce)
+            tx.spent()  # its record committed, marked as not counting
+            raise over_the_limit(tx.nonce, tx.rate, over[3])
+    if result is None:  # the step was refused, and nothing was kept: the nonce is spent as
+        assert tx.rate is not None  # the transaction ends
+        raise over_the_limit(tx.nonce, tx.rate, None)
     rows = [DeletedProduct(row[1], row[2]) for row in result if row[0] == "deleted"]
     return plan.resolve(rows)
 
@@ -207,9 +182,7 @@ async def _run_one_statement(
     """The statement's rows (none: a replay), or None when its step was refused by the check
     of rate_allowances: the statement failed, nothing was kept."""
     try:
-        cur = await conn.execute(
-            _DELETE_AUDITED if rate is None else DELETE_AUDITED_COUNTED, params
-        )
+        cur = await conn.execute(DELETE_AUDITED if rate is None else DELETE_AUDITED_COUNTED, params)
     except psycopg.errors.CheckViolation as exc:
         if exc.diag.constraint_name != STEP_REFUSED:
             raise
@@ -226,33 +199,19 @@ class DeletionPreview:
     variants: dict[uuid.UUID, int]
 
 
-async def preview_deletion(
-    pool: Pool,
-    *,
-    store_id: int,
-    nonce: Nonce,
-    plan: DeletionPlan,
-    idempotency: Idempotency[DeletionPreview] | None = None,
-    rate: RateLimit | None = None,
-) -> DeletionPreview:
+async def preview_deletion(tx: RequestTransaction, *, plan: DeletionPlan) -> DeletionPreview:
     """A dry run: the report that :func:`delete_products` would give now, with variant counts.
-
-    Records the nonce (and the idempotency key's answer) and nothing else: no delete, no
-    archive, no audit. Raises as :func:`delete_products` does.
-    """
-
-    params = nonce_params(nonce, rate)
-    params.update(store=store_id, ids=plan.target_ids, external_ids=plan.target_external_ids)
-
-    async def work(conn: psycopg.AsyncConnection[Any]) -> DeletionPreview:
-        if rate is None:
-            cur = await conn.execute(_PREVIEW, params)
-        else:
-            cur = await execute_counted(conn, PREVIEW_COUNTED, params, nonce, rate)
-        found = await cur.fetchall()
-        return DeletionPreview(
-            outcome=plan.resolve([DeletedProduct(row[0], row[1]) for row in found]),
-            variants={row[0]: int(row[2]) for row in found},
-        )
-
-    return await in_request_transaction(pool, nonce, store_id, idempotency, rate, work)
+    In the request's transaction, which records the nonce (and the key's answer) and nothing
+    else: no delete, no archive, no audit."""
+    conn = await tx.connection()
+    params = nonce_params(tx.nonce, tx.rate)
+    params.update(store=tx.store_id, ids=plan.target_ids, external_ids=plan.target_external_ids)
+    if tx.rate is None:
+        cur = await conn.execute(_PREVIEW, params)
+    else:
+        cur = await execute_counted(conn, PREVIEW_COUNTED, params, tx.nonce, tx.rate)
+    found = await cur.fetchall()
+    return DeletionPreview(
+        outcome=plan.resolve([DeletedProduct(row[0], row[1]) for row in found]),
+        variants={row[0]: int(row[2]) for row in found},
+    )

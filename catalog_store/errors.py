@@ -10,8 +10,7 @@ StoreError
  ├── UnknownClient      a partner or store client id that does not exist
  ├── IdempotencyError
  │    ├── IdempotencyMismatch    the key already answered a request with another body
- │    ├── IdempotencyInProgress  the key's first request is still running
- │    └── AnsweredBefore         the key already answered this body; carries that answer
+ │    └── IdempotencyInProgress  the key's first request is still running
  ├── CredentialError    a rotation, retirement or revocation that cannot be done
  ├── SecretUnreadable   a sealed partner secret does not open with the server key
  └── MigrationError     a migration file could not be applied
@@ -19,13 +18,7 @@ StoreError
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .idempotency import StoredResponse
-
 __all__ = [
-    "AnsweredBefore",
     "CredentialError",
     "DeadlineExceeded",
     "IdempotencyError",
@@ -96,15 +89,6 @@ class IdempotencyMismatch(IdempotencyError):
 
 class IdempotencyInProgress(IdempotencyError):
     """Another request with the key is running; nothing changed."""
-
-
-class AnsweredBefore(IdempotencyError):
-    """The key already answered this body: ``response`` is that answer, to send again. Only
-    the new request's replay record was committed."""
-
-    def __init__(self, key: str, response: StoredResponse) -> None:
-        super().__init__(key)
-        self.response = response
 
 
 class CredentialError(StoreError):

@@ -1,7 +1,7 @@
 """Idempotency keys (docs/safety-net.md): the first answer to a key, kept for a retry to get back.
 
 A request with a key takes a transaction-scoped advisory lock on (partner, store, key) in the
-transaction that does its work, and records its answer there, so the answer exists exactly when
+transaction that does its work, and keeps its answer there, so the answer exists exactly when
 the work committed. A second request with the key while the first runs cannot take the lock
 (``IdempotencyInProgress``); once the first committed it finds the answer. A request that fails
 or whose process dies leaves nothing: its transaction, lock and all, is rolled back.
@@ -10,9 +10,8 @@ or whose process dies leaves nothing: its transaction, lock and all, is rolled b
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import psycopg
 
@@ -21,89 +20,91 @@ from .pool import Pool, connection
 
 __all__ = [
     "IDEMPOTENCY_HOURS",
-    "Idempotency",
-    "StoredResponse",
+    "IdempotencyKey",
+    "KeptAnswer",
     "claim_key",
+    "keep_answer",
     "purge_expired_keys",
-    "record_response",
 ]
 
 IDEMPOTENCY_HOURS = 24
-T = TypeVar("T")
+
+# One lock per (partner, store, key), taken without waiting, released at the transaction's end.
+_LOCK_KEY = "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))"
+_KEPT_ANSWER = """
+SELECT body_sha256, status, response, request_id FROM idempotency_keys
+ WHERE partner_id = %s AND store_id = %s AND key = %s AND expires_at > now()
+"""
+_KEEP_ANSWER = """
+INSERT INTO idempotency_keys
+    (partner_id, store_id, key, body_sha256, request_id, status, response, expires_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, now() + make_interval(hours => %s))
+ON CONFLICT (store_id, partner_id, key) DO UPDATE SET body_sha256 = excluded.body_sha256,
+   request_id = excluded.request_id, status = excluded.status,
+   response = excluded.response, created_at = now(), expires_at = excluded.expires_at
+"""
+_PURGE_EXPIRED_KEYS = "DELETE FROM idempotency_keys WHERE expires_at < now()"
 
 
 @dataclass(frozen=True, slots=True)
-class StoredResponse:
-    """An answer as it was sent: HTTP status, body bytes, and the request id it carries."""
+class IdempotencyKey:
+    """A request's key as sent, and the SHA-256 of the body it came with."""
+
+    value: str
+    body_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeptAnswer:
+    """The answer given to a key's first request, as the caller gave it to be kept: a status
+    and body bytes that the store does not read, and the request id they carry."""
 
     status: int
     body: bytes
     request_id: uuid.UUID
 
 
-@dataclass(frozen=True, slots=True)
-class Idempotency(Generic[T]):
-    """A request's key, the SHA-256 of its body, and how to render its answer from the result
-    of its work (called inside the transaction, so the answer is stored with the work)."""
-
-    key: str
-    body_sha256: bytes
-    respond: Callable[[T], StoredResponse]
-
-
 async def claim_key(
-    conn: psycopg.AsyncConnection[Any], *, partner_id: int, store_id: int, key: Idempotency[Any]
-) -> StoredResponse | None:
-    """Inside a transaction: lock the key, return its stored answer, or None when it has none.
+    conn: psycopg.AsyncConnection[Any], *, partner_id: int, store_id: int, key: IdempotencyKey
+) -> KeptAnswer | None:
+    """Inside a transaction: lock the key, return its kept answer, or None when it has none.
 
     Raises :class:`IdempotencyInProgress` when another transaction holds the key, and
     :class:`IdempotencyMismatch` when its answer was for another body.
     """
-    cur = await conn.execute(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))",
-        (f"idempotency/{partner_id}/{store_id}/{key.key}",),
-    )
+    cur = await conn.execute(_LOCK_KEY, (f"idempotency/{partner_id}/{store_id}/{key.value}",))
     row = await cur.fetchone()
     if not (row and row[0]):
-        raise IdempotencyInProgress(key.key)
+        raise IdempotencyInProgress(key.value)
     # A new statement, so a new snapshot: an answer committed before the lock was free is seen.
-    cur = await conn.execute(
-        "SELECT body_sha256, status, response, request_id FROM idempotency_keys"
-        " WHERE partner_id = %s AND store_id = %s AND key = %s AND expires_at > now()",
-        (partner_id, store_id, key.key),
-    )
+    cur = await conn.execute(_KEPT_ANSWER, (partner_id, store_id, key.value))
     found = await cur.fetchone()
     if found is None:
         return None
     if bytes(found[0]) != key.body_sha256:
-        raise IdempotencyMismatch(key.key)
-    return StoredResponse(status=found[1], body=bytes(found[2]), request_id=found[3])
+        raise IdempotencyMismatch(key.value)
+    return KeptAnswer(status=found[1], body=bytes(found[2]), request_id=found[3])
 
 
-async def record_response(
+async def keep_answer(
     conn: psycopg.AsyncConnection[Any],
     *,
     partner_id: int,
     store_id: int,
-    key: Idempotency[Any],
-    response: StoredResponse,
+    key: IdempotencyKey,
+    answer: KeptAnswer,
 ) -> None:
     """Inside the claiming transaction: keep the answer for ``IDEMPOTENCY_HOURS``."""
     await conn.execute(
-        "INSERT INTO idempotency_keys (partner_id, store_id, key, body_sha256, request_id,"
-        " status, response, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, now() + make_interval(hours => %s))"
-        " ON CONFLICT (store_id, partner_id, key) DO UPDATE SET body_sha256 = excluded.body_sha256,"
-        " request_id = excluded.request_id, status = excluded.status,"
-        " response = excluded.response, created_at = now(), expires_at = excluded.expires_at",
+        _KEEP_ANSWER,
         (
             partner_id,
             store_id,
-            key.key,
+            key.value,
             key.body_sha256,
-            response.request_id,
-            response.status,
-            response.body,
+            answer.request_id,
+            answer.status,
+            answer.body,
             IDEMPOTENCY_HOURS,
         ),
     )
@@ -112,5 +113,5 @@ async def record_response(
 async def purge_expired_keys(pool: Pool) -> int:
     """Delete idempotency keys older than their 24 hours; return how many."""
     async with connection(pool) as conn:
-        cur = await conn.execute("DELETE FROM idempotency_keys WHERE expires_at < now()")
+        cur = await conn.execute(_PURGE_EXPIRED_KEYS)
         return cur.rowcount

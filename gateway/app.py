@@ -21,10 +21,11 @@ from starlette.routing import Route
 
 import catalog_store as store
 
+from .batch_status import batch_status
 from .context import IdSource, Timer, new_request_id, request_context
 from .credentials import KEY_USE_INTERVAL, CredentialCache, KeyUse
 from .database import resolve_conninfo
-from .deletions import DELETIONS_PATH, batch_status, delete_products
+from .deletions import DELETIONS_PATH, delete_products
 from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
 from .errors import ApiError
 from .jobs import QUEUE

@@ -1,12 +1,13 @@
-"""Idempotent retries over HTTP (docs/safety-net.md): the ``idempotency-key`` header, the answer
-rendered once and stored with the work, and the store's verdicts mapped to responses."""
+"""A signed request's one transaction, and idempotent retries over HTTP (docs/safety-net.md):
+the ``idempotency-key`` header, the earlier answer sent again byte for byte, and the store's
+verdicts on the replay record and the key as the partner's error codes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterator
 
 import msgspec
 from starlette.requests import Request
@@ -14,13 +15,20 @@ from starlette.responses import Response
 
 import catalog_store as store
 
+from .auth import AuthContext
 from .context import request_context
 from .errors import ApiError
 from .wire import encode
 
-__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "Reply", "idempotency_key", "run_once"]
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "REPLAYED_HEADER",
+    "idempotency_key",
+    "keep_and_answer",
+    "request_transaction",
+    "sent_again",
+]
 
-T = TypeVar("T")
 IDEMPOTENCY_HEADER = "idempotency-key"
 REPLAYED_HEADER = "idempotent-replayed"
 MAX_KEY_LENGTH = 255
@@ -47,39 +55,23 @@ def idempotency_key(request: Request) -> str | None:
     return values[0]
 
 
-class Reply(Generic[T]):
-    """Renders a request's answer once, from the result of its work: inside the transaction
-    when an idempotency key stores it, and the very same bytes are then sent."""
-
-    def __init__(self, request_id: str, render: Callable[[T], tuple[int, msgspec.Struct]]) -> None:
-        self._request_id = request_id
-        self._render = render
-        self._stored: store.StoredResponse | None = None
-
-    def __call__(self, result: T) -> store.StoredResponse:
-        if self._stored is None:
-            status, value = self._render(result)
-            self._stored = store.StoredResponse(status, encode(value), uuid.UUID(self._request_id))
-        return self._stored
-
-
-async def run_once(
-    request: Request,
-    key: str | None,
-    body: bytes,
-    reply: Reply[T],
-    work: Callable[[store.Idempotency[T] | None], Awaitable[T]],
-) -> Response:
-    """Run the work (with the key, if any) and answer; map the store's verdicts: a replayed
-    signature is AUTH_006, a key with another body IDEM_001, a key still running IDEM_002, and
-    a key already answered gets that answer again, byte for byte."""
-    idempotency = (
-        None
-        if key is None
-        else store.Idempotency(key=key, body_sha256=hashlib.sha256(body).digest(), respond=reply)
-    )
+@contextlib.asynccontextmanager
+async def request_transaction(
+    request: Request, auth: AuthContext, key: str | None, body: bytes
+) -> AsyncIterator[store.RequestTransaction]:
+    """The store's transaction of this request, with its key (if any) and the body's hash; its
+    verdicts leave as the partner's codes: a replayed signature is AUTH_006, a key with another
+    body IDEM_001, a key whose first request still runs IDEM_002."""
     try:
-        result = await work(idempotency)
+        async with store.request_transaction(
+            request.app.state.pool,
+            nonce=auth.nonce,
+            store_id=auth.store_id,
+            request_id=uuid.UUID(request_context(request).request_id),
+            key=None if key is None else store.IdempotencyKey(key, hashlib.sha256(body).digest()),
+            rate=request.app.state.rate_limit,
+        ) as tx:
+            yield tx
     except store.Replayed:
         raise ApiError("AUTH_006") from None
     except store.IdempotencyMismatch:
@@ -90,14 +82,24 @@ async def run_once(
             context={"idempotencyKey": key},
             headers={"Retry-After": IDEM_002_RETRY_AFTER},
         ) from None
-    except store.AnsweredBefore as exc:
-        stored = exc.response
-        request_context(request).replay_of = str(stored.request_id)
-        return Response(
-            stored.body,
-            stored.status,
-            {REPLAYED_HEADER: "true", "x-request-id": str(stored.request_id)},
-            media_type="application/json",
-        )
-    stored = reply(result)
-    return Response(stored.body, stored.status, media_type="application/json")
+
+
+def sent_again(request: Request, answer: store.KeptAnswer) -> Response:
+    """The key's earlier answer, byte for byte, marked as replayed, with its own request id."""
+    request_context(request).replay_of = str(answer.request_id)
+    return Response(
+        answer.body,
+        answer.status,
+        {REPLAYED_HEADER: "true", "x-request-id": str(answer.request_id)},
+        media_type="application/json",
+    )
+
+
+async def keep_and_answer(
+    tx: store.RequestTransaction, value: msgspec.Struct, *, status: int = 200
+) -> Response:
+    """The request's answer, encoded once: kept under its key (if any), with the work, and
+    sent."""
+    body = encode(value)
+    await tx.keep(status, body)
+    return Response(body, status, media_type="application/json")

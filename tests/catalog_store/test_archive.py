@@ -42,13 +42,10 @@ async def delete(
     pool: store.Pool, tenant: Tenant, ids: list[str], n: int = 1, ext: list[str] | None = None
 ) -> uuid.UUID:
     request_id = uuid.uuid4()
-    await store.delete_products(
-        pool,
-        store_id=tenant.store_id,
-        nonce=nonce(tenant, n),
-        request_id=request_id,
-        plan=store.plan_deletion(ids, ext or []),
-    )
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=nonce(tenant, n), request_id=request_id
+    ) as tx:
+        await store.delete_products(tx, plan=store.plan_deletion(ids, ext or []))
     return request_id
 
 
@@ -153,15 +150,15 @@ async def test_a_dispatched_batch_of_10000_is_archived_and_restored_by_batch_id(
     tenant = await make_tenant(pool, products=10_000, variants=1)
     before = await catalog(pool, tenant)
     request_id = uuid.uuid4()
-    batch = await store.create_batch(
-        pool,
-        store_id=tenant.store_id,
-        nonce=nonce(tenant, 1),
-        request_id=request_id,
-        ids=tenant.ids[:5000],
-        external_ids=tenant.external_ids[5000:],
-        defer_job=defer_batch_job,
-    )
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=nonce(tenant, 1), request_id=request_id
+    ) as tx:
+        batch = await store.create_batch(
+            tx,
+            ids=tenant.ids[:5000],
+            external_ids=tenant.external_ids[5000:],
+            defer_job=defer_batch_job,
+        )
     while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id):
         pass
     assert await store.count_products(pool, store_id=tenant.store_id) == (0, 0)
@@ -194,15 +191,15 @@ async def test_a_product_restored_mid_batch_and_deleted_again_by_it_stays_restor
 ) -> None:
     before = await catalog(pool, tenant)
     product = tenant.products[0]
-    batch = await store.create_batch(
-        pool,
-        store_id=tenant.store_id,
-        nonce=nonce(tenant, 1),
-        request_id=uuid.uuid4(),
-        ids=[str(product.id)],
-        external_ids=[str(product.external_id)],
-        defer_job=defer_batch_job,
-    )
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=nonce(tenant, 1), request_id=uuid.uuid4()
+    ) as tx:
+        batch = await store.create_batch(
+            tx,
+            ids=[str(product.id)],
+            external_ids=[str(product.external_id)],
+            defer_job=defer_batch_job,
+        )
     await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=1)
     [item] = await store.restore_products(
         pool, store_client_id=tenant.store_client_id, ids=[product.id]
@@ -241,12 +238,16 @@ async def test_dry_run_delete_restore_round_trip(
     def fresh() -> store.Nonce:
         return store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS)
 
-    preview = await store.preview_deletion(pool, store_id=tenant.store_id, nonce=fresh(), plan=plan)
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=fresh(), request_id=uuid.uuid4()
+    ) as tx:
+        preview = await store.preview_deletion(tx, plan=plan)
     assert await catalog(pool, tenant) == before
     request_id = uuid.uuid4()
-    outcome = await store.delete_products(
-        pool, store_id=tenant.store_id, nonce=fresh(), request_id=request_id, plan=plan
-    )
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=fresh(), request_id=request_id
+    ) as tx:
+        outcome = await store.delete_products(tx, plan=plan)
     assert preview.outcome == outcome
     assert [preview.variants[p.id] for p in outcome.deleted] == [1] * len(outcome.deleted)
     items = await store.restore_products(pool, request_id=request_id)

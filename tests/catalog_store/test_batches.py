@@ -25,15 +25,10 @@ def _nonce(tenant: Tenant, n: int) -> store.Nonce:
 async def _dispatch(
     pool: store.Pool, tenant: Tenant, ids: list[str], ext: list[str], n: int = 1
 ) -> store.Batch:
-    return await store.create_batch(
-        pool,
-        store_id=tenant.store_id,
-        nonce=_nonce(tenant, n),
-        request_id=uuid.uuid4(),
-        ids=ids,
-        external_ids=ext,
-        defer_job=defer_batch_job,
-    )
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=_nonce(tenant, n), request_id=uuid.uuid4()
+    ) as tx:
+        return await store.create_batch(tx, ids=ids, external_ids=ext, defer_job=defer_batch_job)
 
 
 async def _run(pool: store.Pool, batch: store.Batch, chunk_size: int) -> store.Batch:
@@ -95,15 +90,10 @@ async def test_the_job_is_deferred_in_the_batch_transaction(pool: store.Pool) ->
         raise _Boom
 
     with pytest.raises(_Boom):
-        await store.create_batch(
-            pool,
-            store_id=tenant.store_id,
-            nonce=_nonce(tenant, 1),
-            request_id=uuid.uuid4(),
-            ids=tenant.ids,
-            external_ids=[],
-            defer_job=defer_then_fail,
-        )
+        async with store.request_transaction(
+            pool, store_id=tenant.store_id, nonce=_nonce(tenant, 1), request_id=uuid.uuid4()
+        ) as tx:
+            await store.create_batch(tx, ids=tenant.ids, external_ids=[], defer_job=defer_then_fail)
     async with store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT (SELECT count(*) FROM deletion_batches),"
@@ -193,13 +183,10 @@ async def test_dispatched_results_equal_the_synchronous_ones(
     ext_pool = one.external_ids + ["missing"]
     ids = [ids_pool[i] for i in id_picks] or ["bad"]
     ext = [ext_pool[i] for i in ext_picks]
-    sync = await store.delete_products(
-        pool,
-        store_id=one.store_id,
-        nonce=_nonce(one, 1),
-        request_id=uuid.uuid4(),
-        plan=store.plan_deletion(ids, ext),
-    )
+    async with store.request_transaction(
+        pool, store_id=one.store_id, nonce=_nonce(one, 1), request_id=uuid.uuid4()
+    ) as tx:
+        sync = await store.delete_products(tx, plan=store.plan_deletion(ids, ext))
     batch = await _dispatch(pool, two, ids, ext, n=2)
     final = await _run(pool, batch, chunk_size)
     entries = await store.list_batch_entries(

@@ -181,7 +181,7 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
     tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=60, name="handback"))
 
     async def dispatch(pool: store.Pool) -> store.Batch:
-        return await store.create_batch(
+        async with store.request_transaction(
             pool,
             store_id=tenant.store_id,
             nonce=store.Nonce(
@@ -191,10 +191,10 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
                 received_at_ms=int(time.time() * 1000),
             ),
             request_id=uuid.uuid4(),
-            ids=tenant.ids,
-            external_ids=[],
-            defer_job=defer_batch_job,
-        )
+        ) as tx:
+            return await store.create_batch(
+                tx, ids=tenant.ids, external_ids=[], defer_job=defer_batch_job
+            )
 
     log = tmp_path / "worker.log"
     # Entry 25 is locked: the first two chunks commit, the third (entries 20-29) waits.

@@ -317,7 +317,7 @@ def test_a_batch_worker_under_a_frozen_database_finishes_its_batch_exactly(
 
 
 async def _dispatch(pool: store.Pool, tenant: Tenant) -> uuid.UUID:
-    batch = await store.create_batch(
+    async with store.request_transaction(
         pool,
         store_id=tenant.store_id,
         nonce=store.Nonce(
@@ -327,10 +327,10 @@ async def _dispatch(pool: store.Pool, tenant: Tenant) -> uuid.UUID:
             int(time.time() * 1000),
         ),
         request_id=uuid.uuid4(),
-        ids=tenant.ids,
-        external_ids=[],
-        defer_job=defer_batch_job,
-    )
+    ) as tx:
+        batch = await store.create_batch(
+            tx, ids=tenant.ids, external_ids=[], defer_job=defer_batch_job
+        )
     return batch.id
 
 
