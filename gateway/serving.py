@@ -1,15 +1,30 @@
-"""`serve`: N uvicorn processes on one socket, a graceful stop on SIGTERM, shared metrics files.
+"""`serve`: uvicorn on a socket bound once, a graceful stop on SIGTERM, shared metrics files.
 
-The parent binds the socket once and supervises N child processes that each run the app. On
-SIGTERM or SIGINT it passes the signal on; each child stops accepting connections, lets its
-in-flight requests finish (for at most the grace period), runs the app's shutdown and exits 0.
-The parent exits 0 once every child has.
+Only uvicorn's public API is used. With one process (``--workers 1``, the default) uvicorn's
+``Server`` runs in the `serve` process itself: no supervisor, no second interpreter. With N,
+uvicorn's own supervisor (``uvicorn.supervisors.Multiprocess``, what ``uvicorn --workers N``
+runs) starts N processes on the socket and starts a new one when one dies; a subclass adds
+what docs/operations.md promises beyond it, through the supervisor's public methods: the log
+lines, the live gauges of a stopped process dropped from the metrics folder, the socket closed
+as soon as the processes are told to stop (new connections are refused at once instead of
+waiting in a dead backlog), a kill after the grace period, and the exit status.
+
+On SIGTERM or SIGINT each server process stops accepting connections, lets its in-flight
+requests finish (for at most the grace period), runs the app's shutdown and ends. uvicorn
+then re-raises the signal, as its own CLI does: a server process of the supervisor ends
+"killed by SIGTERM" after a graceful stop, and one told to stop while still starting (still
+importing the app, with no request to finish) ends the same way, so both count as clean
+stops. In one process the signal comes back to `serve`'s own handler (``stop_signals``),
+and `serve` exits 0.
+
+Nothing here imports the app, Starlette or prometheus-client at import time: the supervisor
+of N processes never loads the app, and prometheus-client must first be imported after
+``metrics_folder`` has set ``PROMETHEUS_MULTIPROC_DIR`` (it picks its mode when imported).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import signal
@@ -18,67 +33,27 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from multiprocessing import resource_tracker
-from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from types import FrameType
 
 import structlog
 import uvicorn
-from prometheus_client import multiprocess
-from uvicorn._subprocess import get_subprocess
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+from .logs import flush_logs
 
 __all__ = ["CANNOT_BIND", "bind_socket", "metrics_folder", "run_servers", "stop_signals"]
 
 _log = structlog.get_logger("gateway.serve")
 
-#: The exit status of a uvicorn process whose app could not start (bad app, port taken).
-_STARTUP_FAILURE = 3
 #: `serve`'s exit status when its address cannot be bound (taken, not this host's).
 CANNOT_BIND = 3
 #: Beyond the grace period: time for the app's own shutdown (closing the pool) before a kill.
 _SHUTDOWN_MARGIN = 10.0
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-_RESEND_EVERY = 0.5
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises the stopping signal once it has shut down, so the process would end
-    "killed by SIGTERM"; a graceful stop is a success, so it exits 0 instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            # uvicorn's handlers are in place: let in a stop that came while this process was
-            # starting (held pending if _spawn's mask was inherited, else re-sent by the parent).
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-            yield
-            self._captured_signals.clear()
-            # Served and shut down; only exiting is left. The parent repeats its SIGTERM until
-            # this process is gone, and that must not kill it now (exit -15): block, then ignore.
-            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        for sig in _STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-
-
-def _child_main(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
-    _Server(config).run(sockets=sockets)
-
-
-def _spawn(config: uvicorn.Config, sock: socket.socket) -> SpawnProcess:
-    """Start a child with the stop signals blocked until uvicorn installs its own handlers: one
-    that came while it was still importing the app would kill it outright (exit -15) instead of
-    stopping it gracefully. The parent sends SIGTERM again until it stops (see run_servers)."""
-    process = get_subprocess(config, functools.partial(_child_main, config), [sock])
-    # The child inherits the mask and unblocks them itself in _Server.capture_signals. Blocked
-    # here meanwhile, a stop for this process stays pending, and is handled once unblocked.
-    # (Never SIG_IGN here: a pending signal set to be ignored is discarded, and the stop lost.)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        process.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return process
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: How a server process of the supervisor ends after a clean stop (see the docstring above).
+_CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}
 
 
 @contextlib.contextmanager
@@ -140,56 +115,114 @@ def run_servers(
     metrics: Path,
     stop: threading.Event,
 ) -> int:
-    """Serve on ``sock`` with ``workers`` processes until ``stop`` is set; 0 when all stopped
-    cleanly."""
-    # Started now, not inside the first _spawn: starting it unblocks the stop signals, and the
-    # first child would inherit them unblocked.
-    resource_tracker.ensure_running()
-    children: list[SpawnProcess] = []
-    ok = True
+    """Serve on ``sock`` with ``workers`` processes until SIGTERM or SIGINT (``stop``, set by
+    ``stop_signals``, covers one that came before); 0 when every process stopped cleanly."""
+    if workers == 1:
+        return _serve_here(config, sock, grace=grace, metrics=metrics, stop=stop)
+    supervisor = _Supervisor(config, [sock], grace=grace, metrics=metrics)
+    # Its handlers are in place from here on; a stop that came before is in ``stop``.
+    if stop.is_set():
+        supervisor.should_exit.set()
+    supervisor.run()
+    return supervisor.exit_status()
+
+
+def _serve_here(
+    config: uvicorn.Config,
+    sock: socket.socket,
+    *,
+    grace: float,
+    metrics: Path,
+    stop: threading.Event,
+) -> int:
+    """uvicorn's server in this process. A stop that comes before uvicorn's own handlers are in
+    place (while the app is imported) or after them reaches ``stop``; uvicorn's own handlers
+    set ``should_exit``; the watchdog joins the two, and ends the process if the stop takes
+    longer than the grace period and the margin."""
+    server = uvicorn.Server(config)
+    done = threading.Event()
+    watchdog = threading.Thread(
+        target=_watch, args=(server, stop, done, grace + _SHUTDOWN_MARGIN), daemon=True
+    )
+    watchdog.start()
     try:
-        children = [_spawn(config, sock) for _ in range(workers)]
-        while not stop.wait(0.2):
-            for index, child in enumerate(children):
-                if child.is_alive():
-                    continue
-                child.join()
-                _forget(metrics, child.pid)
-                if child.exitcode == _STARTUP_FAILURE:
-                    _log.error("server process could not start; stopping", pid=child.pid)
-                    ok = False
-                    stop.set()
-                    break
-                _log.warning("server process died; starting another", exit_code=child.exitcode)
-                children[index] = _spawn(config, sock)
+        server.run(sockets=[sock])
+    except SystemExit as exc:  # the app could not start (uvicorn exits with STARTUP_FAILURE)
+        _log.error("server process could not start; stopping", exit_code=exc.code)
+        return 1
     finally:
-        _terminate(children)
-        # The children close their copies of the socket as they stop; once this one is closed
-        # too, a new connection is refused at once instead of waiting in a dead backlog.
+        done.set()
         sock.close()
-        deadline = time.monotonic() + grace + _SHUTDOWN_MARGIN
-        while any(child.is_alive() for child in children) and time.monotonic() < deadline:
-            time.sleep(_RESEND_EVERY)
-            # Again: a child still starting ignored it; uvicorn takes a repeated SIGTERM calmly.
-            _terminate(children)
-        for child in children:
-            child.join(max(0.0, deadline - time.monotonic()))
-            if child.is_alive():
-                _log.error("server process did not stop in time; killed", pid=child.pid)
-                child.kill()
-                child.join()
-            ok = ok and child.exitcode == 0
-            _forget(metrics, child.pid)
-    return 0 if ok else 1
+        _forget(metrics, os.getpid())
+    return 0
 
 
-def _terminate(children: list[SpawnProcess]) -> None:
-    for child in children:
-        if child.is_alive() and child.pid is not None:
-            os.kill(child.pid, signal.SIGTERM)
+def _watch(
+    server: uvicorn.Server, stop: threading.Event, done: threading.Event, limit: float
+) -> None:
+    while not (stop.wait(0.1) or server.should_exit or done.is_set()):
+        pass
+    server.should_exit = True
+    if not done.wait(limit):
+        _log.error("server process did not stop in time; killed", pid=os.getpid())
+        flush_logs(1.0)
+        os._exit(1)
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor of N server processes, with the gateway's log lines, metrics
+    upkeep, refused connections once stopping, a deadline, and an exit status."""
+
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], *, grace: float, metrics: Path
+    ) -> None:
+        super().__init__(config, sockets)
+        self._grace = grace
+        self._metrics = metrics
+        self._failed = False
+
+    def keep_subprocess_alive(self) -> None:
+        before = list(self.processes)
+        super().keep_subprocess_alive()
+        for process in before:
+            if process.exitcode is None:
+                continue  # alive
+            _forget(self._metrics, process.pid)
+            if process.exitcode == STARTUP_FAILURE:
+                _log.error("server process could not start; stopping", pid=process.pid)
+                self._failed = True
+            else:
+                _log.warning("server process died; starting another", exit_code=process.exitcode)
+
+    def terminate_all(self) -> None:
+        super().terminate_all()
+        # The processes close their copies of the socket as they stop; once this one is closed
+        # too, a new connection is refused at once instead of waiting in a dead backlog.
+        for sock in self.sockets:
+            sock.close()
+
+    def join_all(self) -> None:
+        deadline = time.monotonic() + self._grace + _SHUTDOWN_MARGIN
+        for process in self.processes:
+            process.process.join(max(0.0, deadline - time.monotonic()))
+            if process.process.is_alive():
+                _log.error("server process did not stop in time; killed", pid=process.pid)
+                process.kill()
+                process.join()
+                self._failed = True
+            _forget(self._metrics, process.pid)
+
+    def exit_status(self) -> int:
+        """0 when every process stopped cleanly, else 1."""
+        clean = all(process.exitcode in _CLEAN_EXITS for process in self.processes)
+        return 0 if clean and not self._failed else 1
 
 
 def _forget(metrics: Path, pid: int | None) -> None:
     """Drop a finished process's live gauges (pool figures); its counters stay counted."""
-    if pid is not None:
-        multiprocess.mark_process_dead(pid, str(metrics))  # type: ignore[no-untyped-call]
+    if pid is None:
+        return
+    # Imported here: only after metrics_folder has set the folder (see the module docstring).
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, str(metrics))  # type: ignore[no-untyped-call]

@@ -132,6 +132,10 @@ def _serve(
         # Always uvicorn's httptools protocol, with the gateway's caps and deadlines.
         http="gateway.http_protocol:GatewayHttpProtocol",
         timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
+        # With --workers N, uvicorn's supervisor kills a process that does not answer its
+        # health check in time: ample, so that one still importing the app on a busy machine
+        # is not taken for hung.
+        timeout_worker_healthcheck=30,
     )
     with metrics_folder(settings.metrics_dir) as folder:
         worker = _start_worker(conninfo) if args.with_worker else None

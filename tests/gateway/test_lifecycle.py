@@ -289,7 +289,8 @@ def test_serve_that_cannot_start_says_why_and_never_that_it_serves(
 
 
 _STOP_WHILE_THE_TRACKER_STARTS = """
-import os, signal
+import os, signal, tempfile
+from pathlib import Path
 import multiprocessing.util as util
 import uvicorn
 from gateway import serving
@@ -306,12 +307,13 @@ def spawn(path, args, passfds):
 
 
 util.spawnv_passfds = spawn
-config = uvicorn.Config("gateway.app:app_from_environment", factory=True, port=0)
-with serving.stop_signals() as stop:
-    child = serving._spawn(config, config.bind_socket())
-    child.kill()
-    child.join()
-    print(stop.wait(5))
+# An app with nothing to start: the server processes need no database here.
+config = uvicorn.Config("starlette.applications:Starlette", factory=True, port=0, workers=2)
+with serving.stop_signals() as stop, tempfile.TemporaryDirectory() as metrics:
+    status = serving.run_servers(
+        config, config.bind_socket(), workers=2, grace=1, metrics=Path(metrics), stop=stop
+    )
+    print(status == 0)
 """
 
 
