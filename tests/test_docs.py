@@ -12,7 +12,7 @@ import msgspec
 
 import signing
 from gateway.errors import CATALOG, ITEM_CODES
-from gateway.settings import ENVIRONMENT
+from gateway.settings import ENVIRONMENT, SETTINGS
 from tests.signing.test_vectors import CASES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +46,27 @@ def test_the_readme_lists_every_setting_and_both_commands() -> None:
     for name in ENVIRONMENT:
         assert f"`{name}`" in readme, name
     assert "make run" in readme and "make test" in readme
+
+
+def test_the_readmes_settings_table_says_each_default_and_bounds_of_the_code() -> None:
+    """Each setting's row in the README gives the default and the bounds of the settings table
+    (``gateway/settings.py``): ``1`` for 1.0, thousands written either way, "unset" for none."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    rows = {
+        cells[0].strip("`"): cells
+        for line in readme.splitlines()
+        if line.startswith("| `") and len(cells := line.strip("| ").split(" | ")) == 3
+    }
+    for row in SETTINGS.values():
+        meaning, default = rows[row.variable][1:]
+        shown = row.shown_default()
+        if shown is None:
+            assert default.startswith("unset"), row.variable
+        else:
+            assert default == f"`{shown}`", row.variable
+        if row.reader.bounds:
+            plain = re.sub(r"(?<=\d),(?=\d{3})", "", meaning)
+            assert f"({row.reader.bounds}" in plain, row.variable
 
 
 def test_the_safety_net_page_names_every_restore_reason_and_the_headers() -> None:
