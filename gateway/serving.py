@@ -148,7 +148,9 @@ def _serve_here(
     try:
         server.run(sockets=[sock])
     except SystemExit as exc:  # the app could not start (uvicorn exits with STARTUP_FAILURE)
-        _log.error("server process could not start; stopping", exit_code=exc.code)
+        _log.error(
+            "server process could not start; stopping", process=os.getpid(), exit_code=exc.code
+        )
         return 1
     finally:
         done.set()
@@ -164,7 +166,7 @@ def _watch(
         pass
     server.should_exit = True
     if not done.wait(limit):
-        _log.error("server process did not stop in time; killed", pid=os.getpid())
+        _log.error("server process did not stop in time; killed", process=os.getpid())
         flush_logs(1.0)
         os._exit(1)
 
@@ -183,16 +185,24 @@ class _Supervisor(Multiprocess):
 
     def keep_subprocess_alive(self) -> None:
         before = list(self.processes)
+        stopping = self.should_exit.is_set()
         super().keep_subprocess_alive()
         for process in before:
-            if process.exitcode is None:
-                continue  # alive
-            _forget(self._metrics, process.pid)
+            if process not in self.processes:  # it had died, and uvicorn started another
+                _forget(self._metrics, process.pid)
+                _log.warning(
+                    "server process died; starting another",
+                    exit_code=process.exitcode,
+                    process=process.pid,
+                )
+        if stopping or not self.should_exit.is_set():
+            return
+        # uvicorn stops when a process exits with STARTUP_FAILURE: it would fail the same way.
+        for process in self.processes:
             if process.exitcode == STARTUP_FAILURE:
-                _log.error("server process could not start; stopping", pid=process.pid)
+                _forget(self._metrics, process.pid)
+                _log.error("server process could not start; stopping", process=process.pid)
                 self._failed = True
-            else:
-                _log.warning("server process died; starting another", exit_code=process.exitcode)
 
     def terminate_all(self) -> None:
         super().terminate_all()
@@ -206,7 +216,7 @@ class _Supervisor(Multiprocess):
         for process in self.processes:
             process.process.join(max(0.0, deadline - time.monotonic()))
             if process.process.is_alive():
-                _log.error("server process did not stop in time; killed", pid=process.pid)
+                _log.error("server process did not stop in time; killed", process=process.pid)
                 process.kill()
                 process.join()
                 self._failed = True
