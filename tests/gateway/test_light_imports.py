@@ -47,3 +47,9 @@ def test_the_gateway_package_still_offers_its_app_factory_and_settings() -> None
     )
     with pytest.raises(AttributeError, match="has no attribute 'serve'"):
         gateway.serve  # noqa: B018
+
+
+def test_serves_supervisor_module_loads_none_of_the_app() -> None:
+    """`gateway.serving` (uvicorn's supervisor and serve's own stop handling) loads neither the
+    app nor prometheus-client, which must first be imported once the metrics folder is set."""
+    assert _loaded_by("import gateway.serving") == []
