@@ -182,6 +182,7 @@ class _Supervisor(Multiprocess):
         self._grace = grace
         self._metrics = metrics
         self._failed = False
+        self._seen: set[int | None] = set()
 
     def keep_subprocess_alive(self) -> None:
         before = list(self.processes)
@@ -195,6 +196,11 @@ class _Supervisor(Multiprocess):
                     exit_code=process.exitcode,
                     process=process.pid,
                 )
+        # Processes retired otherwise (SIGHUP replaces them all, SIGTTOU removes one).
+        current = {process.pid for process in self.processes}
+        for pid in self._seen - current:
+            _forget(self._metrics, pid)
+        self._seen = current
         if stopping or not self.should_exit.is_set():
             return
         # uvicorn stops when a process exits with STARTUP_FAILURE: it would fail the same way.

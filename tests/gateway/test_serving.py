@@ -98,7 +98,8 @@ def test_a_server_process_that_dies_is_replaced_and_its_live_gauges_dropped(
     database_url: str, tmp_path: Path
 ) -> None:
     """With `--workers 2`, a server process killed outright is replaced (logged with its exit
-    code), its live gauges leave the metrics folder, and `serve` still stops with 0."""
+    code), its live gauges leave the metrics folder, as do those of the processes SIGHUP
+    replaces, and `serve` still stops with 0."""
     metrics = tmp_path / "metrics"
     with serving(
         database_url, tmp_path, "--workers", "2", PROMETHEUS_MULTIPROC_DIR=str(metrics)
@@ -109,6 +110,12 @@ def test_a_server_process_that_dies_is_replaced_and_its_live_gauges_dropped(
         os.kill(victim, signal.SIGKILL)
         _wait_for(lambda: victim not in _live_pids(metrics), "the dead one's gauges to go")
         _wait_for(lambda: len(_live_pids(metrics)) == 2, "a new server process")
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        # SIGHUP: uvicorn's supervisor replaces both; the old ones' gauges go too.
+        second = _live_pids(metrics)
+        server.process.send_signal(signal.SIGHUP)
+        _wait_for(lambda: not _live_pids(metrics) & second, "the replaced ones' gauges to go")
+        _wait_for(lambda: len(_live_pids(metrics)) == 2, "two new server processes")
         assert httpx.get(server.url + "/healthz").status_code == 200
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=30) == 0
