@@ -41,8 +41,8 @@ ENTRIES = 100_000
 
 
 def _tree_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM summed over a process and its descendants: `serve` supervises the
-    uvicorn process that holds the app (gateway/serving.py)."""
+    """VmRSS and VmHWM summed over a process and its descendants: with `--workers N`, `serve`
+    supervises the uvicorn processes that hold the app (gateway/serving.py)."""
     memory = tree_memory_kib(pid)
     return {"VmRSS": memory["VmRSS"], "VmHWM": memory["VmHWM"]}
 

@@ -1,9 +1,10 @@
 """`make bench-profile`: where the gateway's time goes under load, sampled by py-spy.
 
-py-spy attaches to the running `serve` process and its children (the uvicorn process; no
-change to the code under test) and samples them while wrk sends deletions. The collapsed stacks
-are summed here into the functions that hold the CPU themselves (self) and those under which
-it is spent (total). Idle time, in the event loop's wait for the network, is not sampled.
+py-spy attaches to the running `serve` process (which serves itself with one process, and
+through its children with `--workers N`; no change to the code under test) and samples it
+while wrk sends deletions. The collapsed stacks are summed here into the functions that hold
+the CPU themselves (self) and those under which it is spent (total). Idle time, in the event
+loop's wait for the network, is not sampled.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def profile_gateway(pid: int, load: Callable[[], RunResult], *, duration: float,
             "--rate",
             "250",
             "--function",
-            "--subprocesses",  # `serve` runs the app in a child process
+            "--subprocesses",  # with --workers N, `serve` runs the app in child processes
             "--nonblocking",
             "--format",
             "raw",
