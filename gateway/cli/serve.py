@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import catalog_store as store
 
@@ -22,6 +24,9 @@ from ..keys import load_secret_box, server_key_text
 from ..settings import Settings, effective_settings
 from .base import fail, natural, print_json
 from .database import open_pool, prepare, with_pool
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["register"]
 
@@ -99,10 +104,7 @@ def _serve(
     port: int,
     stop: threading.Event,
 ) -> int:
-    """Serve until stopped. (Over 60 lines: moved as it was; its owner reshapes it.)"""
-    import uvicorn
-
-    from ..demo import ensure_demo, print_welcome
+    """Bind, say so, then serve until stopped (gateway/serving.py), a worker beside if asked."""
     from ..serving import CANNOT_BIND, bind_socket, metrics_folder, run_servers
 
     try:
@@ -110,20 +112,44 @@ def _serve(
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         return CANNOT_BIND
+    _announce(settings, args, report, f"http://{host}:{port}")
+    config = _uvicorn_config(settings, host, port, args.workers)
+    with metrics_folder(settings.metrics_dir) as folder, _worker_beside(conninfo, args.with_worker):
+        return run_servers(
+            config,
+            sock,
+            workers=args.workers,
+            grace=settings.shutdown_grace,
+            metrics=folder,
+            stop=stop,
+        )
+
+
+def _announce(
+    settings: Settings, args: argparse.Namespace, report: store.MigrationReport, url: str
+) -> None:
+    """The demo's welcome, or the one ``serving`` line, once the address is bound."""
     if args.demo:
+        from ..demo import ensure_demo, print_welcome
+
         data_dir = settings.data_dir
         box = load_secret_box(settings)
         demo = asyncio.run(with_pool(settings, lambda p: ensure_demo(p, data_dir, box=box)))
-        print_welcome(demo, f"http://{host}:{port}")
+        print_welcome(demo, url)
     else:
-        print_json({"serving": f"http://{host}:{port}", "migrationsApplied": report.applied})
+        print_json({"serving": url, "migrationsApplied": report.applied})
         sys.stdout.flush()
-    config = uvicorn.Config(
+
+
+def _uvicorn_config(settings: Settings, host: str, port: int, workers: int) -> uvicorn.Config:
+    import uvicorn
+
+    return uvicorn.Config(
         "gateway.app:app_from_environment",
         factory=True,
         host=host,
         port=port,
-        workers=args.workers,
+        workers=workers,
         access_log=False,
         log_level="warning",
         log_config=None,  # uvicorn's lines go through the gateway's logging (gateway/logs.py)
@@ -137,24 +163,22 @@ def _serve(
         # is not taken for hung.
         timeout_worker_healthcheck=30,
     )
-    with metrics_folder(settings.metrics_dir) as folder:
-        worker = _start_worker(conninfo) if args.with_worker else None
-        try:
-            return run_servers(
-                config,
-                sock,
-                workers=args.workers,
-                grace=settings.shutdown_grace,
-                metrics=folder,
-                stop=stop,
-            )
-        finally:
-            if worker is not None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+
+
+@contextlib.contextmanager
+def _worker_beside(conninfo: str, wanted: bool) -> Iterator[None]:
+    """`--with-worker`: a batch worker for as long as the block runs, then SIGTERM, then a
+    kill if it has not exited after 30 s."""
+    worker = _start_worker(conninfo) if wanted else None
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 def _workers(text: str) -> int:
