@@ -30,8 +30,10 @@ _HOST = socket.gethostname()
 _MAX_PENDING = 10_000
 #: At exit, how long the writer may take to write what is pending (a full pipe never empties).
 _EXIT_FLUSH_SECONDS = 2.0
-#: Libraries whose INFO lines are per request or per connection: warnings and errors only.
-_CHATTY = ("httpx", "psycopg.pool")
+#: Libraries whose INFO lines are per request or per connection, or only list the tasks that a
+#: procrastinate App registers as it is built (gateway.jobs builds one on import, which a
+#: command like `serve` now does after logging is set up): warnings and errors only.
+_CHATTY = ("httpx", "psycopg.pool", "procrastinate.blueprints")
 
 # msgspec writes the JSON line as bytes, about twice as fast as json.dumps (docs/performance.md).
 # Whatever it cannot encode gets its repr.
