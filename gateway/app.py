@@ -77,20 +77,13 @@ async def _readyz(request: Request) -> Response:
     check: store.SecretCheck = await request.app.state.secret_health.check()
     unreadable = len(check.unreadable)
     if unreadable and unreadable == check.stored:
-        return error_response(
+        return _unavailable(
             request,
-            ApiError(
-                "SYS_001",
-                hint="The server key of this gateway opens none of the stored partner secrets:"
-                " give it the GATEWAY_SECRET_KEY of the other gateways (see the operations"
-                " guide, The server key)",
-                context={
-                    "outcome": store.UNCHANGED,
-                    "storedSecrets": check.stored,
-                    "unreadableSecrets": unreadable,
-                },
-                headers={"Retry-After": str(request.app.state.settings.retry_after_seconds)},
-            ),
+            "The server key of this gateway opens none of the stored partner secrets:"
+            " give it the GATEWAY_SECRET_KEY of the other gateways (see the operations"
+            " guide, The server key)",
+            storedSecrets=check.stored,
+            unreadableSecrets=unreadable,
         )
     return json_response(
         ReadyResponse(
@@ -135,14 +128,18 @@ async def _on_api_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc)
 
 
-def _sys_001(request: Request, hint: str | None = None, outcome: str = store.UNCHANGED) -> Response:
+def _unavailable(
+    request: Request, hint: str | None = None, outcome: str = store.UNCHANGED, **context: int
+) -> Response:
+    """SYS_001, every answer of a gateway that cannot serve now: ``outcome`` says whether the
+    request may have changed anything, Retry-After when to try again."""
     retry_after = str(request.app.state.settings.retry_after_seconds)
     return error_response(
         request,
         ApiError(
             "SYS_001",
             hint=hint,
-            context={"outcome": outcome},
+            context={"outcome": outcome, **context},
             headers={"Retry-After": retry_after},
         ),
     )
@@ -160,7 +157,7 @@ async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
     if stalled:
         DB_DEADLINE_CUTS.labels(exc.outcome).inc()
     hint = stalled_hint(exc.outcome) if stalled or exc.outcome != store.UNCHANGED else None
-    return _sys_001(request, hint, exc.outcome)
+    return _unavailable(request, hint, exc.outcome)
 
 
 async def _on_secret_unreadable(request: Request, exc: Exception) -> Response:
@@ -168,7 +165,7 @@ async def _on_secret_unreadable(request: Request, exc: Exception) -> Response:
     in the log line or the answer."""
     assert isinstance(exc, store.SecretUnreadable)
     _log.error("partner secret does not open", partner_id=exc.partner_id, key_id=exc.key_id)
-    return _sys_001(
+    return _unavailable(
         request,
         "The gateway cannot read its credentials; nothing was changed."
         " Retry after Retry-After seconds, or tell the gateway operator",
