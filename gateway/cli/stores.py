@@ -14,8 +14,9 @@ from .database import run_with_pool
 
 __all__ = ["KNOWN_SCOPES", "register"]
 
-#: The scopes a route can need; `token issue` refuses any other (a typo would make a dead token).
-KNOWN_SCOPES = (store.SCOPE_DELETE, store.SCOPE_BATCHES_READ)
+#: The scopes a route can need, as the store lists them; `token issue` refuses any other (a typo
+#: would make a dead token).
+KNOWN_SCOPES = store.DEFAULT_SCOPES
 
 
 def _cmd_store_create(settings: Settings, args: argparse.Namespace) -> int:
