@@ -53,7 +53,7 @@ from .plan import (
     Problem,
     plan_deletion,
 )
-from .pool import Pool, connection, create_pool, requests_waiting
+from .pool import Pool, connection, create_pool, ping, requests_waiting
 from .products import ProductRef, count_products, first_products, seed_products
 from .replay import Nonce, RateLimit, accept_nonce, purge_expired_nonces, spend_nonce
 from .request_transaction import RequestTransaction, request_transaction
@@ -174,6 +174,7 @@ __all__ = [
     "spend_nonce",
     "purge_old_batches",
     "queue_stats",
+    "ping",
     "request_transaction",
     "requests_waiting",
     "reseal_secrets",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import psycopg
 import psycopg_pool
@@ -14,39 +14,51 @@ import psycopg_pool
 from .deadline import Watch, borrowing, current_deadline
 from .errors import UNCHANGED, DeadlineExceeded, StoreUnavailable
 
-__all__ = ["Pool", "create_pool", "requests_waiting"]
-
-Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+__all__ = ["Pool", "connection", "create_pool", "ping", "requests_waiting"]
 
 #: A connection given back to the pool this recently was working then, and is lent again
 #: without a check: under load, checking every borrow cost a round trip per request
 #: (docs/performance.md). One idle for longer is checked before it is lent.
 CHECK_IDLE_AFTER_SECONDS = 1.0
 
-_returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
-    weakref.WeakKeyDictionary()
-)
+
+class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
+    """psycopg_pool's pool, with what this store keeps per pool: its borrowers waiting now.
+
+    psycopg_pool's own ``requests_waiting`` is the length of its queue of waiters, which keeps
+    those that gave up (timed out) until a connection comes back, so in an outage it only grows.
+    """
+
+    waiting: int = 0
 
 
-async def _note_return(conn: psycopg.AsyncConnection[Any]) -> None:
-    # Called by the pool only for a connection that comes back healthy and idle.
-    _returned_at[conn] = time.monotonic()
+class _Freshness:
+    """When each connection of one pool came back healthy, by the clock given to the pool."""
 
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._returned_at: WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+            WeakKeyDictionary()
+        )
 
-async def _check_when_idle(conn: psycopg.AsyncConnection[Any]) -> None:
-    returned = _returned_at.get(conn)
-    if returned is not None and time.monotonic() - returned < CHECK_IDLE_AFTER_SECONDS:
-        return
-    # The check is a round trip too: the borrow's deadline bounds it (a connection it cuts
-    # fails the check, and the pool replaces it).
-    watch = borrowing.get()
-    if watch is not None:
-        watch.watch(conn)
-    try:
-        await psycopg_pool.AsyncConnectionPool.check_connection(conn)
-    finally:
+    async def note_return(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        # Called by the pool only for a connection that comes back healthy and idle.
+        self._returned_at[conn] = self._clock()
+
+    async def check_when_idle(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        returned = self._returned_at.get(conn)
+        if returned is not None and self._clock() - returned < CHECK_IDLE_AFTER_SECONDS:
+            return
+        # The check is a round trip too: the borrow's deadline bounds it (a connection it cuts
+        # fails the check, and the pool replaces it).
+        watch = borrowing.get()
         if watch is not None:
-            watch.unwatch()
+            watch.watch(conn)
+        try:
+            await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+        finally:
+            if watch is not None:
+                watch.unwatch()
 
 
 def create_pool(
@@ -57,14 +69,16 @@ def create_pool(
     timeout: float = 2.0,
     connect_timeout: int = 2,
     connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Pool:
     """Build a closed pool; open it with ``await pool.open()`` (the app does so in its lifespan).
 
     ``timeout`` bounds how long a request waits for a connection, so an unreachable database
     answers quickly instead of hanging. A connection is checked before it is lent when it has
-    been idle for more than :data:`CHECK_IDLE_AFTER_SECONDS`.
+    been idle for more than :data:`CHECK_IDLE_AFTER_SECONDS` by ``clock`` (seconds, monotonic).
     """
-    return psycopg_pool.AsyncConnectionPool(
+    freshness = _Freshness(clock)
+    return Pool(
         conninfo,
         min_size=min_size,
         max_size=max_size,
@@ -72,21 +86,15 @@ def create_pool(
         open=False,
         connection_class=connection_class,
         kwargs={"autocommit": True, "connect_timeout": connect_timeout},
-        check=_check_when_idle,
-        reset=_note_return,
+        check=freshness.check_when_idle,
+        reset=freshness.note_return,
         reconnect_timeout=0,  # never give up reconnecting: the database may come back
     )
 
 
-#: Per pool, the borrowers still waiting for their connection now. psycopg_pool's own
-#: ``requests_waiting`` is the length of its queue of waiters, which keeps those that gave up
-#: (timed out) until a connection comes back, so in an outage it only grows.
-_waiting: weakref.WeakKeyDictionary[Pool, int] = weakref.WeakKeyDictionary()
-
-
 def requests_waiting(pool: Pool) -> int:
     """How many borrowers of ``pool`` in this process are waiting for a connection now."""
-    return _waiting.get(pool, 0)
+    return pool.waiting
 
 
 @asynccontextmanager
@@ -99,14 +107,14 @@ async def connection(pool: Pool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     A connection that was cut is closed before it goes back, so the pool replaces it.
     """
     watch = Watch(current_deadline())
-    _waiting[pool] = _waiting.get(pool, 0) + 1
+    pool.waiting += 1
     try:
         token = borrowing.set(watch)
         try:
             conn = await pool.getconn(timeout=watch.wait_timeout(pool.timeout))
         finally:
             borrowing.reset(token)
-            _waiting[pool] -= 1  # got one, or gave up (timeout, cancelled): no longer waiting
+            pool.waiting -= 1  # got one, or gave up (timeout, cancelled): no longer waiting
         try:
             watch.watch(conn)
             async with conn:  # as pool.connection(): roll back on an error
@@ -134,3 +142,12 @@ def _unavailable(exc: Exception, watch: Watch) -> StoreUnavailable:
     if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout | psycopg.InternalError):
         return StoreUnavailable(str(exc), outcome=outcome)
     return StoreUnavailable(f"{type(exc).__name__}: {exc}", outcome=outcome)
+
+
+_PING = "SELECT 1"
+
+
+async def ping(pool: Pool) -> None:
+    """One round trip to the database; :class:`StoreUnavailable` when it does not answer."""
+    async with connection(pool) as conn:
+        await conn.execute(_PING)

@@ -111,3 +111,65 @@ async def test_a_deadline_that_runs_out_waiting_for_a_connection_is_no_cut() -> 
         await pool.close()
     assert type(caught.value) is store.StoreUnavailable
     assert caught.value.outcome == "unchanged"
+
+
+async def _until_gone(database_url: str, pid: int) -> None:
+    """pg_terminate_backend only signals the backend: wait until it has exited (the pool,
+    meanwhile, takes back the connection given back: it does so in a task of its own)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for _ in range(200):
+            await anyio.sleep(0.01)
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if row.fetchone() == (0,):
+                return
+    raise AssertionError(f"backend {pid} still there")
+
+
+class _Ticks:
+    """A monotonic clock that the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_idle_check_is_timed_by_the_clock_given_to_the_pool(database_url: str) -> None:
+    """No sleeping: the pool's clock says the connection came back two seconds ago, so it is
+    checked, found dropped and replaced before it is lent; a clock that has not moved lends
+    the next dropped one unchecked (StoreUnavailable)."""
+    ticks = _Ticks()
+    pool = store.create_pool(database_url, min_size=1, max_size=1, timeout=10, clock=ticks)
+    await pool.open(wait=True)
+    try:
+        first = await _backend_pid(pool)
+        _terminate(database_url, first)
+        await _until_gone(database_url, first)
+        ticks.now += 2 * pool_module.CHECK_IDLE_AFTER_SECONDS
+        second = await _backend_pid(pool)
+        _terminate(database_url, second)
+        await _until_gone(database_url, second)
+        with pytest.raises(store.StoreUnavailable):
+            await _backend_pid(pool)
+    finally:
+        await pool.close()
+    assert second != first
+
+
+async def test_ping_answers_while_the_database_does_and_is_store_unavailable_when_not(
+    pool: store.Pool,
+) -> None:
+    await store.ping(pool)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    unreachable = store.create_pool(
+        f"host=127.0.0.1 port={port} user=nobody dbname=none", min_size=0, max_size=1, timeout=0.2
+    )
+    await unreachable.open()
+    try:
+        with pytest.raises(store.StoreUnavailable):
+            await store.ping(unreachable)
+    finally:
+        await unreachable.close()
