@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -13,136 +12,43 @@ import msgspec
 import psycopg
 import structlog
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ExceptionHandler
 
 import catalog_store as store
 
+from .auth import Decoys
 from .batch_status import batch_status
-from .context import IdSource, Timer, new_request_id, request_context
-from .credentials import KEY_USE_INTERVAL, CredentialCache, KeyUse
+from .context import IdSource, Timer, new_request_id
+from .credentials import CredentialCache, KeyUse
 from .database import resolve_conninfo
 from .deletions import DELETIONS_PATH, delete_products
-from .envelope import Clock, error_response, json_response, response_meta, wall_clock_ms
+from .envelope import Clock, error_response, unavailable, wall_clock_ms
 from .errors import ApiError
-from .jobs import QUEUE
 from .key_health import SecretHealth
 from .keys import load_secret_box
 from .logs import configure_logging
-from .metrics import (
-    CONTENT_TYPE,
-    DB_DEADLINE_CUTS,
-    DB_ERRORS,
-    render_metrics,
-    sample_pool,
-    sample_pool_forever,
-)
+from .metrics import DB_DEADLINE_CUTS, DB_ERRORS
 from .middleware import RequestContextMiddleware
 from .openapi import build_openapi, render_docs
+from .probes import PROBE_ROUTES
 from .settings import Settings, load_settings
 from .stall import DatabaseDeadline, stalled_hint
-from .wire import HealthData, HealthResponse, ReadyData, ReadyResponse
+from .upkeep import upkeep
 
 __all__ = ["app_from_environment", "create_app", "resolve_conninfo"]
 
 _log = structlog.get_logger("gateway")
 
 
-async def _healthz(request: Request) -> Response:
-    return _health(request, "Alive")
-
-
-def _health(request: Request, message: str) -> Response:
-    return json_response(
-        HealthResponse(
-            success=True,
-            message=message,
-            requestId=request_context(request).request_id,
-            meta=response_meta(request),
-            data=HealthData(status="ok"),
-        )
-    )
-
-
-async def _readyz(request: Request) -> Response:
-    """200 while the database answers, ``degraded`` when some stored partner secrets do not
-    open; 503 when the database does not answer, or when the server key opens none of the
-    stored secrets (this process could authenticate no partner: another key than the others')."""
-    pool: store.Pool = request.app.state.pool
-    async with store.connection(pool) as conn:
-        await conn.execute("SELECT 1")
-    check: store.SecretCheck = await request.app.state.secret_health.check()
-    unreadable = len(check.unreadable)
-    if unreadable and unreadable == check.stored:
-        return _unavailable(
-            request,
-            "The server key of this gateway opens none of the stored partner secrets:"
-            " give it the GATEWAY_SECRET_KEY of the other gateways (see the operations"
-            " guide, The server key)",
-            storedSecrets=check.stored,
-            unreadableSecrets=unreadable,
-        )
-    return json_response(
-        ReadyResponse(
-            success=True,
-            message="Ready",
-            requestId=request_context(request).request_id,
-            meta=response_meta(request),
-            data=ReadyData(status="degraded" if unreadable else "ok", unreadableSecrets=unreadable),
-        )
-    )
-
-
-async def _metrics(request: Request) -> Response:
-    """Every process's samples, and the batch queue as the database has it now."""
-    pool: store.Pool = request.app.state.pool
-    sample_pool(pool)
-    stats: store.QueueStats | None
-    check: store.SecretCheck | None
-    try:
-        stats = await store.queue_stats(
-            pool, queue=QUEUE, stalled_after=request.app.state.settings.worker_stalled_after
-        )
-        check = await request.app.state.secret_health.check()
-    except store.StoreUnavailable as exc:
-        if isinstance(exc, store.DeadlineExceeded):
-            DB_DEADLINE_CUTS.labels(exc.outcome).inc()
-        stats = check = None  # shown as gateway_database_up 0; the scrape itself still answers
-    unreadable = None if check is None else len(check.unreadable)
-    return Response(render_metrics(stats, unreadable_secrets=unreadable), media_type=CONTENT_TYPE)
-
-
-async def _openapi(request: Request) -> Response:
-    return Response(request.app.state.openapi_json, media_type="application/json")
-
-
-async def _docs(request: Request) -> Response:
-    return HTMLResponse(request.app.state.docs_html)
-
-
 async def _on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(request, exc)
-
-
-def _unavailable(
-    request: Request, hint: str | None = None, outcome: str = store.UNCHANGED, **context: int
-) -> Response:
-    """SYS_001, every answer of a gateway that cannot serve now: ``outcome`` says whether the
-    request may have changed anything, Retry-After when to try again."""
-    retry_after = str(request.app.state.settings.retry_after_seconds)
-    return error_response(
-        request,
-        ApiError(
-            "SYS_001",
-            hint=hint,
-            context={"outcome": outcome, **context},
-            headers={"Retry-After": retry_after},
-        ),
-    )
 
 
 async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
@@ -157,7 +63,7 @@ async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
     if stalled:
         DB_DEADLINE_CUTS.labels(exc.outcome).inc()
     hint = stalled_hint(exc.outcome) if stalled or exc.outcome != store.UNCHANGED else None
-    return _unavailable(request, hint, exc.outcome)
+    return unavailable(request, hint, exc.outcome)
 
 
 async def _on_secret_unreadable(request: Request, exc: Exception) -> Response:
@@ -165,7 +71,7 @@ async def _on_secret_unreadable(request: Request, exc: Exception) -> Response:
     in the log line or the answer."""
     assert isinstance(exc, store.SecretUnreadable)
     _log.error("partner secret does not open", partner_id=exc.partner_id, key_id=exc.key_id)
-    return _unavailable(
+    return unavailable(
         request,
         "The gateway cannot read its credentials; nothing was changed."
         " Retry after Retry-After seconds, or tell the gateway operator",
@@ -214,26 +120,13 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(request, ApiError("ROUTE_001", context={"path": request.url.path[:200]}))
 
 
-async def _write_key_use_forever(key_use: KeyUse, pool: store.Pool) -> None:
-    while True:
-        await asyncio.sleep(KEY_USE_INTERVAL)
-        await key_use.write(pool)
-
-
-async def _purge_nonces_forever(
-    pool: store.Pool, interval: float, deadline: float, clock: Clock
-) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            # The clock that checks the window decides when a record may go (never the
-            # database's, which may differ from it).
-            with store.deadline(deadline):
-                purged = await store.purge_expired_nonces(pool, now_ms=clock())
-        except store.StoreUnavailable:
-            continue
-        if purged:
-            _log.info("purged expired replay records", count=purged)
+_EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
+    ApiError: _on_api_error,
+    store.StoreUnavailable: _on_store_unavailable,
+    store.SecretUnreadable: _on_secret_unreadable,
+    store.RateLimited: _on_rate_limited,
+    HTTPException: _on_http_exception,
+}
 
 
 def create_app(
@@ -246,13 +139,56 @@ def create_app(
     cache_clock: Callable[[], float] = time.monotonic,
     new_id: IdSource = new_request_id,
     timer: Timer = time.perf_counter,
+    decoys: Decoys | None = None,
 ) -> Starlette:
     """Build the app. The pool opens in the lifespan; a database that is down at start is
     retried in the background while requests answer ``SYS_001``. The edges are passed in:
     ``clock`` (Unix ms) stamps answers and checks the signature's window, ``timer`` (seconds,
     monotonic) times requests and their body deadline, ``cache_clock`` (seconds, monotonic)
-    the credentials cache, and ``new_id`` draws each request's id."""
-    pool = store.create_pool(
+    the credentials cache, ``new_id`` draws each request's id (a UUID as text), and
+    ``decoys`` are the keys nobody holds that top up a partner's secrets (drawn here when
+    not given)."""
+    pool = _create_pool(settings, conninfo, connection_class)
+    key_use = KeyUse()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        try:
+            async with upkeep(pool, settings, clock, key_use):
+                yield
+        finally:
+            await pool.close()
+
+    app = Starlette(
+        routes=[
+            Route(DELETIONS_PATH, delete_products, methods=["POST"]),
+            Route(DELETIONS_PATH + "/{batch_id}", batch_status, methods=["GET"]),
+            *PROBE_ROUTES,
+        ],
+        middleware=[
+            Middleware(RequestContextMiddleware, clock=clock, new_id=new_id, timer=timer),
+            Middleware(DatabaseDeadline, seconds=settings.db_deadline),
+        ],
+        exception_handlers=_EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    # No 307 to the slashed twin: a redirected signed request could only fail its signature.
+    app.router.redirect_slashes = False
+    box = secret_box if secret_box is not None else load_secret_box(settings)
+    credentials = CredentialCache(
+        pool, box, ttl=settings.auth_cache_seconds, clock=cache_clock, decoys=decoys
+    )
+    _keep_state(app.state, settings, pool, key_use, credentials, SecretHealth(pool, box))
+    return app
+
+
+def _create_pool(
+    settings: Settings,
+    conninfo: str | None,
+    connection_class: type[psycopg.AsyncConnection[Any]],
+) -> store.Pool:
+    return store.create_pool(
         conninfo if conninfo is not None else resolve_conninfo(settings),
         min_size=settings.pool_min,
         max_size=settings.pool_max,
@@ -261,68 +197,29 @@ def create_app(
         connection_class=connection_class,
     )
 
-    key_use = KeyUse()
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await pool.open(wait=False)
-        purger = asyncio.create_task(
-            _purge_nonces_forever(pool, settings.nonce_purge_interval, settings.db_deadline, clock)
-        )
-        sampler = asyncio.create_task(sample_pool_forever(pool))
-        recorder = asyncio.create_task(_write_key_use_forever(key_use, pool))
-        try:
-            yield
-        finally:
-            for task in (purger, sampler, recorder):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await key_use.write(pool)  # the last minute's uses, before the pool closes
-            await pool.close()
-
-    app = Starlette(
-        routes=[
-            Route(DELETIONS_PATH, delete_products, methods=["POST"]),
-            Route(DELETIONS_PATH + "/{batch_id}", batch_status, methods=["GET"]),
-            Route("/healthz", _healthz, methods=["GET"]),
-            Route("/readyz", _readyz, methods=["GET"]),
-            Route("/openapi.json", _openapi, methods=["GET"]),
-            Route("/docs", _docs, methods=["GET"]),
-            Route("/metrics", _metrics, methods=["GET"]),
-        ],
-        middleware=[
-            Middleware(RequestContextMiddleware, clock=clock, new_id=new_id, timer=timer),
-            Middleware(DatabaseDeadline, seconds=settings.db_deadline),
-        ],
-        exception_handlers={
-            ApiError: _on_api_error,
-            store.StoreUnavailable: _on_store_unavailable,
-            store.SecretUnreadable: _on_secret_unreadable,
-            store.RateLimited: _on_rate_limited,
-            HTTPException: _on_http_exception,
-        },
-        lifespan=lifespan,
-    )
-    # No 307 to the slashed twin: a redirected signed request could only fail its signature.
-    app.router.redirect_slashes = False
+def _keep_state(
+    state: State,
+    settings: Settings,
+    pool: store.Pool,
+    key_use: KeyUse,
+    credentials: CredentialCache,
+    secret_health: SecretHealth,
+) -> None:
+    """What the routes read from ``request.app.state``, built once per app."""
     document = build_openapi()
-    app.state.pool = pool
-    app.state.settings = settings
-    app.state.key_use = key_use
-    box = secret_box if secret_box is not None else load_secret_box(settings)
-    app.state.credentials = CredentialCache(
-        pool, box, ttl=settings.auth_cache_seconds, clock=cache_clock
-    )
-    app.state.secret_health = SecretHealth(pool, box)
-    app.state.rate_limit = (
+    state.pool = pool
+    state.settings = settings
+    state.key_use = key_use
+    state.credentials = credentials
+    state.secret_health = secret_health
+    state.rate_limit = (
         store.RateLimit(settings.rate_limit_requests, settings.rate_limit_window)
         if settings.rate_limit_requests
         else None
     )
-    app.state.openapi_json = msgspec.json.encode(document)
-    app.state.docs_html = render_docs(document)
-    return app
+    state.openapi_json = msgspec.json.encode(document)
+    state.docs_html = render_docs(document)
 
 
 def app_from_environment() -> Starlette:

@@ -11,49 +11,52 @@ from typing import Protocol
 import signing
 from catalog_store import MAX_ACTIVE_SECRETS, AuthRecord, Nonce
 
-from .errors import CATALOG, ApiError
+from .errors import ApiError
 from .masking import mask_token, masked_string_to_sign
 from .metrics import observe_clock_skew
+from .signed_headers import DEFAULT_MAX_HEADER_BYTES, SignedHeaders, parse_headers
 
 __all__ = [
     "AuthContext",
     "CredentialSource",
+    "Decoys",
     "SignedHeaders",
-    "verification_keys",
     "authenticate",
+    "make_decoy_keys",
     "mask_token",
     "masked_string_to_sign",
     "parse_headers",
+    "verification_keys",
 ]
 
-_MAX_ID_LENGTH = 128
-_MAX_TOKEN_LENGTH = 512
-DEFAULT_MAX_HEADER_BYTES = 8192
+#: MAX_ACTIVE_SECRETS keys nobody holds (see :func:`make_decoy_keys`).
+Decoys = tuple[bytes, ...]
+
 # A replay record is kept this long past the last instant its x-timestamp can pass the window,
 # and purged by the gateway's clock (the one that checks the window): a request whose window
 # check passed at the very edge still finds the record when it writes its own, however long its
 # body, its database round trips or a purge between the two take, and whatever the skew between
 # the clocks of the processes sharing the database, up to this margin.
 REPLAY_RECORD_MARGIN_MS = 300_000
-# Every signature of a known partner is checked with exactly MAX_ACTIVE_SECRETS HMACs: the
-# partner's secrets, topped up with keys nobody holds, so one secret or two, and any wrong
-# signature, cost the same work. Random per process, and never accepted even if matched.
-_DECOY_KEYS: tuple[bytes, ...] = tuple(secrets.token_bytes(32) for _ in range(MAX_ACTIVE_SECRETS))
+
+
+def make_decoy_keys(random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> Decoys:
+    """Keys nobody holds, drawn once per app: every signature of a known partner is checked
+    with exactly MAX_ACTIVE_SECRETS HMACs, the partner's secrets topped up with these, so one
+    secret or two, and any wrong signature, cost the same work. Never accepted even if
+    matched."""
+    return tuple(random_bytes(32) for _ in range(MAX_ACTIVE_SECRETS))
 
 
 class CredentialSource(Protocol):
+    """Where a request's credentials come from, with the decoy keys that top them up."""
+
+    @property
+    def decoys(self) -> Decoys: ...
+
     async def lookup(
         self, *, partner_client_id: str, store_client_id: str, store_token: str
     ) -> AuthRecord: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SignedHeaders:
-    partner_client_id: str
-    store_client_id: str
-    store_token: str
-    timestamp: str
-    signature: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,74 +68,6 @@ class AuthContext:
     nonce: Nonce
     #: The id of the partner's secret that verified the signature (never the secret).
     key_id: str = ""
-
-
-def _printable(value: str, limit: int) -> str | None:
-    if not value:
-        return "is empty"
-    if len(value) > limit:
-        return f"is longer than {limit} characters"
-    if not value.isascii() or not value.isprintable():
-        return "must be printable ASCII"
-    return None
-
-
-def _header_problem(name: str, value: str) -> str | None:
-    if name == signing.HEADER_TIMESTAMP:
-        if not (value.isascii() and value.isdigit() and 1 <= len(value) <= 19):
-            return "must be Unix time in milliseconds, decimal digits only (e.g. 1758100350458)"
-        return None
-    if name == signing.HEADER_SIGNATURE:
-        if signing.looks_like_base64_signature(value):
-            return (
-                "looks like base64; send lower-case hex: the 64-character hex HMAC-SHA256"
-                " of the string to sign"
-            )
-        if not signing.is_signature_format(value):
-            return "must be the 64-character hex HMAC-SHA256 of the string to sign"
-        return None
-    if name == signing.HEADER_STORE_TOKEN:
-        return _printable(value, _MAX_TOKEN_LENGTH)
-    return _printable(value, _MAX_ID_LENGTH)
-
-
-def parse_headers(
-    headers: Sequence[tuple[bytes, bytes]], *, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
-) -> SignedHeaders:
-    """Step 1: every signed header present exactly once and well-formed, and no header of any
-    name longer than ``max_header_bytes``, else ``AUTH_001``."""
-    found: dict[str, list[str]] = {name: [] for name in signing.SIGNED_HEADERS}
-    problems: dict[str, str] = {}
-    for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1").lower()
-        if len(raw_value) > max_header_bytes:
-            problems[name[:64]] = f"is longer than {max_header_bytes} bytes"
-        elif name in found:
-            found[name].append(raw_value.decode("latin-1"))
-    missing = [name for name, values in found.items() if not values and name not in problems]
-    for name, values in found.items():
-        if name in problems:
-            continue
-        if len(values) > 1:
-            problems[name] = "is sent more than once"
-        elif values:
-            problem = _header_problem(name, values[0])
-            if problem is not None:
-                problems[name] = problem
-    if missing or problems:
-        hint = CATALOG["AUTH_001"].hint
-        if problems:
-            hint += ". " + "; ".join(f"{name} {why}" for name, why in problems.items())
-        raise ApiError(
-            "AUTH_001",
-            hint=hint,
-            context={
-                "missingHeaders": missing,
-                "invalidHeaders": list(problems),
-                "headerErrors": problems,
-            },
-        )
-    return SignedHeaders(*(found[name][0] for name in signing.SIGNED_HEADERS))
 
 
 def _check_window(timestamp: str, now_ms: int) -> None:
@@ -163,12 +98,13 @@ def _check_window(timestamp: str, now_ms: int) -> None:
     )
 
 
-def verification_keys(record: AuthRecord) -> tuple[tuple[bytes, ...], int]:
-    """The keys a signature is checked against, always :data:`MAX_ACTIVE_SECRETS` of them, and
-    how many of the first ones are real (0 for an unknown or inactive partner)."""
+def verification_keys(record: AuthRecord, decoys: Decoys) -> tuple[tuple[bytes, ...], int]:
+    """The keys a signature is checked against, always :data:`MAX_ACTIVE_SECRETS` of them (the
+    partner's secrets topped up with ``decoys``), and how many of the first ones are real (0 for
+    an unknown or inactive partner)."""
     known = record.partner_id is not None and record.partner_active
     real = record.secrets[:MAX_ACTIVE_SECRETS] if known else ()
-    return real + _DECOY_KEYS[len(real) :], len(real)
+    return real + decoys[len(real) :], len(real)
 
 
 def _signature_mismatch(
@@ -234,12 +170,45 @@ async def authenticate(
     if record.partner_id is None or not record.partner_active:
         raise ApiError("AUTH_004")
     body = await read_body()
+    keys = verification_keys(record, credentials.decoys)
+    matched = _verify(signed, keys, _Target(method, path, query), body)
+    # Only now is the timestamp the partner's own: nobody else moves the drift figures.
+    observe_clock_skew((int(signed.timestamp) - now_ms) / 1000)
+    store_id = _check_token(record, scope)
+    context = AuthContext(
+        partner_id=record.partner_id,
+        store_id=store_id,
+        partner_client_id=signed.partner_client_id,
+        store_client_id=signed.store_client_id,
+        nonce=Nonce(
+            partner_id=record.partner_id,
+            signature=bytes.fromhex(signed.signature),
+            expires_at_ms=int(signed.timestamp) + signing.WINDOW_MS + REPLAY_RECORD_MARGIN_MS,
+            received_at_ms=now_ms,
+        ),
+        key_id=record.key_ids[matched] if matched < len(record.key_ids) else "",
+    )
+    return context, body
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    method: str
+    path: str
+    query: str
+
+
+def _verify(
+    signed: SignedHeaders, keys: tuple[tuple[bytes, ...], int], target: _Target, body: bytes
+) -> int:
+    """Step 4: the index of the partner's secret that the signature matches, else ``AUTH_002``
+    (a decoy's match included)."""
     body_hash = signing.body_sha256(body)
     try:
-        message = signing.string_to_sign(
-            method=method,
-            path=path,
-            query=query,
+        message: str | None = signing.string_to_sign(
+            method=target.method,
+            path=target.path,
+            query=target.query,
             partner_client_id=signed.partner_client_id,
             store_client_id=signed.store_client_id,
             store_token=signed.store_token,
@@ -249,17 +218,21 @@ async def authenticate(
     except signing.MalformedInput:
         # Only a path or query with a line break gets here: nobody can have signed it.
         message = None
-    keys, real = verification_keys(record)
-    matched = signing.verify(signed.signature, message or "", keys)
+    candidates, real = keys
+    matched = signing.verify(signed.signature, message or "", candidates)
     if matched is None or matched >= real or message is None:
         # Every failing signature of a known partner recomputes the usual mistakes with both
         # keys: the same number of HMACs whatever its secrets or its mistake.
         mistake = signing.find_mistake(
-            signed.signature, message or "", body=body, keys=keys, real=real
+            signed.signature, message or "", body=body, keys=candidates, real=real
         )
         raise _signature_mismatch(signed, message, body, body_hash, mistake)
-    # Only now is the timestamp the partner's own: nobody else moves the drift figures.
-    observe_clock_skew((int(signed.timestamp) - now_ms) / 1000)
+    return matched
+
+
+def _check_token(record: AuthRecord, scope: str) -> int:
+    """Step 5: the store token is this store's, issued to this partner, with ``scope``;
+    else ``AUTH_005``. Returns the store's id."""
     token_ok = (
         record.store_id is not None
         and record.token_store_id == record.store_id
@@ -273,17 +246,4 @@ async def authenticate(
             hint=f"This token lacks the scope {scope}; ask the store for a token that has it",
             context={"missingScope": scope},
         )
-    context = AuthContext(
-        partner_id=record.partner_id,
-        store_id=record.store_id,
-        partner_client_id=signed.partner_client_id,
-        store_client_id=signed.store_client_id,
-        nonce=Nonce(
-            partner_id=record.partner_id,
-            signature=bytes.fromhex(signed.signature),
-            expires_at_ms=int(signed.timestamp) + signing.WINDOW_MS + REPLAY_RECORD_MARGIN_MS,
-            received_at_ms=now_ms,
-        ),
-        key_id=record.key_ids[matched] if matched < len(record.key_ids) else "",
-    )
-    return context, body
+    return record.store_id

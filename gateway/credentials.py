@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import catalog_store as store
 
+from .auth import Decoys, make_decoy_keys
+
 __all__ = ["KEY_USE_INTERVAL", "CredentialCache", "KeyUse"]
 
 _Key = tuple[str, str, bytes]
@@ -35,7 +37,10 @@ class CredentialCache:
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 10_000,
+        decoys: Decoys | None = None,
     ) -> None:
+        #: Keys nobody holds, that top up a partner's secrets: the app factory's, else drawn now.
+        self.decoys = make_decoy_keys() if decoys is None else decoys
         self._pool = pool
         self._box = box
         self._ttl = ttl

@@ -9,6 +9,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from catalog_store import UNCHANGED
+
 from .context import Clock, request_context
 from .errors import ApiError
 from .wire import ErrorBody, ErrorDetails, ErrorResponse, ResponseMeta, encode
@@ -20,6 +22,7 @@ __all__ = [
     "iso_ms",
     "json_response",
     "response_meta",
+    "unavailable",
     "wall_clock_ms",
 ]
 
@@ -70,3 +73,20 @@ def error_response(request: Request, error: ApiError) -> Response:
     context.code = error.code
     body = error_body(context.request_id, error, context.now_ms())
     return json_response(body, status=error.status, headers=error.headers)
+
+
+def unavailable(
+    request: Request, hint: str | None = None, outcome: str = UNCHANGED, **context: int
+) -> Response:
+    """SYS_001, every answer of a gateway that cannot serve now: ``outcome`` says whether the
+    request may have changed anything, Retry-After when to try again."""
+    retry_after = str(request.app.state.settings.retry_after_seconds)
+    return error_response(
+        request,
+        ApiError(
+            "SYS_001",
+            hint=hint,
+            context={"outcome": outcome, **context},
+            headers={"Retry-After": retry_after},
+        ),
+    )

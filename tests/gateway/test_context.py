@@ -4,6 +4,7 @@ line and the metrics read what the route reported to the context, nothing else."
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
@@ -42,15 +43,16 @@ def _request_lines(logs: Sequence[MutableMapping[str, Any]]) -> list[MutableMapp
 async def test_request_ids_come_from_the_id_source_given_to_the_factory(
     database_url: str, tenant: Tenant
 ) -> None:
-    ids = (f"req-{n}" for n in itertools.count(1))
+    ids = (str(uuid.UUID(int=n)) for n in itertools.count(1))
+    first, second = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
     with structlog.testing.capture_logs(processors=_CAPTURE) as logs:
         async with gateway_client(database_url, new_id=lambda: next(ids)) as client:
             health = await client.get("/healthz")
             refused = await delete(client, tenant, {"ids": tenant.ids[:1]}, timestamp=1)
-    assert (health.json()["requestId"], health.headers["x-request-id"]) == ("req-1", "req-1")
-    assert (refused.json()["requestId"], refused.headers["x-request-id"]) == ("req-2", "req-2")
+    assert (health.json()["requestId"], health.headers["x-request-id"]) == (first, first)
+    assert (refused.json()["requestId"], refused.headers["x-request-id"]) == (second, second)
     assert refused.json()["error"]["code"] == "AUTH_003"
-    assert [line["request_id"] for line in _request_lines(logs)] == ["req-1", "req-2"]
+    assert [line["request_id"] for line in _request_lines(logs)] == [first, second]
 
 
 async def test_durations_are_read_from_the_timer_given_to_the_factory(database_url: str) -> None:
