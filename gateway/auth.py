@@ -171,7 +171,7 @@ async def authenticate(
         raise ApiError("AUTH_004")
     body = await read_body()
     keys = verification_keys(record, credentials.decoys)
-    matched = _verify(signed, keys, _Target(method, path, query), body)
+    matched = _verify(signed, keys, (method, path, query), body)
     # Only now is the timestamp the partner's own: nobody else moves the drift figures.
     observe_clock_skew((int(signed.timestamp) - now_ms) / 1000)
     store_id = _check_token(record, scope)
@@ -191,24 +191,21 @@ async def authenticate(
     return context, body
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    method: str
-    path: str
-    query: str
-
-
 def _verify(
-    signed: SignedHeaders, keys: tuple[tuple[bytes, ...], int], target: _Target, body: bytes
+    signed: SignedHeaders,
+    keys: tuple[tuple[bytes, ...], int],
+    target: tuple[str, str, str],
+    body: bytes,
 ) -> int:
     """Step 4: the index of the partner's secret that the signature matches, else ``AUTH_002``
-    (a decoy's match included)."""
+    (a decoy's match included). ``target``: the method, path and query as sent."""
+    method, path, query = target
     body_hash = signing.body_sha256(body)
     try:
         message: str | None = signing.string_to_sign(
-            method=target.method,
-            path=target.path,
-            query=target.query,
+            method=method,
+            path=path,
+            query=query,
             partner_client_id=signed.partner_client_id,
             store_client_id=signed.store_client_id,
             store_token=signed.store_token,
