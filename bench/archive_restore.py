@@ -92,7 +92,11 @@ async def _bench(url: str) -> dict[str, Any]:
             pool, store_id=tenant.store_id, nonce=_nonce(tenant.partner_id), request_id=uuid.uuid4()
         ) as tx:
             batch = await store.create_batch(
-                tx, ids=tenant.ids, external_ids=[], defer_job=defer_batch_job
+                tx,
+                batch_id=uuid.uuid4(),
+                ids=tenant.ids,
+                external_ids=[],
+                defer_job=defer_batch_job,
             )
         started = time.perf_counter()
         while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id):

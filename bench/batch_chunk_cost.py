@@ -63,6 +63,8 @@ async def _create(pool: store.Pool, tenant: Any) -> store.Batch:
         from gateway.jobs import defer_batch_job
 
         kwargs["defer_job"] = defer_batch_job
+    if "batch_id" in params:  # since the caller draws the batch's id
+        kwargs["batch_id"] = uuid.uuid4()
     if "tx" in params:  # after the request transaction: it carries who sent the request
         async with store.request_transaction(
             pool,

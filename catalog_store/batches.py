@@ -92,15 +92,16 @@ DELETE FROM deletion_batches
 async def create_batch(
     tx: RequestTransaction,
     *,
+    batch_id: uuid.UUID,
     ids: Sequence[str],
     external_ids: Sequence[str],
     defer_job: DeferJob,
     max_open_batches: int = 0,
     retry_after: int = 5,
 ) -> Batch:
-    """Store the batch, every entry (streamed with COPY, then inserted classified in one
-    statement), and ``defer_job`` the batch's job, in the request's transaction: the same
-    statements whatever the size.
+    """Store the batch ``batch_id`` (the caller draws it: the store draws no ids), every entry
+    (streamed with COPY, then inserted classified in one statement), and ``defer_job`` the
+    batch's job, in the request's transaction: the same statements whatever the size.
 
     Raises as the transaction's replay record does (:class:`Replayed`, :class:`RateLimited`),
     and :class:`RateLimited` when the partner already has ``max_open_batches`` pending or
@@ -110,6 +111,7 @@ async def create_batch(
     batch = await _store_batch(
         conn,
         tx.store_id,
+        batch_id,
         tx.nonce,
         tx.request_id,
         ids,
@@ -125,6 +127,7 @@ async def create_batch(
 async def _store_batch(
     conn: psycopg.AsyncConnection[Any],
     store_id: int,
+    batch_id: uuid.UUID,
     nonce: Nonce,
     request_id: uuid.UUID,
     ids: Sequence[str],
@@ -133,7 +136,6 @@ async def _store_batch(
     max_open_batches: int,
     retry_after: int,
 ) -> Batch:
-    batch_id = uuid.uuid4()
     total = len(ids) + len(external_ids)
     if max_open_batches:
         # One partner's dispatches take turns here, so two at once cannot both pass the count;

@@ -50,6 +50,8 @@ class RequestContext:
     #: ``timer()`` and ``clock()`` when the request arrived.
     started: float
     arrived_ms: int
+    #: Draws the ids the gateway gives out while serving the request (a dispatched batch's).
+    new_id: IdSource = new_request_id
     #: The route's template, set by a signed route (the metrics label and the log's route).
     route: str | None = None
     #: The error code answered, if any.

@@ -4,6 +4,8 @@ idempotency key, kept with the work."""
 
 from __future__ import annotations
 
+import uuid
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -118,6 +120,7 @@ async def _dispatch(
                 return sent_again(request, tx.answered_before)
             batch = await store.create_batch(
                 tx,
+                batch_id=uuid.UUID(request_context(request).new_id()),
                 ids=payload.ids,
                 external_ids=payload.externalIds,
                 defer_job=defer_batch_job,

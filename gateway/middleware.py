@@ -50,6 +50,7 @@ class RequestContextMiddleware:
             timer=self.timer,
             started=self.timer(),
             arrived_ms=self.clock(),
+            new_id=self.new_id,
         )
         context.attach(scope)
         structlog.contextvars.clear_contextvars()

@@ -155,6 +155,7 @@ async def test_a_dispatched_batch_of_10000_is_archived_and_restored_by_batch_id(
     ) as tx:
         batch = await store.create_batch(
             tx,
+            batch_id=uuid.uuid4(),
             ids=tenant.ids[:5000],
             external_ids=tenant.external_ids[5000:],
             defer_job=defer_batch_job,
@@ -196,6 +197,7 @@ async def test_a_product_restored_mid_batch_and_deleted_again_by_it_stays_restor
     ) as tx:
         batch = await store.create_batch(
             tx,
+            batch_id=uuid.uuid4(),
             ids=[str(product.id)],
             external_ids=[str(product.external_id)],
             defer_job=defer_batch_job,

@@ -28,7 +28,9 @@ async def _dispatch(
     async with store.request_transaction(
         pool, store_id=tenant.store_id, nonce=_nonce(tenant, n), request_id=uuid.uuid4()
     ) as tx:
-        return await store.create_batch(tx, ids=ids, external_ids=ext, defer_job=defer_batch_job)
+        return await store.create_batch(
+            tx, batch_id=uuid.uuid4(), ids=ids, external_ids=ext, defer_job=defer_batch_job
+        )
 
 
 async def _run(pool: store.Pool, batch: store.Batch, chunk_size: int) -> store.Batch:
@@ -93,7 +95,13 @@ async def test_the_job_is_deferred_in_the_batch_transaction(pool: store.Pool) ->
         async with store.request_transaction(
             pool, store_id=tenant.store_id, nonce=_nonce(tenant, 1), request_id=uuid.uuid4()
         ) as tx:
-            await store.create_batch(tx, ids=tenant.ids, external_ids=[], defer_job=defer_then_fail)
+            await store.create_batch(
+                tx,
+                batch_id=uuid.uuid4(),
+                ids=tenant.ids,
+                external_ids=[],
+                defer_job=defer_then_fail,
+            )
     async with store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT (SELECT count(*) FROM deletion_batches),"

@@ -55,6 +55,18 @@ async def test_request_ids_come_from_the_id_source_given_to_the_factory(
     assert [line["request_id"] for line in _request_lines(logs)] == [first, second]
 
 
+async def test_a_dispatched_batch_id_comes_from_the_id_source_given_to_the_factory(
+    database_url: str, tenant: Tenant
+) -> None:
+    """The request draws the first id and its batch the next: the store draws none itself."""
+    ids = (str(uuid.UUID(int=n)) for n in itertools.count(1))
+    async with gateway_client(database_url, new_id=lambda: next(ids)) as client:
+        accepted = await delete(client, tenant, {"ids": tenant.ids[:2], "dispatch": True})
+    assert accepted.status_code == 202
+    assert accepted.json()["requestId"] == str(uuid.UUID(int=1))
+    assert accepted.json()["data"]["batchId"] == str(uuid.UUID(int=2))
+
+
 async def test_durations_are_read_from_the_timer_given_to_the_factory(database_url: str) -> None:
     """Arrival, the answer's meta, the log line: three readings of a timer stepping 0.25 s."""
     with structlog.testing.capture_logs() as logs:

@@ -193,7 +193,11 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
             request_id=uuid.uuid4(),
         ) as tx:
             return await store.create_batch(
-                tx, ids=tenant.ids, external_ids=[], defer_job=defer_batch_job
+                tx,
+                batch_id=uuid.uuid4(),
+                ids=tenant.ids,
+                external_ids=[],
+                defer_job=defer_batch_job,
             )
 
     log = tmp_path / "worker.log"

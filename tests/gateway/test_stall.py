@@ -329,7 +329,7 @@ async def _dispatch(pool: store.Pool, tenant: Tenant) -> uuid.UUID:
         request_id=uuid.uuid4(),
     ) as tx:
         batch = await store.create_batch(
-            tx, ids=tenant.ids, external_ids=[], defer_job=defer_batch_job
+            tx, batch_id=uuid.uuid4(), ids=tenant.ids, external_ids=[], defer_job=defer_batch_job
         )
     return batch.id
 
