@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +43,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.server import ServerState
 
 from .body import slow_client
+from .context import new_request_id
 from .envelope import error_body, wall_clock_ms
 from .errors import ApiError
 from .metrics import HEADER_CAP_REFUSALS, SLOW_CLIENTS_CUT
@@ -280,7 +280,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         closed (as it is when an earlier pipelined request is still being answered)."""
         self._refusal = (error.code, part)
         self._cancel_header_deadline()
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()  # the gateway's one way to draw request ids
         _log.warning(
             "request refused by the server", code=error.code, part=part, request_id=request_id
         )

@@ -3,9 +3,11 @@ line and the metrics read what the route reported to the context, nothing else."
 
 from __future__ import annotations
 
+import ast
 import itertools
 import uuid
 from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,6 +67,23 @@ async def test_a_dispatched_batch_id_comes_from_the_id_source_given_to_the_facto
     assert accepted.status_code == 202
     assert accepted.json()["requestId"] == str(uuid.UUID(int=1))
     assert accepted.json()["data"]["batchId"] == str(uuid.UUID(int=2))
+
+
+def test_ids_are_drawn_in_one_function_of_the_gateway_and_nowhere_in_the_store() -> None:
+    """Only gateway/context.py's new_request_id calls uuid4: the server's own REQ_00x answers
+    and the store's batches take their ids from it."""
+    root = Path(__file__).resolve().parents[2]
+    callers = sorted(
+        str(path.relative_to(root))
+        for package in ("gateway", "catalog_store", "signing")
+        for path in (root / package).rglob("*.py")
+        if any(
+            isinstance(node, ast.Attribute | ast.Name)
+            and getattr(node, "attr", getattr(node, "id", None)) == "uuid4"
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    )
+    assert callers == ["gateway/context.py"]
 
 
 async def test_durations_are_read_from_the_timer_given_to_the_factory(database_url: str) -> None:
