@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import msgspec
 from starlette.requests import Request
@@ -17,7 +18,8 @@ from .wire import ErrorBody, ErrorDetails, ErrorResponse, ResponseMeta, encode
 
 __all__ = [
     "Clock",
-    "error_body",
+    "ErrorAnswer",
+    "error_answer",
     "error_response",
     "iso_ms",
     "json_response",
@@ -56,7 +58,7 @@ def json_response(
     return Response(encode(value), status, headers, media_type="application/json")
 
 
-def error_body(request_id: str, error: ApiError, now_ms: int) -> ErrorResponse:
+def _error_body(request_id: str, error: ApiError, now_ms: int) -> ErrorResponse:
     return ErrorResponse(
         success=False,
         requestId=request_id,
@@ -68,11 +70,33 @@ def error_body(request_id: str, error: ApiError, now_ms: int) -> ErrorResponse:
     )
 
 
+class ErrorAnswer(NamedTuple):
+    """An error answer as it goes on the wire: status, headers (no request id), body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def error_answer(request_id: str, error: ApiError, now_ms: int) -> ErrorAnswer:
+    """The one renderer of the error envelope: the app's routes, the middleware's last-resort
+    answers and the server's own ``REQ_00x`` answers all send what this returns."""
+    body = encode(_error_body(request_id, error, now_ms))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
+    ]
+    return ErrorAnswer(error.status, headers, body)
+
+
 def error_response(request: Request, error: ApiError) -> Response:
     context = request_context(request)
     context.code = error.code
-    body = error_body(context.request_id, error, context.now_ms())
-    return json_response(body, status=error.status, headers=error.headers)
+    answer = error_answer(context.request_id, error, context.now_ms())
+    # Starlette writes the error's own headers first, then content-length and content-type,
+    # as the app's answers always had; the body is the same bytes.
+    return Response(answer.body, answer.status, error.headers, media_type="application/json")
 
 
 def unavailable(

@@ -44,11 +44,10 @@ from uvicorn.server import ServerState
 
 from .body import slow_client
 from .context import new_request_id
-from .envelope import error_body, wall_clock_ms
+from .envelope import error_answer, wall_clock_ms
 from .errors import ApiError
 from .metrics import HEADER_CAP_REFUSALS, SLOW_CLIENTS_CUT
 from .settings import Settings, load_settings
-from .wire import encode
 
 __all__ = ["GatewayHttpProtocol", "ServerLimits"]
 
@@ -291,16 +290,15 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             )
         idle = cycle is None or cycle.response_complete
         if part != "trailer" and (idle or instead_of_app):
-            body = encode(error_body(request_id, error, wall_clock_ms()))
-            head = [STATUS_LINE[error.status]]
-            for name, value in self.server_state.default_headers:
-                head.append(name + b": " + value + b"\r\n")
-            head.append(
-                b"content-type: application/json\r\n"
-                b"content-length: %d\r\nx-request-id: %s\r\nconnection: close\r\n\r\n"
-                % (len(body), request_id.encode())
-            )
-            self.transport.write(b"".join(head) + body)
+            answer = error_answer(request_id, error, wall_clock_ms())
+            headers = [
+                *self.server_state.default_headers,
+                *answer.headers,
+                (b"x-request-id", request_id.encode()),
+                (b"connection", b"close"),
+            ]
+            head = [STATUS_LINE[answer.status], *(n + b": " + v + b"\r\n" for n, v in headers)]
+            self.transport.write(b"".join(head) + b"\r\n" + answer.body)
         self.transport.close()
 
     def _cancel_header_deadline(self) -> None:

@@ -10,10 +10,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .context import Clock, IdSource, RequestContext, Timer, new_request_id
-from .envelope import error_body
+from .envelope import error_answer
 from .errors import ApiError
 from .metrics import CLIENT_DISCONNECTS, observe_request
-from .wire import encode
 
 __all__ = ["CUT_OFF_HINT", "RequestContextMiddleware"]
 
@@ -100,14 +99,9 @@ def _with_request_id(message: Message, request_id: str) -> Message:
 async def _answer(send: Send, context: RequestContext, error: ApiError) -> None:
     """The error envelope, sent by this layer itself (nothing below answered)."""
     context.code = error.code
-    body = encode(error_body(context.request_id, error, context.now_ms()))
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    answer = error_answer(context.request_id, error, context.now_ms())
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 def _finished(scope: Scope, context: RequestContext, status: int) -> None:
