@@ -31,6 +31,7 @@ from .migrate import (
     MigrationReport,
     apply_migrations,
     available_migrations,
+    contract_migrations,
     pending_migrations,
 )
 from .partners import (
@@ -141,6 +142,7 @@ __all__ = [
     "check_secrets",
     "clients_exist",
     "connection",
+    "contract_migrations",
     "count_products",
     "create_batch",
     "create_partner",

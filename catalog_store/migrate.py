@@ -6,6 +6,10 @@ queues behind it. So each migration runs with ``lock_timeout``: when a long tran
 the table, the migration gives way (its transaction rolls back, nothing is left half done),
 the queries behind it go on, and it is tried again a little later, until ``retry_for`` seconds
 have passed.
+
+A migration whose name ends with ``_contract`` removes what the previous version of the code
+still uses: it is in the list only when asked for (``contract=True``, `partner-gateway migrate
+--contract`), once no process of that version runs any more.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "MigrationReport",
     "apply_migrations",
     "available_migrations",
+    "contract_migrations",
     "pending_migrations",
 ]
 
@@ -44,6 +49,11 @@ class Migration:
     name: str
     sql: str
 
+    @property
+    def contract(self) -> bool:
+        """A contract step: applied only when asked for (see the module's docstring)."""
+        return self.name.endswith("_contract")
+
 
 @dataclass(frozen=True, slots=True)
 class MigrationReport:
@@ -53,14 +63,30 @@ class MigrationReport:
     lock_retries: int = 0
 
 
-def available_migrations() -> list[Migration]:
-    """The migration files shipped in the package, in name order (``0001_...sql`` first)."""
+def _shipped() -> list[Migration]:
+    """Every migration file shipped in the package, in name order (``0001_...sql`` first)."""
     folder = resources.files(__package__).joinpath("migrations")
     files = sorted(
         (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
         key=lambda entry: entry.name,
     )
     return [Migration(entry.name.removesuffix(".sql"), entry.read_text("utf-8")) for entry in files]
+
+
+def available_migrations() -> list[Migration]:
+    """The migrations shipped in the package that ``migrate`` applies, in name order: all but
+    the contract steps."""
+    return [m for m in _shipped() if not m.contract]
+
+
+def contract_migrations() -> list[Migration]:
+    """The contract steps shipped in the package, in name order (see the module's docstring)."""
+    return [m for m in _shipped() if m.contract]
+
+
+def _package_migrations(contract: bool) -> list[Migration]:
+    extra = contract_migrations() if contract else []
+    return sorted([*available_migrations(), *extra], key=lambda m: m.name)
 
 
 async def _connect(conninfo: str) -> psycopg.AsyncConnection[Any]:
@@ -80,10 +106,10 @@ async def _applied(conn: psycopg.AsyncConnection[Any]) -> set[str]:
 
 
 async def pending_migrations(
-    conninfo: str, *, migrations: Sequence[Migration] | None = None
+    conninfo: str, *, migrations: Sequence[Migration] | None = None, contract: bool = False
 ) -> list[str]:
     """The names of the migrations not yet applied, in order; it changes nothing."""
-    wanted = available_migrations() if migrations is None else migrations
+    wanted = _package_migrations(contract) if migrations is None else migrations
     conn = await _connect(conninfo)
     async with conn:
         try:
@@ -114,11 +140,13 @@ async def apply_migrations(
     lock_timeout: float = 0.5,
     retry_for: float = 600.0,
     on_retry: OnRetry | None = None,
+    contract: bool = False,
 ) -> MigrationReport:
     """Apply every migration not yet recorded, in order, each in its own transaction with
     ``lock_timeout`` seconds at most of waiting for any lock; one that gives way is tried again
     after a growing wait, for up to ``retry_for`` seconds, then fails with
     :class:`MigrationError`. A migration that fails rolls back whole; those before it stay.
+    Without ``migrations``, the package's, the contract steps only with ``contract``.
 
     Several processes may call this at once: the advisory lock lets one apply, the others wait
     and then find nothing left to do.
@@ -133,7 +161,8 @@ async def apply_migrations(
         done = await _applied(conn)
         applied: list[str] = []
         retries = 0
-        for migration in available_migrations() if migrations is None else migrations:
+        wanted = _package_migrations(contract) if migrations is None else migrations
+        for migration in wanted:
             if migration.name in done:
                 continue
             retries += await _apply_with_retries(

@@ -59,9 +59,13 @@ PROCRASTINATE_SCHEMA = store.Migration(
 )
 
 
-def migrations() -> list[store.Migration]:
-    """Every migration: the package's SQL files and procrastinate's schema."""
-    return sorted([*store.available_migrations(), PROCRASTINATE_SCHEMA], key=lambda m: m.name)
+def migrations(*, contract: bool = False) -> list[store.Migration]:
+    """Every migration: the package's SQL files (contract steps only with ``contract``) and
+    procrastinate's schema."""
+    extra = store.contract_migrations() if contract else []
+    return sorted(
+        [*store.available_migrations(), *extra, PROCRASTINATE_SCHEMA], key=lambda m: m.name
+    )
 
 
 async def migrate(
@@ -69,9 +73,11 @@ async def migrate(
     settings: Settings | None = None,
     *,
     extra: Sequence[store.Migration] = (),
+    contract: bool = False,
 ) -> store.MigrationReport:
     """Apply the pending migrations (and ``extra`` ones, in name order among them) with the
-    lock timeout and retry time of ``settings``; each retry is logged."""
+    lock timeout and retry time of ``settings``; each retry is logged. Contract steps only
+    with ``contract``."""
     settings = settings if settings is not None else Settings()
 
     def on_retry(name: str, tries: int, wait: float) -> None:
@@ -85,16 +91,16 @@ async def migrate(
 
     return await store.apply_migrations(
         conninfo,
-        migrations=sorted([*migrations(), *extra], key=lambda m: m.name),
+        migrations=sorted([*migrations(contract=contract), *extra], key=lambda m: m.name),
         lock_timeout=settings.migration_lock_timeout,
         retry_for=settings.migration_retry_for,
         on_retry=on_retry,
     )
 
 
-async def pending(conninfo: str) -> list[str]:
-    """The migrations that ``migrate`` would apply, in order."""
-    return await store.pending_migrations(conninfo, migrations=migrations())
+async def pending(conninfo: str, *, contract: bool = False) -> list[str]:
+    """The migrations that ``migrate`` (with the same ``contract``) would apply, in order."""
+    return await store.pending_migrations(conninfo, migrations=migrations(contract=contract))
 
 
 class _Worker:

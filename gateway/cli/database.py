@@ -60,11 +60,14 @@ async def _seal_plain(settings: Settings, conninfo: str) -> None:
         await pool.close()
 
 
-async def migrate_and_seal(settings: Settings, conninfo: str) -> store.MigrationReport:
-    """Apply the pending migrations, then seal any secret still stored plain."""
+async def migrate_and_seal(
+    settings: Settings, conninfo: str, *, contract: bool = False
+) -> store.MigrationReport:
+    """Apply the pending migrations (the contract steps too with ``contract``), then seal any
+    secret still stored plain."""
     from ..jobs import migrate
 
-    report = await migrate(conninfo, settings)
+    report = await migrate(conninfo, settings, contract=contract)
     await _seal_plain(settings, conninfo)
     return report
 
