@@ -1,10 +1,14 @@
-"""The archive of deleted products (docs/safety-net.md): restore, per product, and purge.
+"""Deleted products (docs/safety-net.md): restore, per product, and purge.
 
-Products get into the archive in the statement that deletes them (``DELETE_PRODUCTS`` in
-``deletions.py``). A restore is one transaction of three statements whatever its size: one
-reads and locks the archived rows it names, with what now stands in their way; one puts the free
-products back; one puts their variants back and marks them restored. Archived rows are found by
-primary key from parallel arrays, so the work grows linearly with the products restored.
+A deletion leaves a tombstone: the product's row stays in ``all_products`` with ``deleted_at``
+and who, which request and which batch deleted it (``DELETE_PRODUCTS`` in ``deletions.py``);
+its variants stay in ``all_product_variants``. The views ``products`` and ``product_variants``
+show the live rows only, so every reader sees a deleted product and its variants as gone.
+
+A restore is one transaction of two statements whatever its size: one reads and locks the
+tombstones it names, with what now stands in their way; one clears the free ones. The row
+never left the table, so it comes back exactly as it was, every column. The upkeep purges
+tombstones older than the retention, with their variants, in short chunks.
 """
 
 from __future__ import annotations
@@ -15,20 +19,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+import psycopg.errors
+
 from .errors import UnknownClient
 from .pool import Pool, connection
 
-__all__ = ["RestoreItem", "RestoreRefusal", "purge_archive", "restore_products"]
+__all__ = ["PURGE_CHUNK", "RestoreItem", "RestoreRefusal", "purge_archive", "restore_products"]
+
+#: Products (with their variants) purged per transaction, so no purge holds its locks long.
+PURGE_CHUNK = 1_000
+#: A product created with a restored one's external id between the check and the restore
+#: fails the restore's statement; it is run again (that product then refused), this many times.
+_TRIES = 3
 
 
 class RestoreRefusal(enum.Enum):
     """Why one product was not put back."""
 
-    NOT_ARCHIVED = "not_archived"  # no archived deletion of this id (or it was purged)
+    NOT_ARCHIVED = "not_archived"  # never deleted, or purged
     ALREADY_RESTORED = "already_restored"  # this deletion was already undone
-    ID_IN_USE = "id_in_use"  # a product with this id is in the catalog
     EXTERNAL_ID_IN_USE = "external_id_in_use"  # another product now has its external id
-    VARIANT_ID_IN_USE = "variant_id_in_use"  # one of its variant ids is used by another
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,64 +52,134 @@ class RestoreItem:
     refusal: RestoreRefusal | None  # None: restored
 
 
-_CANDIDATES = """
-SELECT a.store_id, a.request_id, a.id, a.external_id, a.batch_id,
-       jsonb_array_length(a.variants),
-       a.restored_at IS NOT NULL,
-       EXISTS (SELECT 1 FROM products p WHERE p.store_id = a.store_id AND p.id = a.id),
-       a.external_id IS NOT NULL AND EXISTS (SELECT 1 FROM products p
-            WHERE p.store_id = a.store_id AND p.external_id = a.external_id),
-       EXISTS (SELECT 1 FROM product_variants v WHERE v.store_id = a.store_id
-                  AND v.id = ANY(ARRAY(SELECT (e ->> 'id')::uuid
-                                         FROM jsonb_array_elements(a.variants) e)))
-  FROM archived_products a
+# Each reads the rows named, deleted or restored since, locked, as (store, id, external id,
+# request, batch, variants, restored already, external id now taken by a live product).
+_BY_REQUEST = """
+SELECT p.store_id, p.id, p.external_id, p.deleted_request, p.deleted_batch,
+       (SELECT count(*) FROM all_product_variants v
+         WHERE v.store_id = p.store_id AND v.product_id = p.id)::int,
+       p.deleted_at IS NULL,
+       p.deleted_at IS NOT NULL AND EXISTS (SELECT FROM all_products o
+            WHERE o.store_id = p.store_id AND o.external_id = p.external_id
+              AND o.deleted_at IS NULL)
+  FROM all_products p
+ WHERE p.deleted_request = %s
+ ORDER BY p.id
+   FOR UPDATE OF p
 """
-_BY_REQUEST = _CANDIDATES + " WHERE a.request_id = %s ORDER BY a.deleted_at, a.id FOR UPDATE OF a"
-_BY_BATCH = _CANDIDATES + " WHERE a.batch_id = %s ORDER BY a.deleted_at, a.id FOR UPDATE OF a"
-# The latest archived deletion of each id named: an id deleted, restored and deleted again is
-# restored from its last deletion.
-_BY_IDS = (
-    _CANDIDATES + " WHERE a.store_id = %s AND a.id = ANY(%s::uuid[])"
-    " AND a.deleted_at = (SELECT max(b.deleted_at) FROM archived_products b"
-    " WHERE b.store_id = a.store_id AND b.id = a.id) ORDER BY a.id FOR UPDATE OF a"
-)
-# The archived rows named by three parallel arrays: looked up by primary key, one per entry.
-_KEYS = """
-unnest(%(stores)s::bigint[], %(requests)s::uuid[], %(ids)s::uuid[]) AS k (store_id, request_id, id)
-JOIN archived_products a USING (store_id, request_id, id)
+_BY_BATCH = """
+SELECT p.store_id, p.id, p.external_id, p.deleted_request, p.deleted_batch,
+       (SELECT count(*) FROM all_product_variants v
+         WHERE v.store_id = p.store_id AND v.product_id = p.id)::int,
+       p.deleted_at IS NULL,
+       p.deleted_at IS NOT NULL AND EXISTS (SELECT FROM all_products o
+            WHERE o.store_id = p.store_id AND o.external_id = p.external_id
+              AND o.deleted_at IS NULL)
+  FROM all_products p
+ WHERE p.deleted_batch = %s
+ ORDER BY p.id
+   FOR UPDATE OF p
 """
-_PUT_BACK_PRODUCTS = (
-    "INSERT INTO products SELECT (jsonb_populate_record(NULL::products, a.product)).*"
-    " FROM " + _KEYS + " ON CONFLICT DO NOTHING RETURNING store_id, id"
-)
-_PUT_BACK_VARIANTS = (
-    """
-WITH restored_variants AS (
-    INSERT INTO product_variants
-    SELECT (jsonb_populate_record(NULL::product_variants, v.value)).*
-      FROM """
-    + _KEYS
-    + """, jsonb_array_elements(a.variants) v
-)
-UPDATE archived_products a SET restored_at = now()
-  FROM unnest(%(stores)s::bigint[], %(requests)s::uuid[], %(ids)s::uuid[])
-       AS k (store_id, request_id, id)
- WHERE a.store_id = k.store_id AND a.request_id = k.request_id AND a.id = k.id
+# By ids: only a product deleted at least once (a live one never deleted is "not archived").
+_BY_IDS = """
+SELECT p.store_id, p.id, p.external_id, p.deleted_request, p.deleted_batch,
+       (SELECT count(*) FROM all_product_variants v
+         WHERE v.store_id = p.store_id AND v.product_id = p.id)::int,
+       p.deleted_at IS NULL,
+       p.deleted_at IS NOT NULL AND EXISTS (SELECT FROM all_products o
+            WHERE o.store_id = p.store_id AND o.external_id = p.external_id
+              AND o.deleted_at IS NULL)
+  FROM all_products p
+ WHERE p.store_id = %s AND p.id = ANY(%s::uuid[]) AND p.deleted_request IS NOT NULL
+ ORDER BY p.id
+   FOR UPDATE OF p
 """
-)
+_STORE = "SELECT id FROM stores WHERE client_id = %s"
+# Clearing the tombstone puts the product and its variants back; who deleted it stays, so a
+# second restore of the same deletion says it was already restored.
+_CLEAR_TOMBSTONES = """
+UPDATE all_products p SET deleted_at = NULL, restored_at = now()
+  FROM unnest(%(stores)s::bigint[], %(ids)s::uuid[]) AS k (store_id, id)
+ WHERE p.store_id = k.store_id AND p.id = k.id AND p.deleted_at IS NOT NULL
+"""
+# The oldest tombstones past the retention, at most a chunk, with their variants (cascade);
+# rows a restore holds are skipped, never waited for.
+_PURGE = """
+DELETE FROM all_products p
+ USING (SELECT store_id, id FROM all_products
+         WHERE deleted_at < now() - make_interval(days => %(days)s)
+         ORDER BY deleted_at
+         LIMIT %(chunk)s
+           FOR UPDATE SKIP LOCKED) old
+ WHERE p.store_id = old.store_id AND p.id = old.id
+"""
 
 
-def _refusal(row: Sequence[Any], taken_external: set[str]) -> RestoreRefusal | None:
-    *_, external_id, _batch, _variants, restored, id_used, external_used, variant_used = row
-    if restored:
-        return RestoreRefusal.ALREADY_RESTORED
-    if id_used:
-        return RestoreRefusal.ID_IN_USE
-    if external_used or (external_id is not None and external_id in taken_external):
-        return RestoreRefusal.EXTERNAL_ID_IN_USE
-    if variant_used:
-        return RestoreRefusal.VARIANT_ID_IN_USE
-    return None
+def _choose(rows: Sequence[Sequence[Any]]) -> dict[uuid.UUID, RestoreRefusal | None]:
+    """Each row's refusal, None for those to restore: of two with one external id, the first."""
+    taken: set[str] = set()
+    decided: dict[uuid.UUID, RestoreRefusal | None] = {}
+    for _store, product_id, external_id, _req, _batch, _variants, restored, in_use in rows:
+        if restored:
+            decided[product_id] = RestoreRefusal.ALREADY_RESTORED
+        elif in_use or (external_id is not None and external_id in taken):
+            decided[product_id] = RestoreRefusal.EXTERNAL_ID_IN_USE
+        else:
+            decided[product_id] = None
+            if external_id is not None:
+                taken.add(external_id)
+    return decided
+
+
+async def _candidates(
+    conn: psycopg.AsyncConnection[Any],
+    request_id: uuid.UUID | None,
+    batch_id: uuid.UUID | None,
+    store_client_id: str | None,
+    ids: Sequence[uuid.UUID],
+) -> list[Sequence[Any]]:
+    if request_id is not None:
+        cur = await conn.execute(_BY_REQUEST, (request_id,))
+    elif batch_id is not None:
+        cur = await conn.execute(_BY_BATCH, (batch_id,))
+    else:
+        cur = await conn.execute(_STORE, (store_client_id,))
+        shop = await cur.fetchone()
+        if shop is None:
+            raise UnknownClient(f"no store with client id {store_client_id!r}")
+        cur = await conn.execute(_BY_IDS, (shop[0], list(dict.fromkeys(ids))))
+    return list(await cur.fetchall())
+
+
+async def _restore(
+    pool: Pool,
+    request_id: uuid.UUID | None,
+    batch_id: uuid.UUID | None,
+    store_client_id: str | None,
+    ids: Sequence[uuid.UUID],
+) -> tuple[list[Sequence[Any]], dict[uuid.UUID, RestoreRefusal | None]]:
+    """One transaction: the rows named, locked, and the tombstones of the free ones cleared;
+    run again when a product created meanwhile took an external id to restore."""
+    async with connection(pool) as conn:
+        for attempt in range(_TRIES):
+            try:
+                async with conn.transaction():
+                    rows = await _candidates(conn, request_id, batch_id, store_client_id, ids)
+                    decided = _choose(rows)
+                    chosen = [row for row in rows if decided[row[1]] is None]
+                    if chosen:
+                        await conn.execute(
+                            _CLEAR_TOMBSTONES,
+                            {
+                                "stores": [row[0] for row in chosen],
+                                "ids": [row[1] for row in chosen],
+                            },
+                        )
+                return rows, decided
+            except psycopg.errors.UniqueViolation:
+                if attempt == _TRIES - 1:
+                    raise
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 async def restore_products(
@@ -115,68 +196,18 @@ async def restore_products(
     Exactly one selector: ``request_id``, ``batch_id``, or ``store_client_id`` with ``ids``.
     Raises :class:`UnknownClient` for an unknown store.
     """
-    async with connection(pool) as conn, conn.transaction():
-        if request_id is not None:
-            cur = await conn.execute(_BY_REQUEST, (request_id,))
-        elif batch_id is not None:
-            cur = await conn.execute(_BY_BATCH, (batch_id,))
-        else:
-            cur = await conn.execute(
-                "SELECT id FROM stores WHERE client_id = %s", (store_client_id,)
-            )
-            shop = await cur.fetchone()
-            if shop is None:
-                raise UnknownClient(f"no store with client id {store_client_id!r}")
-            cur = await conn.execute(_BY_IDS, (shop[0], list(dict.fromkeys(ids))))
-        rows = await cur.fetchall()
-        taken_external: set[str] = set()
-        chosen: list[Sequence[Any]] = []
-        refusals: dict[uuid.UUID, RestoreRefusal] = {}
-        for row in rows:
-            refusal = _refusal(row, taken_external)
-            if refusal is None:
-                chosen.append(row)
-                if row[3] is not None:
-                    taken_external.add(row[3])
-            else:
-                refusals[row[2]] = refusal
-        restored: set[uuid.UUID] = set()
-        if chosen:
-            cur = await conn.execute(
-                _PUT_BACK_PRODUCTS,
-                {
-                    "stores": [r[0] for r in chosen],
-                    "requests": [r[1] for r in chosen],
-                    "ids": [r[2] for r in chosen],
-                },
-            )
-            restored = {row[1] for row in await cur.fetchall()}
-            # Only the products inserted: one whose external id a concurrent insert took was
-            # skipped by ON CONFLICT, and keeps its archive row as it was.
-            chosen = [r for r in chosen if r[2] in restored]
-            await conn.execute(
-                _PUT_BACK_VARIANTS,
-                {
-                    "stores": [r[0] for r in chosen],
-                    "requests": [r[1] for r in chosen],
-                    "ids": [r[2] for r in chosen],
-                },
-            )
-    items: dict[uuid.UUID, RestoreItem] = {}
-    for row in rows:
-        product_id = row[2]
-        refusal = refusals.get(product_id)
-        if refusal is None and product_id not in restored:
-            # Taken by a product created after the check: the insert skipped it.
-            refusal = RestoreRefusal.EXTERNAL_ID_IN_USE
-        items[product_id] = RestoreItem(
-            id=str(product_id),
-            external_id=row[3],
+    rows, decided = await _restore(pool, request_id, batch_id, store_client_id, ids)
+    items = {
+        row[1]: RestoreItem(
+            id=str(row[1]),
+            external_id=row[2],
             variants=row[5],
-            request_id=row[1],
+            request_id=row[3],
             batch_id=row[4],
-            refusal=refusal,
+            refusal=decided[row[1]],
         )
+        for row in rows
+    }
     if request_id is not None or batch_id is not None:
         return list(items.values())
     return [
@@ -186,11 +217,13 @@ async def restore_products(
     ]
 
 
-async def purge_archive(pool: Pool, *, older_than_days: int = 30) -> int:
-    """Delete archived products deleted more than ``older_than_days`` ago; return how many."""
-    async with connection(pool) as conn:
-        cur = await conn.execute(
-            "DELETE FROM archived_products WHERE deleted_at < now() - make_interval(days => %s)",
-            (older_than_days,),
-        )
-        return cur.rowcount
+async def purge_archive(pool: Pool, *, older_than_days: int = 30, chunk: int = PURGE_CHUNK) -> int:
+    """Delete the products deleted more than ``older_than_days`` ago, with their variants, at
+    most ``chunk`` products per transaction; return how many."""
+    purged = 0
+    while True:
+        async with connection(pool) as conn:
+            cur = await conn.execute(_PURGE, {"days": older_than_days, "chunk": chunk})
+        purged += cur.rowcount
+        if cur.rowcount < chunk:
+            return purged

@@ -1,6 +1,6 @@
 """Running a dispatched batch: one chunk of at most 1,000 entries per transaction.
 
-A chunk takes the batch's row lock, then one statement does the rest: it deletes (and archives)
+A chunk takes the batch's row lock, then one statement does the rest: it deletes (tombstones)
 the products that the chunk's entries name, writes every entry's result in one row of
 ``deletion_batch_chunks``, and moves the batch's counters and the workers' totals. A crash
 anywhere loses nothing and counts nothing twice: the next run starts at the first entry not
@@ -36,8 +36,8 @@ SELECT request_id, partner_id, processed, total
 #   product deleted carries both; in an earlier one, its external id is among the products that
 #   the earlier chunks deleted (looked up only for this chunk's external ids that found nothing,
 #   in their rows, or in the entries' rows for chunks a worker of the previous version ran).
-# ``deleted`` and ``archived`` are the deletion itself (the archive as DELETE_PRODUCTS writes
-# it, tagged with the batch): the one place to change when the way products are deleted does.
+# ``deleted`` is the deletion itself (the tombstones as DELETE_PRODUCTS marks them, tagged with
+# the batch): the one place to change when the way products are deleted does.
 PROCESS_CHUNK = """
 WITH entries AS (
     SELECT seq, field, problem,
@@ -47,23 +47,15 @@ WITH entries AS (
      WHERE store_id = %(store)s AND batch_id = %(batch)s
        AND seq >= %(first)s::integer AND seq < %(first)s::integer + %(size)s::integer
 ), deleted AS (
-    DELETE FROM products
+    UPDATE all_products
+       SET deleted_at = now(), deleted_by = %(partner)s, deleted_request = %(request)s,
+           deleted_batch = %(batch)s, restored_at = NULL
      WHERE store_id = %(store)s
        AND (id = ANY (ARRAY(SELECT id FROM entries WHERE id IS NOT NULL))
             OR external_id = ANY (ARRAY(SELECT external_id FROM entries
                                          WHERE external_id IS NOT NULL)))
-    RETURNING *
-), archived AS (
-    INSERT INTO archived_products
-        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
-    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s, %(partner)s, to_jsonb(d),
-           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
-                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d
-    -- Deleted again by the same batch after a restore: the archive keeps the latest deletion.
-    ON CONFLICT (store_id, request_id, id) DO UPDATE SET external_id = excluded.external_id,
-       deleted_at = excluded.deleted_at, product = excluded.product,
-       variants = excluded.variants, restored_at = NULL
+       AND deleted_at IS NULL
+    RETURNING id, external_id
 ), matched AS (
     SELECT e.seq, e.field, e.problem, e.external_id AS named,
            coalesce(by_id.id, by_external.id) AS product_id,

@@ -12,20 +12,13 @@ __all__ = ["DELETE_AUDITED_COUNTED", "DELETE_PRODUCTS_COUNTED", "PREVIEW_COUNTED
 # A request with an idempotency key: deletions.DELETE_PRODUCTS, then the step.
 DELETE_PRODUCTS_COUNTED = """
 WITH deleted AS (
-    DELETE FROM products WHERE store_id = %(store)s
+    UPDATE all_products
+       SET deleted_at = now(), deleted_by = %(partner)s, deleted_request = %(request)s,
+           deleted_batch = %(batch)s::uuid, restored_at = NULL
+     WHERE store_id = %(store)s
        AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
-    RETURNING *
-), archived AS (
-    INSERT INTO archived_products
-        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
-    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
-           to_jsonb(d),
-           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
-                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d
-    ON CONFLICT (store_id, request_id, id) DO UPDATE SET external_id = excluded.external_id,
-       deleted_at = excluded.deleted_at, product = excluded.product,
-       variants = excluded.variants, restored_at = NULL
+       AND deleted_at IS NULL
+    RETURNING id, external_id
 ), step AS (
     INSERT INTO rate_allowances AS r (partner_id, spent_until_ms, ceiling_ms)
     VALUES (%(partner)s, %(now)s + %(step)s, %(now)s + %(window_ms)s)
@@ -52,7 +45,7 @@ SELECT p.id, p.external_id, (SELECT count(*) FROM product_variants v
 # A request without an idempotency key, with the rate limit, checked and taken as replay.py
 # says (deletions._DELETE_AUDITED is the same without it): the replay record
 # is written first, new or not; the partner's allowance is read without a lock, and only a new
-# record that fits is counted; only a counted request deletes, archives, is audited and takes
+# record that fits is counted; only a counted request deletes, is audited and takes
 # its step. The step is a data-modifying WITH that nothing reads, so it runs after the main
 # query, once the deletes are done: the partner's row stays locked only until the commit. A
 # request over the limit as read is spent (its record commits) and changes nothing else; its
@@ -72,19 +65,14 @@ WITH nonce AS (
 ), counted AS (
     SELECT 1 FROM nonce, allowance WHERE allowance.fits
 ), deleted AS (
-    DELETE FROM products
+    UPDATE all_products
+       SET deleted_at = now(), deleted_by = %(partner)s, deleted_request = %(request)s,
+           deleted_batch = %(batch)s::uuid, restored_at = NULL
      WHERE store_id = %(store)s
        AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
+       AND deleted_at IS NULL
        AND EXISTS (SELECT FROM counted)
-    RETURNING *
-), archived AS (
-    INSERT INTO archived_products
-        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
-    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
-           to_jsonb(d),
-           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
-                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d
+    RETURNING id, external_id
 ), audit AS (
     INSERT INTO deletion_audit
         (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)

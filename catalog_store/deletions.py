@@ -32,33 +32,26 @@ __all__ = [
     "preview_deletion",
 ]
 
-# The delete archives what it deletes in the same statement: the products' rows and, read from
-# the statement's snapshot (before the cascade removes them), their variants' rows, tagged with
-# the request, the batch (NULL for a synchronous request) and the partner. A batch deleting a
-# product again after a restore keeps the latest deletion in the archive.
+# The delete leaves a tombstone (docs/safety-net.md): the product's row is marked deleted, by
+# whom, in which request and batch (NULL for a synchronous request), and its variants stay in
+# place; the views ``products`` and ``product_variants`` no longer show either. Only live rows
+# are named: a product already deleted is not found, and its external id may be a live one's.
 DELETE_PRODUCTS = """
 WITH deleted AS (
-    DELETE FROM products WHERE store_id = %(store)s
+    UPDATE all_products
+       SET deleted_at = now(), deleted_by = %(partner)s, deleted_request = %(request)s,
+           deleted_batch = %(batch)s::uuid, restored_at = NULL
+     WHERE store_id = %(store)s
        AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
-    RETURNING *
-), archived AS (
-    INSERT INTO archived_products
-        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
-    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
-           to_jsonb(d),
-           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
-                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d
-    ON CONFLICT (store_id, request_id, id) DO UPDATE SET external_id = excluded.external_id,
-       deleted_at = excluded.deleted_at, product = excluded.product,
-       variants = excluded.variants, restored_at = NULL
+       AND deleted_at IS NULL
+    RETURNING id, external_id
 )
 SELECT id, external_id FROM deleted
 """
 # A request without an idempotency key, whole, in one statement, so one round trip: the replay
-# record, the deletes with their archive (as DELETE_PRODUCTS's, only when the record is new)
+# record, the deletes as tombstones (as DELETE_PRODUCTS's, only when the record is new)
 # and the audit row (only then too) commit together or not at all. A replayed signature inserts
-# nothing, so nothing is deleted, archived or audited, and no row comes back. Every deleted row
+# nothing, so nothing is deleted or audited, and no row comes back. Every deleted row
 # counts once as a success (resolve() attributes each row to exactly one entry), so the audit's
 # counts are computed here, from the rows deleted. The first row says what became of the
 # request; the others are the products deleted. With the rate limit it is
@@ -70,19 +63,14 @@ WITH nonce AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), deleted AS (
-    DELETE FROM products
+    UPDATE all_products
+       SET deleted_at = now(), deleted_by = %(partner)s, deleted_request = %(request)s,
+           deleted_batch = %(batch)s::uuid, restored_at = NULL
      WHERE store_id = %(store)s
        AND (id = ANY(%(ids)s::uuid[]) OR external_id = ANY(%(external_ids)s::text[]))
+       AND deleted_at IS NULL
        AND EXISTS (SELECT FROM nonce)
-    RETURNING *
-), archived AS (
-    INSERT INTO archived_products
-        (store_id, request_id, id, external_id, batch_id, partner_id, product, variants)
-    SELECT d.store_id, %(request)s, d.id, d.external_id, %(batch)s::uuid, %(partner)s,
-           to_jsonb(d),
-           COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM product_variants v
-                      WHERE v.store_id = d.store_id AND v.product_id = d.id), '[]'::jsonb)
-      FROM deleted d
+    RETURNING id, external_id
 ), audit AS (
     INSERT INTO deletion_audit
         (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
@@ -111,7 +99,7 @@ SELECT p.id, p.external_id,
 
 
 async def delete_products(tx: RequestTransaction, *, plan: DeletionPlan) -> DeletionOutcome:
-    """Delete and archive what the plan names, and audit it, in the request's transaction,
+    """Delete (tombstones) what the plan names, and audit it, in the request's transaction,
     whatever the batch size. Without an idempotency key it is the request's one statement
     (replay record and rate limit included: one round trip); with one, two statements between
     the key's claim and its kept answer, the first of them taking the request's step of its
@@ -202,7 +190,7 @@ class DeletionPreview:
 async def preview_deletion(tx: RequestTransaction, *, plan: DeletionPlan) -> DeletionPreview:
     """A dry run: the report that :func:`delete_products` would give now, with variant counts.
     In the request's transaction, which records the nonce (and the key's answer) and nothing
-    else: no delete, no archive, no audit."""
+    else: no delete, no audit."""
     conn = await tx.connection()
     params = nonce_params(tx.nonce, tx.rate)
     params.update(store=tx.store_id, ids=plan.target_ids, external_ids=plan.target_external_ids)

@@ -15,16 +15,16 @@ __all__ = ["DISTRIBUTION_COLUMN", "DISTRIBUTED_BY_STORE", "REFERENCE_TABLES"]
 
 DISTRIBUTION_COLUMN = "store_id"
 
-#: Distributed by ``store_id``, all co-located with ``products``: a request or a chunk touches
-#: the rows of one store only, so its transaction stays on one node.
+#: Distributed by ``store_id``, all co-located with ``all_products``: a request or a chunk
+#: touches the rows of one store only, so its transaction stays on one node. (``products`` and
+#: ``product_variants`` are views of their live rows.)
 DISTRIBUTED_BY_STORE: tuple[str, ...] = (
-    "products",
-    "product_variants",
+    "all_products",
+    "all_product_variants",
     "deletion_audit",
     "deletion_batches",
     "deletion_batch_entries",
     "deletion_batch_chunks",
-    "archived_products",
     "idempotency_keys",
 )
 

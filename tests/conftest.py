@@ -25,11 +25,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 ROOT = Path(__file__).resolve().parent.parent
 _TABLES = (
-    "product_variants, products, store_tokens, partner_secrets, stores, partners,"
+    "all_product_variants, all_products, store_tokens, partner_secrets, stores, partners,"
     " replay_nonces, deletion_audit, deletion_batch_entries, deletion_batch_chunks,"
     " deletion_batches,"
     " procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,"
-    " archived_products, idempotency_keys, batch_work_totals, rate_allowances"
+    " idempotency_keys, batch_work_totals, rate_allowances"
 )
 
 
@@ -55,7 +55,7 @@ def database_url(server_conninfo: str) -> Iterator[str]:
     url = _with_dbname(server_conninfo, name)
     import asyncio
 
-    asyncio.run(migrate(url))
+    asyncio.run(migrate(url, contract=True))
     yield url
     with psycopg.connect(server_conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

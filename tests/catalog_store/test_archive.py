@@ -6,6 +6,8 @@ import secrets
 import uuid
 from typing import Any
 
+import psycopg
+import psycopg.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,9 +54,11 @@ async def delete(
 async def archived(pool: store.Pool) -> list[tuple[Any, ...]]:
     async with store.connection(pool) as conn:
         cur = await conn.execute(
-            "SELECT request_id, batch_id, partner_id, store_id, id, external_id,"
-            " jsonb_array_length(variants), restored_at IS NOT NULL"
-            " FROM archived_products ORDER BY deleted_at, id"
+            "SELECT deleted_request, deleted_batch, deleted_by, store_id, id, external_id,"
+            " (SELECT count(*) FROM all_product_variants v"
+            "   WHERE v.store_id = p.store_id AND v.product_id = p.id)::int,"
+            " restored_at IS NOT NULL"
+            " FROM all_products p WHERE deleted_request IS NOT NULL ORDER BY deleted_at, id"
         )
         return list(await cur.fetchall())
 
@@ -128,15 +132,23 @@ async def test_a_restored_product_can_be_deleted_and_restored_again(
     assert await catalog(pool, tenant) == before
 
 
-async def test_a_product_back_in_the_catalog_is_id_in_use(pool: store.Pool, tenant: Tenant) -> None:
+async def test_a_deleted_product_keeps_its_id_and_variants_until_purged(
+    pool: store.Pool, tenant: Tenant
+) -> None:
+    """A tombstone keeps its id: no other product can take it, so nothing can stand in the way
+    of its restore but its external id."""
+    before = await catalog(pool, tenant)
     request_id = await delete(pool, tenant, tenant.ids[:1])
     async with store.connection(pool) as conn:
-        await conn.execute(
-            "INSERT INTO products (store_id, id, external_id, name) VALUES (%s, %s, 'other', 'x')",
-            (tenant.store_id, tenant.products[0].id),
-        )
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await conn.execute(
+                "INSERT INTO products (store_id, id, external_id, name)"
+                " VALUES (%s, %s, 'other', 'x')",
+                (tenant.store_id, tenant.products[0].id),
+            )
     [item] = await store.restore_products(pool, request_id=request_id)
-    assert item.refusal is R.ID_IN_USE
+    assert (item.refusal, item.variants) == (None, 2)
+    assert await catalog(pool, tenant) == before
 
 
 async def test_an_unknown_store_is_refused(pool: store.Pool) -> None:
@@ -178,8 +190,8 @@ async def test_archived_products_older_than_the_retention_are_purged(
     recent = await delete(pool, tenant, tenant.ids[2:3], n=2)
     async with store.connection(pool) as conn:
         await conn.execute(
-            "UPDATE archived_products SET deleted_at = now() - interval '31 days'"
-            " WHERE request_id = %s",
+            "UPDATE all_products SET deleted_at = now() - interval '31 days'"
+            " WHERE deleted_request = %s",
             (old,),
         )
     assert await store.purge_archive(pool, older_than_days=30) == 2

@@ -121,9 +121,9 @@ def test_catalog_tables_are_keyed_by_store(database_url: str) -> None:
         rows = conn.execute(
             "SELECT c.relname, pg_get_constraintdef(k.oid) FROM pg_constraint k"
             " JOIN pg_class c ON c.oid = k.conrelid WHERE k.contype = 'p'"
-            " AND c.relname IN ('products', 'product_variants') ORDER BY 1"
+            " AND c.relname IN ('all_products', 'all_product_variants') ORDER BY 1"
         ).fetchall()
     assert rows == [
-        ("product_variants", "PRIMARY KEY (store_id, id)"),
-        ("products", "PRIMARY KEY (store_id, id)"),
+        ("all_product_variants", "PRIMARY KEY (store_id, id)"),
+        ("all_products", "PRIMARY KEY (store_id, id)"),
     ]
