@@ -187,10 +187,10 @@ def test_the_worker_upkeep_purges_old_archives_and_expired_keys(
         async with store.connection(pool) as conn:
             for days, request in ((31, uuid.UUID(int=1)), (29, uuid.UUID(int=2))):
                 await conn.execute(
-                    "INSERT INTO archived_products (store_id, request_id, id, partner_id,"
-                    " deleted_at, product, variants) VALUES (%s, %s, %s, %s,"
-                    " now() - make_interval(days => %s), '{}', '[]')",
-                    (tenant.store_id, request, uuid.uuid4(), tenant.partner_id, days),
+                    "INSERT INTO all_products (store_id, id, name, deleted_request, deleted_by,"
+                    " deleted_at) VALUES (%s, %s, 'gone', %s, %s,"
+                    " now() - make_interval(days => %s))",
+                    (tenant.store_id, uuid.uuid4(), request, tenant.partner_id, days),
                 )
             for key, hours in (("old", -1), ("live", 1)):
                 await conn.execute(
@@ -205,8 +205,9 @@ def test_the_worker_upkeep_purges_old_archives_and_expired_keys(
     while rows(database_url, "SELECT count(*) FROM idempotency_keys") != [(1,)]:
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.1)
-    while rows(database_url, "SELECT count(*) FROM archived_products") != [(1,)]:
+    tombstones = "FROM all_products WHERE deleted_at IS NOT NULL"
+    while rows(database_url, f"SELECT count(*) {tombstones}") != [(1,)]:
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.1)
-    assert rows(database_url, "SELECT request_id FROM archived_products") == [(uuid.UUID(int=2),)]
+    assert rows(database_url, f"SELECT deleted_request {tombstones}") == [(uuid.UUID(int=2),)]
     assert rows(database_url, "SELECT key FROM idempotency_keys") == [("live",)]

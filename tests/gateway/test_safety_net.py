@@ -76,7 +76,7 @@ async def test_a_retry_with_the_same_key_gets_the_first_answer_byte_for_byte(
     # Ran once: one audit row, three products archived, nothing reported "not found".
     assert await product_count(pool, tenant) == (17, 34)
     assert len(await rows(pool, "SELECT 1 FROM deletion_audit")) == 1
-    assert len(await rows(pool, "SELECT 1 FROM archived_products")) == 3
+    assert len(await rows(pool, "SELECT 1 FROM all_products WHERE deleted_at IS NOT NULL")) == 3
 
 
 async def test_without_a_key_a_retry_runs_again(
@@ -288,7 +288,7 @@ async def test_a_dry_run_reports_what_would_go_and_changes_nothing(
     assert [r[0] for r in await rows(pool, "SELECT request_id FROM deletion_audit")] == [
         uuid.UUID(real.json()["requestId"])
     ]
-    assert len(await rows(pool, "SELECT 1 FROM archived_products")) == 2
+    assert len(await rows(pool, "SELECT 1 FROM all_products WHERE deleted_at IS NOT NULL")) == 2
 
 
 @pytest.mark.parametrize(
@@ -364,7 +364,11 @@ async def test_a_dry_run_of_1000_is_answered_at_once_and_more_or_dispatched_is_v
         },
     )
     assert await product_count(pool, tenant) == (1000, 1000)
-    for table in ("deletion_batches", "deletion_audit", "archived_products"):
+    for table in (
+        "deletion_batches",
+        "deletion_audit",
+        "all_products WHERE deleted_at IS NOT NULL",
+    ):
         assert await rows(pool, f"SELECT 1 FROM {table}") == [], table
 
 

@@ -304,7 +304,7 @@ def test_a_batch_worker_under_a_frozen_database_finishes_its_batch_exactly(
                 "SELECT count(*) FROM products WHERE store_id = %s", (tenant.store_id,)
             ).fetchone()
             archived = conn.execute(
-                "SELECT count(*), count(DISTINCT id) FROM archived_products WHERE batch_id = %s",
+                "SELECT count(*), count(DISTINCT id) FROM all_products WHERE deleted_batch = %s",
                 (batch_id,),
             ).fetchone()
     assert (status, processed, succeeded, failed) == ("succeeded", 3000, 3000, 0)

@@ -1,0 +1,149 @@
+"""Tombstones: a deleted product is gone for every reader of products or variants, its external
+id is free at once, and the purge removes it with its variants in short chunks."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+
+import pytest
+
+import catalog_store as store
+from gateway.demo import DEMO_PRODUCTS, ensure_demo
+from gateway.jobs import BATCH_JOB
+from tests.support import TEST_BOX, Tenant, make_tenant
+
+pytestmark = pytest.mark.anyio
+
+
+def fresh(tenant: Tenant) -> store.Nonce:
+    return store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000)
+
+
+async def delete(
+    pool: store.Pool, tenant: Tenant, ids: list[str], ext: list[str] | None = None
+) -> store.DeletionOutcome:
+    return await store.delete_products(
+        pool,
+        store_id=tenant.store_id,
+        nonce=fresh(tenant),
+        request_id=uuid.uuid4(),
+        plan=store.plan_deletion(ids, ext or []),
+    )
+
+
+async def scalar(pool: store.Pool, sql: str, *args: object) -> object:
+    async with store.connection(pool) as conn:
+        cur = await conn.execute(sql.encode(), args)
+        row = await cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
+async def test_every_reader_sees_a_deleted_product_and_its_variants_as_gone(
+    pool: store.Pool, tenant: Tenant
+) -> None:
+    """Counts, the views, the dry run (and its variant counts), deletions by id and external
+    id, synchronous and dispatched, all treat the tombstone as gone."""
+    gone, kept = tenant.products[0], tenant.products[1]
+    await delete(pool, tenant, [str(gone.id)])
+    assert await store.count_products(pool, store_id=tenant.store_id) == (19, 38)
+    assert await scalar(pool, "SELECT count(*) FROM products WHERE id = %s", gone.id) == 0
+    assert (
+        await scalar(pool, "SELECT count(*) FROM product_variants WHERE product_id = %s", gone.id)
+        == 0
+    )
+    # ...while its row and variants are still stored, until the purge.
+    assert await scalar(
+        pool, "SELECT count(*) FROM all_product_variants WHERE product_id = %s", gone.id
+    ) == (2)
+    plan = store.plan_deletion([str(gone.id), str(kept.id)], [str(gone.external_id)])
+    preview = await store.preview_deletion(
+        pool, store_id=tenant.store_id, nonce=fresh(tenant), plan=plan
+    )
+    assert preview.variants == {kept.id: 2}
+    assert [f.problem for f in preview.outcome.failures] == [
+        store.Problem.ID_NOT_FOUND,
+        store.Problem.EXTERNAL_ID_NOT_FOUND,
+    ]
+    again = await delete(pool, tenant, [str(gone.id)], [str(gone.external_id)])
+    assert (again.deleted, len(again.failures)) == ([], 2)
+    batch = await store.create_batch(
+        pool,
+        store_id=tenant.store_id,
+        nonce=fresh(tenant),
+        request_id=uuid.uuid4(),
+        ids=[str(gone.id)],
+        external_ids=[str(gone.external_id)],
+        job=BATCH_JOB,
+    )
+    done = await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id)
+    assert done is not None and (done.succeeded, done.failed) == (0, 2)
+
+
+async def test_an_external_id_is_free_as_soon_as_its_product_is_deleted(
+    pool: store.Pool, tenant: Tenant
+) -> None:
+    """A new product takes it at once; deleting by it then names the live product only, and
+    restoring the first one is refused with its reason."""
+    old = tenant.products[0]
+    first = uuid.uuid4()
+    await store.delete_products(
+        pool,
+        store_id=tenant.store_id,
+        nonce=fresh(tenant),
+        request_id=first,
+        plan=store.plan_deletion([str(old.id)], []),
+    )
+    new_id = uuid.uuid4()
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "INSERT INTO products (store_id, id, external_id, name) VALUES (%s, %s, %s, 'new')",
+            (tenant.store_id, new_id, old.external_id),
+        )
+    [item] = await store.restore_products(pool, request_id=first)
+    assert item.refusal is store.RestoreRefusal.EXTERNAL_ID_IN_USE
+    outcome = await delete(pool, tenant, [], [str(old.external_id)])
+    assert outcome.deleted == [store.DeletedProduct(new_id, old.external_id)]
+    [item] = await store.restore_products(pool, request_id=first)
+    assert item.refusal is None
+    assert await store.count_products(pool, store_id=tenant.store_id) == (20, 40)
+
+
+async def test_the_demo_reseeds_when_every_product_of_its_store_is_deleted(
+    pool: store.Pool, tmp_path: Path
+) -> None:
+    demo = await ensure_demo(pool, tmp_path, box=TEST_BOX)
+    store_id = await scalar(pool, "SELECT id FROM stores WHERE client_id = %s", demo.storeClientId)
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "UPDATE all_products SET deleted_at = now(), deleted_request = %s WHERE store_id = %s",
+            (uuid.uuid4(), store_id),
+        )
+    again = await ensure_demo(pool, tmp_path, box=TEST_BOX)
+    assert len(again.sampleIds) == 2 and not set(again.sampleIds) & set(demo.sampleIds)
+    assert await store.count_products(pool, store_id=int(str(store_id))) == (
+        DEMO_PRODUCTS,
+        2 * DEMO_PRODUCTS,
+    )
+
+
+async def test_the_purge_removes_old_tombstones_and_their_variants_in_chunks(
+    pool: store.Pool,
+) -> None:
+    tenant = await make_tenant(pool, products=9, variants=2)
+    await delete(pool, tenant, tenant.ids[:5])
+    recent = await delete(pool, tenant, tenant.ids[5:7])
+    async with store.connection(pool) as conn:
+        await conn.execute(
+            "UPDATE all_products SET deleted_at = now() - interval '31 days'"
+            " WHERE id = ANY(%s::uuid[])",
+            (tenant.ids[:5],),
+        )
+    assert await store.purge_archive(pool, older_than_days=30, chunk=2) == 5
+    assert await scalar(pool, "SELECT count(*) FROM all_products") == 4
+    assert await scalar(pool, "SELECT count(*) FROM all_product_variants") == 8
+    assert await store.count_products(pool, store_id=tenant.store_id) == (2, 4)
+    assert len(recent.deleted) == 2
+    assert await store.purge_archive(pool, older_than_days=30, chunk=2) == 0
