@@ -123,7 +123,7 @@ async def main(seconds: int) -> None:
                 " SELECT store_id, gen_random_uuid(), id, external_id || '-' || v"
                 " FROM products, generate_series(1, 2) v"
             )
-            conn.execute("VACUUM ANALYZE products, product_variants")
+            conn.execute("VACUUM ANALYZE all_products, all_product_variants")
         runs = (
             ("plain delete, 1 entry", _plain_script(), seconds),
             ("request, 1 entry", _request_script(1), seconds),

@@ -93,7 +93,8 @@ class Catalog:
         self.conn = psycopg.connect(url, autocommit=True)
         self.store_id = store_id
         # Vacuumed by hand between runs instead, so every run starts from the same state.
-        for table in ("products", "product_variants"):
+        # The tables under the views products and product_variants (tombstones included).
+        for table in ("all_products", "all_product_variants"):
             self.conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
 
     def size(self) -> int:
@@ -104,11 +105,16 @@ class Catalog:
         return int(row[0])
 
     def top_up(self, size: int) -> int:
-        """Bring the catalog back to ``size`` products, vacuumed; return how many were added."""
+        """Bring the catalog back to ``size`` products, vacuumed, without the tombstones of the
+        runs before (as the upkeep would purge them); return how many were added."""
+        self.conn.execute(
+            "DELETE FROM all_products WHERE store_id = %s AND deleted_at IS NOT NULL",
+            (self.store_id,),
+        )
         missing = size - self.size()
         if missing > 0:
             self.conn.execute(_SEED, {"store": self.store_id, "count": missing})
-        self.conn.execute("VACUUM (ANALYZE) products, product_variants")
+        self.conn.execute("VACUUM (ANALYZE) all_products, all_product_variants")
         return max(missing, 0)
 
     def sample(self, count: int) -> list[str]:
