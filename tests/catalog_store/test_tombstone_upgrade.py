@@ -87,9 +87,17 @@ async def previous(server_conninfo: str) -> AsyncIterator[str]:
 def previous_delete(
     url: str, ids: list[uuid.UUID], request: uuid.UUID, batch: uuid.UUID | None = None
 ) -> list[Any]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return prepared_delete(conn, ids, request, batch)
+
+
+def prepared_delete(
+    conn: psycopg.Connection, ids: list[uuid.UUID], request: uuid.UUID, batch: uuid.UUID | None
+) -> list[Any]:
+    """The previous version's delete as its gateways send it: a prepared statement."""
     params = {"store": 1, "ids": ids, "external_ids": [], "request": request}
-    with psycopg.connect(url) as conn:
-        return conn.execute(PREVIOUS_DELETE, {**params, "batch": batch, "partner": 1}).fetchall()
+    cur = conn.execute(PREVIOUS_DELETE, {**params, "batch": batch, "partner": 1}, prepare=True)
+    return cur.fetchall()
 
 
 def one(url: str, sql: str) -> Any:
@@ -139,12 +147,15 @@ async def test_archived_products_come_back_as_tombstones_restorable_row_for_row(
 async def test_gateways_of_the_previous_version_keep_deleting_until_the_contract_step(
     previous: str,
 ) -> None:
-    """After the expand steps, the previous version's statement deletes (and archives) live
-    products only; the contract step refuses while such archives are fresh, then carries them
-    over and drops the archive."""
+    """After the expand steps, the previous version's statement, prepared on a connection
+    opened before them, deletes (and archives) live products only; the contract step refuses
+    while such archives are fresh, then carries them over and drops the archive."""
     with psycopg.connect(previous) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM products ORDER BY external_id")]
     before = one(previous, _CATALOG)
+    old_gateway = psycopg.connect(previous, autocommit=True)
+    first_old = uuid.uuid4()
+    assert prepared_delete(old_gateway, ids[5:], first_old, None) == [(ids[5], "ext-6")]
     await store.apply_migrations(previous)
     pool = store.create_pool(previous, min_size=1, max_size=2)
     await pool.open(wait=True)
@@ -159,8 +170,9 @@ async def test_gateways_of_the_previous_version_keep_deleting_until_the_contract
             plan=store.plan_deletion([str(ids[0])], []),
         )
         # The previous version cannot see the tombstone: it deletes only the live product.
-        assert previous_delete(previous, ids[:2], old_request) == [(ids[1], "ext-2")]
-        assert one(previous, "SELECT count(*) FROM product_variants") == 8
+        with old_gateway:
+            assert prepared_delete(old_gateway, ids[:2], old_request, None) == [(ids[1], "ext-2")]
+        assert one(previous, "SELECT count(*) FROM product_variants") == 6
         with pytest.raises(store.MigrationError, match="previous version archived a deletion"):
             await store.apply_migrations(previous, contract=True)
         assert one(previous, "SELECT count(*) FROM archived_products") == 1
@@ -169,7 +181,7 @@ async def test_gateways_of_the_previous_version_keep_deleting_until_the_contract
         report = await store.apply_migrations(previous, contract=True)
         assert report.applied == ["0014_tombstones_contract"]
         assert one(previous, "SELECT to_regclass('archived_products')") is None
-        for request in (new_request, old_request):
+        for request in (first_old, new_request, old_request):
             [item] = await store.restore_products(pool, request_id=request)
             assert (item.variants, item.refusal) == (2, None)
     finally:
