@@ -75,13 +75,15 @@ def test_the_embedded_database_is_migrated_by_any_command_a_database_url_only_by
 def test_a_migration_under_load_never_stalls_partner_traffic(
     database_url: str, tmp_path: Path
 ) -> None:
-    """A next-release `ALTER TABLE products ADD COLUMN` while gateways serve deletions and a 3 s
-    read transaction holds `products`: the migration gives way every 0.2 s
+    """A next-release `ALTER TABLE all_products ADD COLUMN` while gateways serve deletions and
+    a 3 s read transaction holds it (through the view `products`): the migration gives way every 0.2 s
     (GATEWAY_MIGRATION_LOCK_TIMEOUT) and is retried until it gets its lock, so every request is
     answered 200, none waits much longer than that, and traffic flows all along."""
     tenant = run_with_pool(database_url, lambda pool: make_tenant(pool, products=1500, variants=0))
     ids = list(tenant.ids)
-    added = store.Migration("9900_test_products_note", "ALTER TABLE products ADD COLUMN note text")
+    added = store.Migration(
+        "9900_test_products_note", "ALTER TABLE all_products ADD COLUMN note text"
+    )
     settings = load_settings({"GATEWAY_MIGRATION_LOCK_TIMEOUT": "0.2"})
     answers: list[tuple[float, float, int]] = []  # (sent at, seconds, status)
     stop = threading.Event()
@@ -119,11 +121,11 @@ def test_a_migration_under_load_never_stalls_partner_traffic(
         with psycopg.connect(database_url) as conn:
             column = conn.execute(
                 "SELECT count(*) FROM information_schema.columns"
-                " WHERE table_name = 'products' AND column_name = 'note'"
+                " WHERE table_name = 'all_products' AND column_name = 'note'"
             ).fetchone()
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("ALTER TABLE products DROP COLUMN IF EXISTS note")
+            conn.execute("ALTER TABLE all_products DROP COLUMN IF EXISTS note")
             conn.execute("DELETE FROM schema_migrations WHERE name = %s", (added.name,))
 
     assert {status for _, _, status in answers} == {200}
