@@ -1,5 +1,5 @@
-"""PostgreSQL store of credentials, catalogs, replay records, audit, the archive of deleted
-products and idempotency keys; no HTTP in here."""
+"""PostgreSQL store of credentials, catalogs, replay records, audit, deleted products kept
+restorable (tombstones) and idempotency keys; no HTTP in here."""
 
 from .archive import RestoreItem, RestoreRefusal, purge_archive, restore_products
 from .auth_lookup import AuthRecord, lookup_auth, lookup_auth_by_hash, note_secrets_used

@@ -76,9 +76,9 @@ def test_a_migration_under_load_never_stalls_partner_traffic(
     database_url: str, tmp_path: Path
 ) -> None:
     """A next-release `ALTER TABLE all_products ADD COLUMN` while gateways serve deletions and
-    a 3 s read transaction holds it (through the view `products`): the migration gives way every 0.2 s
-    (GATEWAY_MIGRATION_LOCK_TIMEOUT) and is retried until it gets its lock, so every request is
-    answered 200, none waits much longer than that, and traffic flows all along."""
+    a 3 s read transaction holds it (through the view `products`): the migration gives way
+    every 0.2 s (GATEWAY_MIGRATION_LOCK_TIMEOUT) and is retried until it gets its lock, so every
+    request is answered 200, none waits much longer than that, and traffic flows all along."""
     tenant = run_with_pool(database_url, lambda pool: make_tenant(pool, products=1500, variants=0))
     ids = list(tenant.ids)
     added = store.Migration(
