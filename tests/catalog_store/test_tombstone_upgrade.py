@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 import catalog_store as store
+from tests.support import NOW_MS
 
 pytestmark = pytest.mark.anyio
 
@@ -161,7 +162,7 @@ async def test_gateways_of_the_previous_version_keep_deleting_until_the_contract
     await pool.open(wait=True)
     try:
         new_request, old_request = uuid.uuid4(), uuid.uuid4()
-        nonce = store.Nonce(1, secrets.token_bytes(32), 4_000_000_000_000)
+        nonce = store.Nonce(1, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS)
         await store.delete_products(
             pool,
             store_id=1,

@@ -11,14 +11,14 @@ import pytest
 
 import catalog_store as store
 from gateway.demo import DEMO_PRODUCTS, ensure_demo
-from gateway.jobs import BATCH_JOB
-from tests.support import TEST_BOX, Tenant, make_tenant
+from gateway.jobs import defer_batch_job
+from tests.support import NOW_MS, TEST_BOX, Tenant, make_tenant
 
 pytestmark = pytest.mark.anyio
 
 
 def fresh(tenant: Tenant) -> store.Nonce:
-    return store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000)
+    return store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS)
 
 
 async def delete(
@@ -76,7 +76,7 @@ async def test_every_reader_sees_a_deleted_product_and_its_variants_as_gone(
         request_id=uuid.uuid4(),
         ids=[str(gone.id)],
         external_ids=[str(gone.external_id)],
-        job=BATCH_JOB,
+        defer_job=defer_batch_job,
     )
     done = await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id)
     assert done is not None and (done.succeeded, done.failed) == (0, 2)
