@@ -163,13 +163,10 @@ async def test_gateways_of_the_previous_version_keep_deleting_until_the_contract
     try:
         new_request, old_request = uuid.uuid4(), uuid.uuid4()
         nonce = store.Nonce(1, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS)
-        await store.delete_products(
-            pool,
-            store_id=1,
-            nonce=nonce,
-            request_id=new_request,
-            plan=store.plan_deletion([str(ids[0])], []),
-        )
+        async with store.request_transaction(
+            pool, store_id=1, nonce=nonce, request_id=new_request
+        ) as tx:
+            await store.delete_products(tx, plan=store.plan_deletion([str(ids[0])], []))
         # The previous version cannot see the tombstone: it deletes only the live product.
         with old_gateway:
             assert prepared_delete(old_gateway, ids[:2], old_request, None) == [(ids[1], "ext-2")]

@@ -22,15 +22,16 @@ def fresh(tenant: Tenant) -> store.Nonce:
 
 
 async def delete(
-    pool: store.Pool, tenant: Tenant, ids: list[str], ext: list[str] | None = None
+    pool: store.Pool,
+    tenant: Tenant,
+    ids: list[str],
+    ext: list[str] | None = None,
+    request_id: uuid.UUID | None = None,
 ) -> store.DeletionOutcome:
-    return await store.delete_products(
-        pool,
-        store_id=tenant.store_id,
-        nonce=fresh(tenant),
-        request_id=uuid.uuid4(),
-        plan=store.plan_deletion(ids, ext or []),
-    )
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=fresh(tenant), request_id=request_id or uuid.uuid4()
+    ) as tx:
+        return await store.delete_products(tx, plan=store.plan_deletion(ids, ext or []))
 
 
 async def scalar(pool: store.Pool, sql: str, *args: object) -> object:
@@ -59,9 +60,10 @@ async def test_every_reader_sees_a_deleted_product_and_its_variants_as_gone(
         pool, "SELECT count(*) FROM all_product_variants WHERE product_id = %s", gone.id
     ) == (2)
     plan = store.plan_deletion([str(gone.id), str(kept.id)], [str(gone.external_id)])
-    preview = await store.preview_deletion(
-        pool, store_id=tenant.store_id, nonce=fresh(tenant), plan=plan
-    )
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=fresh(tenant), request_id=uuid.uuid4()
+    ) as tx:
+        preview = await store.preview_deletion(tx, plan=plan)
     assert preview.variants == {kept.id: 2}
     assert [f.problem for f in preview.outcome.failures] == [
         store.Problem.ID_NOT_FOUND,
@@ -69,15 +71,15 @@ async def test_every_reader_sees_a_deleted_product_and_its_variants_as_gone(
     ]
     again = await delete(pool, tenant, [str(gone.id)], [str(gone.external_id)])
     assert (again.deleted, len(again.failures)) == ([], 2)
-    batch = await store.create_batch(
-        pool,
-        store_id=tenant.store_id,
-        nonce=fresh(tenant),
-        request_id=uuid.uuid4(),
-        ids=[str(gone.id)],
-        external_ids=[str(gone.external_id)],
-        defer_job=defer_batch_job,
-    )
+    async with store.request_transaction(
+        pool, store_id=tenant.store_id, nonce=fresh(tenant), request_id=uuid.uuid4()
+    ) as tx:
+        batch = await store.create_batch(
+            tx,
+            ids=[str(gone.id)],
+            external_ids=[str(gone.external_id)],
+            defer_job=defer_batch_job,
+        )
     done = await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id)
     assert done is not None and (done.succeeded, done.failed) == (0, 2)
 
@@ -89,13 +91,7 @@ async def test_an_external_id_is_free_as_soon_as_its_product_is_deleted(
     restoring the first one is refused with its reason."""
     old = tenant.products[0]
     first = uuid.uuid4()
-    await store.delete_products(
-        pool,
-        store_id=tenant.store_id,
-        nonce=fresh(tenant),
-        request_id=first,
-        plan=store.plan_deletion([str(old.id)], []),
-    )
+    await delete(pool, tenant, [str(old.id)], request_id=first)
     new_id = uuid.uuid4()
     async with store.connection(pool) as conn:
         await conn.execute(
