@@ -76,6 +76,7 @@ async def test_every_reader_sees_a_deleted_product_and_its_variants_as_gone(
     ) as tx:
         batch = await store.create_batch(
             tx,
+            batch_id=uuid.uuid4(),
             ids=[str(gone.id)],
             external_ids=[str(gone.external_id)],
             defer_job=defer_batch_job,
