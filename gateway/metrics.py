@@ -4,36 +4,21 @@ With ``PROMETHEUS_MULTIPROC_DIR`` set (``serve`` always sets it for its processe
 process writes its samples to files in that folder and a scrape of any one process reads them
 all: prometheus-client's multiprocess mode. Without it (the tests' in-process app), the samples
 live in this process's default registry.
+
+Why this module reads the environment and takes no folder: prometheus-client picks its mode
+from ``PROMETHEUS_MULTIPROC_DIR`` when it is imported and reads the variable again for every
+metric value it makes; its API takes the folder only when collecting. So the edge decides:
+``serve`` (``gateway.serving.metrics_folder``) creates the folder and sets the variable before
+anything imports prometheus-client, after ``load_settings`` refused a folder it cannot use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
-_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def _set_aside_unusable_folder() -> str | None:
-    """prometheus-client picks its mode when imported and fails on every metric when the folder
-    is missing or not one. Create it; if that is impossible, import without it and put it back,
-    so that load_settings stops the command with a message naming the variable, not a trace."""
-    folder = os.environ.get(_FOLDER_VARIABLE)
-    if not folder:
-        return None
-    with contextlib.suppress(OSError):
-        os.makedirs(folder, exist_ok=True)
-    if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
-        return None
-    del os.environ[_FOLDER_VARIABLE]
-    return folder
-
-
-_SET_ASIDE = _set_aside_unusable_folder()
-
-from prometheus_client import (  # noqa: E402
+from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
@@ -43,13 +28,10 @@ from prometheus_client import (  # noqa: E402
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric  # noqa: E402
-from prometheus_client.registry import Collector  # noqa: E402
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-import catalog_store as store  # noqa: E402
-
-if _SET_ASIDE is not None:
-    os.environ[_FOLDER_VARIABLE] = _SET_ASIDE
+import catalog_store as store
 
 __all__ = [
     "AUTH_FAILURES",

@@ -3,6 +3,7 @@ the queue, the pool; in one process, and summed over the processes of `serve --w
 
 from __future__ import annotations
 
+import ast
 import time
 from pathlib import Path
 
@@ -293,3 +294,30 @@ async def test_the_pool_waiting_gauge_counts_only_requests_waiting_now(database_
     finally:
         await pool.close()
     assert (while_waiting, after) == (5, 0)
+
+
+def _writes_environ(tree: ast.AST) -> bool:
+    """``os.environ[...] = ...``, ``del os.environ[...]`` or a call of one of its mutators."""
+    for node in ast.walk(tree):
+        target: ast.expr | None = None
+        if isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load):
+            target = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in {"pop", "setdefault", "update", "clear", "popitem"}:
+                target = node.func.value
+        if isinstance(target, ast.Attribute) and target.attr == "environ":
+            return True
+    return False
+
+
+def test_only_the_command_line_edges_set_the_environment_prometheus_client_reads() -> None:
+    """gateway.metrics edits no environment at import: serve's metrics folder (serving.py) and
+    serve's own command set it, before prometheus-client is imported."""
+    root = Path(__file__).resolve().parents[2]
+    writers = sorted(
+        str(path.relative_to(root))
+        for package in ("gateway", "catalog_store", "signing")
+        for path in (root / package).rglob("*.py")
+        if _writes_environ(ast.parse(path.read_text()))
+    )
+    assert writers == ["gateway/cli/serve.py", "gateway/serving.py"]
