@@ -21,6 +21,9 @@ parser alone does not do:
   with a request id, not uvicorn's plain-text 400, and the connection is closed.
 - **No body left half-read.** An answer sent before the request's body has all arrived closes
   the connection, so a client cannot keep trickling a body that nobody reads.
+
+Long because: one subclass, whose parser callbacks share the connection's counts and deadlines,
+and this list of what it adds.
 """
 
 from __future__ import annotations

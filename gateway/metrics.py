@@ -10,6 +10,9 @@ from ``PROMETHEUS_MULTIPROC_DIR`` when it is imported and reads the variable aga
 metric value it makes; its API takes the folder only when collecting. So the edge decides:
 ``serve`` (``gateway.serving.metrics_folder``) creates the folder and sets the variable before
 anything imports prometheus-client, after ``load_settings`` refused a folder it cannot use.
+
+Long because: every metric is declared here beside its help text, with the families that a
+scrape adds from the database (batches, queue, workers, secrets).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 The class ``Settings`` is the one table of settings: each field is declared once, with its
 type, its variable, its default, how its text is read (bounds included) and its help. The
 loader, ``ENVIRONMENT``, what ``config`` prints and the README's check all read that table, so
-a new setting is one line here and one row in the README. (Over 300 lines: the table itself.)
+a new setting is one line here and one row in the README.
+
+Long because: the table itself, one entry per setting, each with its help text.
 """
 
 from __future__ import annotations
