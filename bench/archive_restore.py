@@ -28,7 +28,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import catalog_store as store  # noqa: E402
+import catalog_store  # noqa: E402
 from catalog_store.deletions import DELETE_PRODUCTS  # noqa: E402
 from gateway.jobs import defer_batch_job, migrate  # noqa: E402
 from tests.support import make_tenant  # noqa: E402
@@ -41,8 +41,8 @@ _PLAIN_DELETE = (
 )
 
 
-def _nonce(partner_id: int) -> store.Nonce:
-    return store.Nonce(
+def _nonce(partner_id: int) -> catalog_store.Nonce:
+    return catalog_store.Nonce(
         partner_id, secrets.token_bytes(32), 4_000_000_000_000, time.time_ns() // 1_000_000
     )
 
@@ -55,7 +55,7 @@ async def _timed(work: Any) -> tuple[float, Any]:
 
 async def _bench(url: str) -> dict[str, Any]:
     await migrate(url)
-    pool = store.create_pool(url, min_size=1, max_size=2)
+    pool = catalog_store.create_pool(url, min_size=1, max_size=2)
     await pool.open(wait=True)
     marked: list[float] = []
     plain: list[float] = []
@@ -64,7 +64,7 @@ async def _bench(url: str) -> dict[str, Any]:
         for n in range(ROUNDS):
             tenant = await make_tenant(pool, products=2000, variants=2, name=f"b{n}")
             request_id = uuid.uuid4()
-            async with store.connection(pool) as conn:
+            async with catalog_store.connection(pool) as conn:
                 started = time.perf_counter()
                 await conn.execute(
                     DELETE_PRODUCTS,
@@ -84,14 +84,14 @@ async def _bench(url: str) -> dict[str, Any]:
                     {"store": tenant.store_id, "ids": tenant.ids[1000:], "external_ids": []},
                 )
                 plain.append((time.perf_counter() - started) * 1000)
-            ms, items = await _timed(store.restore_products(pool, request_id=request_id))
+            ms, items = await _timed(catalog_store.restore_products(pool, request_id=request_id))
             assert len(items) == 1000 and all(i.refusal is None for i in items)
             restored.append(ms)
         tenant = await make_tenant(pool, products=10_000, variants=2, name="batch")
-        async with store.request_transaction(
+        async with catalog_store.request_transaction(
             pool, store_id=tenant.store_id, nonce=_nonce(tenant.partner_id), request_id=uuid.uuid4()
         ) as tx:
-            batch = await store.create_batch(
+            batch = await catalog_store.create_batch(
                 tx,
                 batch_id=uuid.uuid4(),
                 ids=tenant.ids,
@@ -99,10 +99,12 @@ async def _bench(url: str) -> dict[str, Any]:
                 defer_job=defer_batch_job,
             )
         started = time.perf_counter()
-        while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id):
+        while await catalog_store.process_next_chunk(
+            pool, store_id=tenant.store_id, batch_id=batch.id
+        ):
             pass
         batch_ms = (time.perf_counter() - started) * 1000
-        restore_ms, items = await _timed(store.restore_products(pool, batch_id=batch.id))
+        restore_ms, items = await _timed(catalog_store.restore_products(pool, batch_id=batch.id))
         assert len(items) == 10_000 and all(i.refusal is None for i in items)
     finally:
         await pool.close()
@@ -118,7 +120,7 @@ async def _bench(url: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
+    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
     name = f"bench_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

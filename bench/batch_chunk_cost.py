@@ -30,7 +30,7 @@ import psycopg
 ROOT = Path(os.environ.get("BENCH_ROOT", Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(ROOT))
 
-import catalog_store as store  # noqa: E402
+import catalog_store  # noqa: E402
 from gateway.jobs import migrate  # noqa: E402
 from tests.support import make_tenant  # noqa: E402
 
@@ -43,18 +43,18 @@ SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
 """
 
 
-async def _create(pool: store.Pool, tenant: Any) -> store.Batch:
+async def _create(pool: catalog_store.Pool, tenant: Any) -> catalog_store.Batch:
     """The batch, through whichever create_batch this checkout has."""
     kwargs: dict[str, Any] = {
         "store_id": tenant.store_id,
-        "nonce": store.Nonce(
+        "nonce": catalog_store.Nonce(
             tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000, int(time.time() * 1000)
         ),
         "request_id": uuid.uuid4(),
         "ids": tenant.ids,
         "external_ids": [],
     }
-    params = inspect.signature(store.create_batch).parameters
+    params = inspect.signature(catalog_store.create_batch).parameters
     if "job" in params:  # before: the store wrote procrastinate's row itself
         from gateway.jobs import BATCH_JOB  # type: ignore[attr-defined]
 
@@ -66,30 +66,32 @@ async def _create(pool: store.Pool, tenant: Any) -> store.Batch:
     if "batch_id" in params:  # since the caller draws the batch's id
         kwargs["batch_id"] = uuid.uuid4()
     if "tx" in params:  # after the request transaction: it carries who sent the request
-        async with store.request_transaction(
+        async with catalog_store.request_transaction(
             pool,
             store_id=kwargs.pop("store_id"),
             nonce=kwargs.pop("nonce"),
             request_id=kwargs.pop("request_id"),
         ) as tx:
-            return await store.create_batch(tx, **kwargs)
-    return await store.create_batch(pool, **kwargs)  # type: ignore[arg-type]  # before it
+            return await catalog_store.create_batch(tx, **kwargs)
+    return await catalog_store.create_batch(pool, **kwargs)  # type: ignore[arg-type]  # before it
 
 
-async def _round(pool: store.Pool, products: int, n: int) -> dict[str, Any]:
+async def _round(pool: catalog_store.Pool, products: int, n: int) -> dict[str, Any]:
     tenant = await make_tenant(pool, products=products, variants=2, name=f"r{n}")
     batch = await _create(pool, tenant)
     chunks: list[float] = []
     wal: list[int] = []
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute("VACUUM ANALYZE")
-    async with store.connection(pool) as probe:
+    async with catalog_store.connection(pool) as probe:
         while True:
             cur = await probe.execute(_WAL)
             row = await cur.fetchone()
             assert row is not None
             started = time.perf_counter()
-            step = await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id)
+            step = await catalog_store.process_next_chunk(
+                pool, store_id=tenant.store_id, batch_id=batch.id
+            )
             elapsed = (time.perf_counter() - started) * 1000
             if step is None:
                 break
@@ -115,7 +117,7 @@ async def _round(pool: store.Pool, products: int, n: int) -> dict[str, Any]:
 
 async def _bench(url: str, products: int, rounds: int) -> list[dict[str, Any]]:
     await migrate(url)
-    pool = store.create_pool(url, min_size=1, max_size=2)
+    pool = catalog_store.create_pool(url, min_size=1, max_size=2)
     await pool.open(wait=True)
     try:
         return [await _round(pool, products, n) for n in range(rounds)]
@@ -128,7 +130,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
+    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
     name = f"bench_chunk_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

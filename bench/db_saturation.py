@@ -30,7 +30,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import catalog_store as store  # noqa: E402
+import catalog_store  # noqa: E402
 from catalog_store.deletions import DELETE_AUDITED  # noqa: E402
 from gateway.jobs import migrate  # noqa: E402
 
@@ -97,7 +97,7 @@ def _count(conn: psycopg.Connection) -> int:
 
 
 async def main(seconds: int) -> None:
-    server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
+    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
     name = f"bench_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')

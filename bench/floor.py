@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import catalog_store as store  # noqa: E402
+import catalog_store  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 
 FLOOR_PATH = "/floor/deletions"
@@ -47,7 +47,7 @@ def create_floor_app() -> Starlette:
     """The floor app; its database and store come from ``BENCH_FLOOR_*`` variables."""
     settings = load_settings(os.environ)
     store_id = int(os.environ["BENCH_FLOOR_STORE_ID"])
-    pool = store.create_pool(
+    pool = catalog_store.create_pool(
         os.environ["BENCH_FLOOR_DATABASE_URL"],
         min_size=settings.pool_min,
         max_size=settings.pool_max,
@@ -56,7 +56,7 @@ def create_floor_app() -> Starlette:
 
     async def delete(request: Request) -> Response:
         ids = _decode(await request.body()).ids
-        async with store.connection(pool) as conn:
+        async with catalog_store.connection(pool) as conn:
             cur = await conn.execute(FLOOR_DELETE, (store_id, ids))
             rows = await cur.fetchall()
         return Response(_encode([[str(r[0]), r[1]] for r in rows]), media_type="application/json")

@@ -35,7 +35,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import catalog_store as store  # noqa: E402
+import catalog_store  # noqa: E402
 from catalog_store.replay import ACCEPT_NONCE_LIMITED, INSERT_NONCE, nonce_params  # noqa: E402
 from gateway.jobs import migrate  # noqa: E402
 
@@ -46,13 +46,13 @@ EACH = 150
 SAMPLES = 300
 
 
-def _nonce(partner_id: int) -> store.Nonce:
+def _nonce(partner_id: int) -> catalog_store.Nonce:
     now = time.time_ns() // 1_000_000
-    return store.Nonce(partner_id, secrets.token_bytes(32), now + 600_000, now)
+    return catalog_store.Nonce(partner_id, secrets.token_bytes(32), now + 600_000, now)
 
 
 async def _time(
-    conn: psycopg.AsyncConnection[Any], rate: store.RateLimit
+    conn: psycopg.AsyncConnection[Any], rate: catalog_store.RateLimit
 ) -> tuple[list[float], list[float]]:
     """Microseconds of the replay-record statement without a limit and with ``rate``, taken in
     turn so that noise from elsewhere on the machine hits both alike."""
@@ -78,7 +78,7 @@ async def _just_under(conn: psycopg.AsyncConnection[Any], limit: int, counted: i
         " FROM generate_series(1, %s)",
         (limit - 1 - counted,),
     )
-    rate = store.RateLimit(limit, WINDOW)
+    rate = catalog_store.RateLimit(limit, WINDOW)
     ceiling = Decimal(time.time_ns() // 1_000_000 + WINDOW * 1000)
     await conn.execute(
         "INSERT INTO rate_allowances VALUES (1, %s, %s) ON CONFLICT (partner_id) DO UPDATE"
@@ -88,16 +88,18 @@ async def _just_under(conn: psycopg.AsyncConnection[Any], limit: int, counted: i
     await conn.execute("ANALYZE replay_nonces")
 
 
-async def _concurrent(url: str, rate: store.RateLimit | None, partner_id: int) -> float:
-    pool = store.create_pool(url, min_size=CONNECTIONS, max_size=CONNECTIONS)
+async def _concurrent(url: str, rate: catalog_store.RateLimit | None, partner_id: int) -> float:
+    pool = catalog_store.create_pool(url, min_size=CONNECTIONS, max_size=CONNECTIONS)
     await pool.open(wait=True)
 
     async def one_connection() -> None:
         for _ in range(EACH):
-            async with store.request_transaction(
+            async with catalog_store.request_transaction(
                 pool, store_id=1, nonce=_nonce(partner_id), request_id=uuid.uuid4(), rate=rate
             ) as tx:
-                await store.delete_products(tx, plan=store.plan_deletion([str(uuid.uuid4())], []))
+                await catalog_store.delete_products(
+                    tx, plan=catalog_store.plan_deletion([str(uuid.uuid4())], [])
+                )
 
     try:
         started = time.perf_counter()
@@ -119,7 +121,7 @@ async def _run(url: str, limits: list[int]) -> None:
         for limit in sorted(limits):
             await _just_under(conn, limit, counted)
             counted = limit - 1
-            unlimited, limited = await _time(conn, store.RateLimit(limit, WINDOW))
+            unlimited, limited = await _time(conn, catalog_store.RateLimit(limit, WINDOW))
             for label, times in (("no limit", unlimited), ("limited", limited)):
                 median, p90 = statistics.median(times), times[int(len(times) * 0.9)]
                 print(
@@ -130,7 +132,7 @@ async def _run(url: str, limits: list[int]) -> None:
     for _ in range(3):  # in turn, as above
         for label, partner_id, rate in (
             ("no limit", 2, None),
-            ("limit 1,000,000", 3, store.RateLimit(1_000_000, WINDOW)),
+            ("limit 1,000,000", 3, catalog_store.RateLimit(1_000_000, WINDOW)),
         ):
             rounds[label].append(await _concurrent(url, rate, partner_id))
     for label, each in rounds.items():
@@ -143,7 +145,7 @@ async def _run(url: str, limits: list[int]) -> None:
 
 async def main() -> None:
     limits = [int(arg) for arg in sys.argv[1:]] or [1_000, 10_000, 100_000]
-    server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
+    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
     name = f"bench_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')

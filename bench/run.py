@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import psycopg
 
-import catalog_store as store
+import catalog_store
 from bench.floor import FLOOR_PATH
 from bench.load import (
     DELETIONS,
@@ -133,7 +133,7 @@ def tree_memory_kib(pid: int) -> dict[str, Any]:
 
 @contextmanager
 def _fresh_database() -> Iterator[str]:
-    server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
+    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
     name = f"bench_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -146,16 +146,16 @@ def _fresh_database() -> Iterator[str]:
 
 async def _credentials(url: str) -> Credentials:
     await migrate(url)
-    pool = store.create_pool(url, min_size=1, max_size=1)
+    pool = catalog_store.create_pool(url, min_size=1, max_size=1)
     await pool.open(wait=True)
     try:
         # The gateway started later inherits this key, and so opens the secret sealed here.
-        key = os.environ.setdefault("GATEWAY_SECRET_KEY", store.generate_key())
-        partner = await store.create_partner(
-            pool, "bench", box=store.SecretBox(store.parse_key(key))
+        key = os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
+        partner = await catalog_store.create_partner(
+            pool, "bench", box=catalog_store.SecretBox(catalog_store.parse_key(key))
         )
-        shop = await store.create_store(pool, "bench")
-        token = await store.issue_token(
+        shop = await catalog_store.create_store(pool, "bench")
+        token = await catalog_store.issue_token(
             pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
         )
     finally:

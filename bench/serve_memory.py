@@ -33,7 +33,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import catalog_store as store  # noqa: E402
+import catalog_store  # noqa: E402
 from bench.run import process_tree, tree_memory_kib  # noqa: E402
 from gateway.client import PartnerAuth  # noqa: E402
 from gateway.jobs import migrate  # noqa: E402
@@ -45,18 +45,18 @@ PRODUCTS = 200_000
 
 async def _setup(url: str) -> tuple[PartnerAuth, list[str]]:
     await migrate(url)
-    pool = store.create_pool(url, min_size=1, max_size=2)
+    pool = catalog_store.create_pool(url, min_size=1, max_size=2)
     await pool.open(wait=True)
     try:
         # The server started below inherits this key, and so opens the secret sealed here.
-        key = os.environ.setdefault("GATEWAY_SECRET_KEY", store.generate_key())
-        box = store.SecretBox(store.parse_key(key))
-        partner = await store.create_partner(pool, "memory", box=box)
-        shop = await store.create_store(pool, "memory")
-        token = await store.issue_token(
+        key = os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
+        box = catalog_store.SecretBox(catalog_store.parse_key(key))
+        partner = await catalog_store.create_partner(pool, "memory", box=box)
+        shop = await catalog_store.create_store(pool, "memory")
+        token = await catalog_store.issue_token(
             pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
         )
-        refs = await store.seed_products(
+        refs = await catalog_store.seed_products(
             pool, store_client_id=shop.client_id, count=PRODUCTS, variants=2
         )
     finally:
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="of each load phase (10)")
     parser.add_argument("serve_args", nargs="*", help="more arguments for serve")
     args = parser.parse_args()
-    server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
+    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
     name = f"memory_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

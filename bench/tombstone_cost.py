@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncio  # noqa: E402
 
-import catalog_store as store  # noqa: E402
+import catalog_store  # noqa: E402
 from catalog_store.deletions import DELETE_PRODUCTS  # noqa: E402
 from tests.catalog_store.test_tombstone_upgrade import PREVIOUS_DELETE  # noqa: E402
 
@@ -59,13 +59,15 @@ SELECT 1, gen_random_uuid(), p.id, p.external_id || '-v' || v
 
 
 @contextmanager
-def _database(server: str, migrations: list[store.Migration]) -> Iterator[psycopg.Connection]:
+def _database(
+    server: str, migrations: list[catalog_store.Migration]
+) -> Iterator[psycopg.Connection]:
     name = f"bench_tombstones_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = psycopg.conninfo.make_conninfo(server, dbname=name)
     try:
-        asyncio.run(store.apply_migrations(url, migrations=migrations))
+        asyncio.run(catalog_store.apply_migrations(url, migrations=migrations))
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("INSERT INTO partners (client_id, name) VALUES ('p', 'p')")
             conn.execute("INSERT INTO stores (client_id, name) VALUES ('s', 's')")
@@ -107,9 +109,10 @@ def _summary(samples: list[float]) -> dict[str, float]:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-    server = os.environ.get("DATABASE_URL") or store.embedded_conninfo(ROOT / ".data")
+    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
     every = sorted(
-        [*store.available_migrations(), *store.contract_migrations()], key=lambda m: m.name
+        [*catalog_store.available_migrations(), *catalog_store.contract_migrations()],
+        key=lambda m: m.name,
     )
     before = [m for m in every if m.name < "0012"]
     times: dict[str, list[float]] = {"plainDelete": [], "archiveCopy": [], "tombstone": []}

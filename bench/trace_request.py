@@ -41,7 +41,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import catalog_store as store
+import catalog_store
 from bench.run import _fresh_database
 from gateway.jobs import migrate
 from tests.support import DELETIONS, body_of, gateway_client, make_tenant, signed_headers
@@ -120,7 +120,7 @@ class Trace:
 
 async def trace(url: str, *, warm: bool) -> dict[str, Any]:
     await migrate(url)
-    pool = store.create_pool(url, min_size=1, max_size=1)
+    pool = catalog_store.create_pool(url, min_size=1, max_size=1)
     await pool.open(wait=True)
     try:
         tenant = await make_tenant(pool, products=3, name="trace")

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-import catalog_store as store
+import catalog_store
 from gateway.jobs import migrate
 from tests.live import serving
 from tests.support import Tenant, make_tenant, run_with_pool
@@ -79,7 +79,7 @@ class Target:
 
 def _server_conninfo() -> str:
     given = os.environ.get("FUZZ_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    return given or store.embedded_conninfo(ROOT / ".data")
+    return given or catalog_store.embedded_conninfo(ROOT / ".data")
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ExceptionHandler
 
-import catalog_store as store
+import catalog_store
 
 from .auth import Decoys
 from .batch_status import batch_status
@@ -52,8 +52,8 @@ async def _on_api_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, store.StoreUnavailable)
-    stalled = isinstance(exc, store.DeadlineExceeded)
+    assert isinstance(exc, catalog_store.StoreUnavailable)
+    stalled = isinstance(exc, catalog_store.DeadlineExceeded)
     _log.warning(
         "database did not answer in time" if stalled else "database unavailable",
         error=str(exc).splitlines()[0] if str(exc) else "",
@@ -62,14 +62,14 @@ async def _on_store_unavailable(request: Request, exc: Exception) -> Response:
     DB_ERRORS.inc()
     if stalled:
         DB_DEADLINE_CUTS.labels(exc.outcome).inc()
-    hint = stalled_hint(exc.outcome) if stalled or exc.outcome != store.UNCHANGED else None
+    hint = stalled_hint(exc.outcome) if stalled or exc.outcome != catalog_store.UNCHANGED else None
     return unavailable(request, hint, exc.outcome)
 
 
 async def _on_secret_unreadable(request: Request, exc: Exception) -> Response:
     """The operator's problem (another GATEWAY_SECRET_KEY?), never the partner's; no secret is
     in the log line or the answer."""
-    assert isinstance(exc, store.SecretUnreadable)
+    assert isinstance(exc, catalog_store.SecretUnreadable)
     _log.error("partner secret does not open", partner_id=exc.partner_id, key_id=exc.key_id)
     return unavailable(
         request,
@@ -79,7 +79,7 @@ async def _on_secret_unreadable(request: Request, exc: Exception) -> Response:
 
 
 async def _on_rate_limited(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, store.RateLimited)
+    assert isinstance(exc, catalog_store.RateLimited)
     settings: Settings = request.app.state.settings
     if exc.kind == "requests":
         hint = (
@@ -122,9 +122,9 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
 
 _EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
     ApiError: _on_api_error,
-    store.StoreUnavailable: _on_store_unavailable,
-    store.SecretUnreadable: _on_secret_unreadable,
-    store.RateLimited: _on_rate_limited,
+    catalog_store.StoreUnavailable: _on_store_unavailable,
+    catalog_store.SecretUnreadable: _on_secret_unreadable,
+    catalog_store.RateLimited: _on_rate_limited,
     HTTPException: _on_http_exception,
 }
 
@@ -135,7 +135,7 @@ def create_app(
     conninfo: str | None = None,
     clock: Clock = wall_clock_ms,
     connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
-    secret_box: store.SecretBox | None = None,
+    secret_box: catalog_store.SecretBox | None = None,
     cache_clock: Callable[[], float] = time.monotonic,
     new_id: IdSource = new_request_id,
     timer: Timer = time.perf_counter,
@@ -187,8 +187,8 @@ def _create_pool(
     settings: Settings,
     conninfo: str | None,
     connection_class: type[psycopg.AsyncConnection[Any]],
-) -> store.Pool:
-    return store.create_pool(
+) -> catalog_store.Pool:
+    return catalog_store.create_pool(
         conninfo if conninfo is not None else resolve_conninfo(settings),
         min_size=settings.pool_min,
         max_size=settings.pool_max,
@@ -201,7 +201,7 @@ def _create_pool(
 def _keep_state(
     state: State,
     settings: Settings,
-    pool: store.Pool,
+    pool: catalog_store.Pool,
     key_use: KeyUse,
     credentials: CredentialCache,
     secret_health: SecretHealth,
@@ -214,7 +214,7 @@ def _keep_state(
     state.credentials = credentials
     state.secret_health = secret_health
     state.rate_limit = (
-        store.RateLimit(settings.rate_limit_requests, settings.rate_limit_window)
+        catalog_store.RateLimit(settings.rate_limit_requests, settings.rate_limit_window)
         if settings.rate_limit_requests
         else None
     )

@@ -7,7 +7,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import Response
 
-import catalog_store as store
+import catalog_store
 
 from . import report
 from .context import request_context
@@ -25,7 +25,7 @@ async def batch_status(request: Request) -> Response:
     """GET …/deletions/{batchId}: progress, summary and one page of the results."""
     require_canonical_path(request)  # before the route label: any other path is no route
     request_context(request).route = DELETIONS_PATH + "/{batchId}"
-    auth, _body = await authenticated(request, scope=store.SCOPE_BATCHES_READ)
+    auth, _body = await authenticated(request, scope=catalog_store.SCOPE_BATCHES_READ)
     pool = request.app.state.pool
     raw_id = request.path_params["batch_id"]
     try:
@@ -35,7 +35,7 @@ async def batch_status(request: Request) -> Response:
         except ValueError:
             batch = None
         else:
-            batch = await store.get_batch(
+            batch = await catalog_store.get_batch(
                 pool, store_id=auth.store_id, batch_id=batch_id, partner_id=auth.partner_id
             )
         if batch is None:
@@ -43,10 +43,10 @@ async def batch_status(request: Request) -> Response:
     except ApiError as exc:
         raise await spent(pool, auth, exc) from None
     try:
-        await store.accept_nonce(pool, auth.nonce, request.app.state.rate_limit)
-    except store.Replayed:
+        await catalog_store.accept_nonce(pool, auth.nonce, request.app.state.rate_limit)
+    except catalog_store.Replayed:
         raise ApiError("AUTH_006") from None
-    entries = await store.list_batch_entries(
+    entries = await catalog_store.list_batch_entries(
         pool, store_id=auth.store_id, batch_id=batch.id, after_seq=offset - 1, limit=limit
     )
     return json_response(report.batch_status(request, batch, entries, offset=offset, limit=limit))

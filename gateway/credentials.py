@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import catalog_store as store
+import catalog_store
 
 from .auth import Decoys, make_decoy_keys
 
@@ -31,8 +31,8 @@ class CredentialCache:
 
     def __init__(
         self,
-        pool: store.Pool,
-        box: store.SecretBox,
+        pool: catalog_store.Pool,
+        box: catalog_store.SecretBox,
         *,
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
@@ -46,21 +46,21 @@ class CredentialCache:
         self._ttl = ttl
         self._clock = clock
         self._max_entries = max_entries
-        self._entries: dict[_Key, tuple[float, store.AuthRecord]] = {}
+        self._entries: dict[_Key, tuple[float, catalog_store.AuthRecord]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
     async def lookup(
         self, *, partner_client_id: str, store_client_id: str, store_token: str
-    ) -> store.AuthRecord:
-        key = (partner_client_id, store_client_id, store.hash_token(store_token))
+    ) -> catalog_store.AuthRecord:
+        key = (partner_client_id, store_client_id, catalog_store.hash_token(store_token))
         now = self._clock()
         if self._ttl > 0:
             hit = self._entries.get(key)
             if hit is not None and now - hit[0] < self._ttl:
                 return hit[1]
-        record = await store.lookup_auth_by_hash(
+        record = await catalog_store.lookup_auth_by_hash(
             self._pool,
             partner_client_id=partner_client_id,
             store_client_id=store_client_id,
@@ -71,7 +71,7 @@ class CredentialCache:
             self._remember(key, now, record)
         return record
 
-    def _remember(self, key: _Key, now: float, record: store.AuthRecord) -> None:
+    def _remember(self, key: _Key, now: float, record: catalog_store.AuthRecord) -> None:
         if len(self._entries) >= self._max_entries:
             self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self._ttl}
             if len(self._entries) >= self._max_entries:
@@ -92,10 +92,10 @@ class KeyUse:
     def note(self, partner_id: int, key_id: str) -> None:
         self._used.add((partner_id, key_id))
 
-    async def write(self, pool: store.Pool) -> None:
+    async def write(self, pool: catalog_store.Pool) -> None:
         """Write the uses noted so far; kept for the next write if the database is away."""
         used, self._used = self._used, set()
         try:
-            await store.note_secrets_used(pool, sorted(used))
-        except store.StoreUnavailable:
+            await catalog_store.note_secrets_used(pool, sorted(used))
+        except catalog_store.StoreUnavailable:
             self._used |= used

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import catalog_store as store
+import catalog_store
 
 from .settings import Settings
 
@@ -13,4 +13,4 @@ def resolve_conninfo(settings: Settings) -> str:
     """``DATABASE_URL`` when set, else the embedded PostgreSQL under the data folder."""
     if settings.database_url is not None:
         return settings.database_url.reveal()
-    return store.embedded_conninfo(settings.data_dir)
+    return catalog_store.embedded_conninfo(settings.data_dir)

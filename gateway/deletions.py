@@ -9,7 +9,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import Response
 
-import catalog_store as store
+import catalog_store
 
 from . import report
 from .auth import AuthContext
@@ -34,7 +34,7 @@ async def delete_products(request: Request) -> Response:
     """POST …/deletions: authenticate, check the body, delete in one transaction, report."""
     require_canonical_path(request)  # before the route label: any other path is no route
     request_context(request).route = DELETIONS_PATH
-    auth, body = await authenticated(request, scope=store.SCOPE_DELETE)
+    auth, body = await authenticated(request, scope=catalog_store.SCOPE_DELETE)
     try:
         # A parameter in the URL is never read: "?dryRun=true" would delete for real.
         problems = query_problems(request, allowed=(), body_fields=_BODY.field_names)
@@ -88,11 +88,11 @@ async def _delete_now(
     request: Request, auth: AuthContext, key: str | None, body: bytes, payload: DeletionRequest
 ) -> Response:
     """Delete, archive and audit in one transaction (one statement without a key); 200."""
-    plan = store.plan_deletion(payload.ids, payload.externalIds)
+    plan = catalog_store.plan_deletion(payload.ids, payload.externalIds)
     async with request_transaction(request, auth, key, body) as tx:
         if tx.answered_before is not None:
             return sent_again(request, tx.answered_before)
-        outcome = await store.delete_products(tx, plan=plan)
+        outcome = await catalog_store.delete_products(tx, plan=plan)
         return await keep_and_answer(tx, report.deleted(request, outcome))
 
 
@@ -100,11 +100,11 @@ async def _dry_run(
     request: Request, auth: AuthContext, key: str | None, body: bytes, payload: DeletionRequest
 ) -> Response:
     """A dry run: the report a real run would give now, with variant counts; no change."""
-    plan = store.plan_deletion(payload.ids, payload.externalIds)
+    plan = catalog_store.plan_deletion(payload.ids, payload.externalIds)
     async with request_transaction(request, auth, key, body) as tx:
         if tx.answered_before is not None:
             return sent_again(request, tx.answered_before)
-        preview = await store.preview_deletion(tx, plan=plan)
+        preview = await catalog_store.preview_deletion(tx, plan=plan)
         return await keep_and_answer(tx, report.dry_run(request, preview))
 
 
@@ -114,11 +114,11 @@ async def _dispatch(
     """Dispatched: store the batch and its job in one transaction, answer 202."""
     settings = request.app.state.settings
     # Streaming up to 100,000 entries (COPY) takes longer than a sync request: its own bound.
-    with store.deadline(settings.db_deadline_dispatch):
+    with catalog_store.deadline(settings.db_deadline_dispatch):
         async with request_transaction(request, auth, key, body) as tx:
             if tx.answered_before is not None:
                 return sent_again(request, tx.answered_before)
-            batch = await store.create_batch(
+            batch = await catalog_store.create_batch(
                 tx,
                 batch_id=uuid.UUID(request_context(request).new_id()),
                 ids=payload.ids,

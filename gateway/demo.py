@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import catalog_store as store
+import catalog_store
 
 __all__ = ["Demo", "ensure_demo", "print_welcome"]
 
@@ -26,21 +26,23 @@ class Demo:
     created: bool = False
 
 
-async def _sample_ids(pool: store.Pool, store_client_id: str) -> tuple[str, ...]:
+async def _sample_ids(pool: catalog_store.Pool, store_client_id: str) -> tuple[str, ...]:
     """The ids of two of the store's products, for the welcome's sample command."""
-    refs = await store.first_products(pool, store_client_id=store_client_id, limit=2)
+    refs = await catalog_store.first_products(pool, store_client_id=store_client_id, limit=2)
     return tuple(str(ref.id) for ref in refs)
 
 
-async def _still_there(pool: store.Pool, demo: Demo) -> bool:
+async def _still_there(pool: catalog_store.Pool, demo: Demo) -> bool:
     """Whether the saved demo's partner and store are still in the database."""
-    partner, shop = await store.clients_exist(
+    partner, shop = await catalog_store.clients_exist(
         pool, partner_client_id=demo.partnerClientId, store_client_id=demo.storeClientId
     )
     return partner and shop
 
 
-async def ensure_demo(pool: store.Pool, data_dir: Path, *, box: store.SecretBox) -> Demo:
+async def ensure_demo(
+    pool: catalog_store.Pool, data_dir: Path, *, box: catalog_store.SecretBox
+) -> Demo:
     """Reuse the demo credentials kept in ``data_dir/demo.json`` (mode 0600), or create them;
     re-seed 1,000 products when the demo store has none left."""
     path = data_dir / "demo.json"
@@ -57,9 +59,9 @@ async def ensure_demo(pool: store.Pool, data_dir: Path, *, box: store.SecretBox)
             demo = None
     created = demo is None
     if demo is None:
-        partner = await store.create_partner(pool, "Demo partner", box=box)
-        shop = await store.create_store(pool, "Demo store")
-        token = await store.issue_token(
+        partner = await catalog_store.create_partner(pool, "Demo partner", box=box)
+        shop = await catalog_store.create_store(pool, "Demo store")
+        token = await catalog_store.issue_token(
             pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
         )
         demo = Demo(partner.client_id, partner.secret, shop.client_id, token.token)
@@ -73,7 +75,7 @@ async def ensure_demo(pool: store.Pool, data_dir: Path, *, box: store.SecretBox)
             )
     sample = await _sample_ids(pool, demo.storeClientId)
     if not sample:
-        await store.seed_products(
+        await catalog_store.seed_products(
             pool, store_client_id=demo.storeClientId, count=DEMO_PRODUCTS, variants=2
         )
         sample = await _sample_ids(pool, demo.storeClientId)

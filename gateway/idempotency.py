@@ -13,7 +13,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-import catalog_store as store
+import catalog_store
 
 from .auth import AuthContext
 from .context import request_context
@@ -58,25 +58,27 @@ def idempotency_key(request: Request) -> str | None:
 @contextlib.asynccontextmanager
 async def request_transaction(
     request: Request, auth: AuthContext, key: str | None, body: bytes
-) -> AsyncIterator[store.RequestTransaction]:
+) -> AsyncIterator[catalog_store.RequestTransaction]:
     """The store's transaction of this request, with its key (if any) and the body's hash; its
     verdicts leave as the partner's codes: a replayed signature is AUTH_006, a key with another
     body IDEM_001, a key whose first request still runs IDEM_002."""
     try:
-        async with store.request_transaction(
+        async with catalog_store.request_transaction(
             request.app.state.pool,
             nonce=auth.nonce,
             store_id=auth.store_id,
             request_id=uuid.UUID(request_context(request).request_id),
-            key=None if key is None else store.IdempotencyKey(key, hashlib.sha256(body).digest()),
+            key=None
+            if key is None
+            else catalog_store.IdempotencyKey(key, hashlib.sha256(body).digest()),
             rate=request.app.state.rate_limit,
         ) as tx:
             yield tx
-    except store.Replayed:
+    except catalog_store.Replayed:
         raise ApiError("AUTH_006") from None
-    except store.IdempotencyMismatch:
+    except catalog_store.IdempotencyMismatch:
         raise ApiError("IDEM_001", context={"idempotencyKey": key}) from None
-    except store.IdempotencyInProgress:
+    except catalog_store.IdempotencyInProgress:
         raise ApiError(
             "IDEM_002",
             context={"idempotencyKey": key},
@@ -84,7 +86,7 @@ async def request_transaction(
         ) from None
 
 
-def sent_again(request: Request, answer: store.KeptAnswer) -> Response:
+def sent_again(request: Request, answer: catalog_store.KeptAnswer) -> Response:
     """The key's earlier answer, byte for byte, marked as replayed, with its own request id."""
     request_context(request).replay_of = str(answer.request_id)
     return Response(
@@ -96,7 +98,7 @@ def sent_again(request: Request, answer: store.KeptAnswer) -> Response:
 
 
 async def keep_and_answer(
-    tx: store.RequestTransaction, value: msgspec.Struct, *, status: int = 200
+    tx: catalog_store.RequestTransaction, value: msgspec.Struct, *, status: int = 200
 ) -> Response:
     """The request's answer, encoded once: kept under its key (if any), with the work, and
     sent."""

@@ -22,7 +22,7 @@ import procrastinate
 import psycopg
 import structlog
 
-import catalog_store as store
+import catalog_store
 
 from .envelope import wall_clock_ms
 from .settings import Settings
@@ -45,7 +45,7 @@ def _lock(batch_id: uuid.UUID | str) -> str:
     return f"deletion-batch-{batch_id}"
 
 
-async def defer_batch_job(conn: psycopg.AsyncConnection[Any], batch: store.Batch) -> None:
+async def defer_batch_job(conn: psycopg.AsyncConnection[Any], batch: catalog_store.Batch) -> None:
     """Queue the job that runs ``batch``, in ``conn``'s open transaction (the caller commits)."""
     deferrer = _DEFERRER.configure_task(
         TASK_NAME, queue=QUEUE, lock=_lock(batch.id), connection=conn
@@ -54,17 +54,17 @@ async def defer_batch_job(conn: psycopg.AsyncConnection[Any], batch: store.Batch
 
 
 # Procrastinate's own schema, applied by our migration runner like any other migration.
-PROCRASTINATE_SCHEMA = store.Migration(
+PROCRASTINATE_SCHEMA = catalog_store.Migration(
     "0002_procrastinate", procrastinate.schema.SchemaManager.get_schema()
 )
 
 
-def migrations(*, contract: bool = False) -> list[store.Migration]:
+def migrations(*, contract: bool = False) -> list[catalog_store.Migration]:
     """Every migration: the package's SQL files (contract steps only with ``contract``) and
     procrastinate's schema."""
-    extra = store.contract_migrations() if contract else []
+    extra = catalog_store.contract_migrations() if contract else []
     return sorted(
-        [*store.available_migrations(), *extra, PROCRASTINATE_SCHEMA], key=lambda m: m.name
+        [*catalog_store.available_migrations(), *extra, PROCRASTINATE_SCHEMA], key=lambda m: m.name
     )
 
 
@@ -72,9 +72,9 @@ async def migrate(
     conninfo: str,
     settings: Settings | None = None,
     *,
-    extra: Sequence[store.Migration] = (),
+    extra: Sequence[catalog_store.Migration] = (),
     contract: bool = False,
-) -> store.MigrationReport:
+) -> catalog_store.MigrationReport:
     """Apply the pending migrations (and ``extra`` ones, in name order among them) with the
     lock timeout and retry time of ``settings``; each retry is logged. Contract steps only
     with ``contract``."""
@@ -89,7 +89,7 @@ async def migrate(
             lock_timeout_seconds=settings.migration_lock_timeout,
         )
 
-    return await store.apply_migrations(
+    return await catalog_store.apply_migrations(
         conninfo,
         migrations=sorted([*migrations(contract=contract), *extra], key=lambda m: m.name),
         lock_timeout=settings.migration_lock_timeout,
@@ -100,14 +100,16 @@ async def migrate(
 
 async def pending(conninfo: str, *, contract: bool = False) -> list[str]:
     """The migrations that ``migrate`` (with the same ``contract``) would apply, in order."""
-    return await store.pending_migrations(conninfo, migrations=migrations(contract=contract))
+    return await catalog_store.pending_migrations(
+        conninfo, migrations=migrations(contract=contract)
+    )
 
 
 class _Worker:
     """What the task needs, set while a worker runs."""
 
-    pool: store.Pool | None = None
-    chunk_size: int = store.CHUNK_SIZE
+    pool: catalog_store.Pool | None = None
+    chunk_size: int = catalog_store.CHUNK_SIZE
     #: Bound of each chunk transaction: a stalled database cuts it, and the job is retried.
     db_deadline: float | None = None
     #: Set on SIGTERM/SIGINT: each running job ends after its current chunk and hands back.
@@ -133,11 +135,11 @@ def job_app(conninfo: str) -> procrastinate.App:
             # A chunk cut at its deadline (its commit perhaps sent) fails the job, which is
             # retried: the retry starts at the first entry not done, so none counts twice.
             try:
-                with store.deadline(_Worker.db_deadline):
-                    batch = await store.process_next_chunk(
+                with catalog_store.deadline(_Worker.db_deadline):
+                    batch = await catalog_store.process_next_chunk(
                         pool, store_id=store_id, batch_id=batch_uuid, chunk_size=_Worker.chunk_size
                     )
-            except store.DeadlineExceeded as exc:
+            except catalog_store.DeadlineExceeded as exc:
                 _log.warning(
                     "chunk cut at its deadline; the batch will be retried",
                     batch_id=batch_id,
@@ -166,7 +168,7 @@ def job_app(conninfo: str) -> procrastinate.App:
     return app
 
 
-async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) -> None:
+async def _upkeep(app: procrastinate.App, pool: catalog_store.Pool, settings: Settings) -> None:
     """Retry jobs whose worker stopped beating; purge old batches, replay records, archived
     products and idempotency keys."""
     while True:
@@ -177,12 +179,20 @@ async def _upkeep(app: procrastinate.App, pool: store.Pool, settings: Settings) 
             for job in stalled:
                 _log.warning("retrying stalled batch job", job_id=job.id)
                 await app.job_manager.retry_job(job)
-            with store.deadline(settings.worker_db_deadline):
-                await store.purge_old_batches(pool, older_than_days=settings.batch_retention_days)
-                await store.purge_expired_nonces(pool, now_ms=wall_clock_ms())
-                await store.purge_archive(pool, older_than_days=settings.archive_retention_days)
-                await store.purge_expired_keys(pool)
-        except (store.StoreUnavailable, OSError, procrastinate.exceptions.ConnectorException):
+            with catalog_store.deadline(settings.worker_db_deadline):
+                await catalog_store.purge_old_batches(
+                    pool, older_than_days=settings.batch_retention_days
+                )
+                await catalog_store.purge_expired_nonces(pool, now_ms=wall_clock_ms())
+                await catalog_store.purge_archive(
+                    pool, older_than_days=settings.archive_retention_days
+                )
+                await catalog_store.purge_expired_keys(pool)
+        except (
+            catalog_store.StoreUnavailable,
+            OSError,
+            procrastinate.exceptions.ConnectorException,
+        ):
             _log.warning("upkeep could not reach the database; will retry")
         except Exception as exc:  # the loop must outlive any one round: it requeues stalled jobs
             _log.error("upkeep round failed; will retry", error=repr(exc))
@@ -195,7 +205,7 @@ async def run_worker(conninfo: str, settings: Settings, *, concurrency: int = 1)
     On the signal, no new job is taken; each running job finishes the chunk it is in (one
     short transaction), hands the rest of its batch back to the queue, and the worker returns.
     """
-    pool = store.create_pool(conninfo, min_size=1, max_size=max(2, concurrency + 1))
+    pool = catalog_store.create_pool(conninfo, min_size=1, max_size=max(2, concurrency + 1))
     await pool.open(wait=True, timeout=30)
     stopping = asyncio.Event()
     _Worker.pool, _Worker.chunk_size, _Worker.stopping = pool, settings.batch_chunk_size, stopping

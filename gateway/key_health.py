@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import structlog
 
-import catalog_store as store
+import catalog_store
 
 __all__ = ["CHECK_EVERY_SECONDS", "SecretHealth"]
 
@@ -30,22 +30,22 @@ class SecretHealth:
 
     def __init__(
         self,
-        pool: store.Pool,
-        box: store.SecretBox,
+        pool: catalog_store.Pool,
+        box: catalog_store.SecretBox,
         *,
         ttl: float = CHECK_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool, self._box, self._ttl, self._clock = pool, box, ttl, clock
-        self._last: tuple[float, store.SecretCheck] | None = None
+        self._last: tuple[float, catalog_store.SecretCheck] | None = None
 
-    async def check(self) -> store.SecretCheck:
+    async def check(self) -> catalog_store.SecretCheck:
         """The check, at most ``ttl`` seconds old; :class:`~catalog_store.StoreUnavailable` when
         the database cannot be read."""
         now = self._clock()
         if self._last is not None and now - self._last[0] < self._ttl:
             return self._last[1]
-        result = await store.check_secrets(self._pool, box=self._box)
+        result = await catalog_store.check_secrets(self._pool, box=self._box)
         before = self._last[1].unreadable if self._last is not None else ()
         self._last = (now, result)
         if result.unreadable != before:
@@ -53,7 +53,7 @@ class SecretHealth:
         return result
 
     @staticmethod
-    def _report(result: store.SecretCheck) -> None:
+    def _report(result: catalog_store.SecretCheck) -> None:
         if result.unreadable:
             # Client ids and key ids only: never a secret or a key.
             _log.error(

@@ -8,7 +8,7 @@ import stat
 import time
 from pathlib import Path
 
-import catalog_store as store
+import catalog_store
 
 from .settings import Settings, SettingsError
 
@@ -33,7 +33,7 @@ def _create(path: Path) -> None:
     except FileExistsError:
         return
     with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(store.generate_key() + "\n")
+        handle.write(catalog_store.generate_key() + "\n")
 
 
 def _read(path: Path) -> str:
@@ -47,7 +47,7 @@ def _read(path: Path) -> str:
             break
         time.sleep(0.01)
     try:
-        store.parse_keys(text)
+        catalog_store.parse_keys(text)
     except ValueError as exc:
         raise SettingsError(f"{path} {exc}: it must hold base64 of 32 bytes") from None
     return text
@@ -70,7 +70,7 @@ def server_key_text(settings: Settings) -> str:
     return _read(path)
 
 
-def load_secret_box(settings: Settings) -> store.SecretBox:
+def load_secret_box(settings: Settings) -> catalog_store.SecretBox:
     """The box of the server keys of :func:`server_key_text`: it seals with the first key and
     opens with any."""
-    return store.SecretBox(*store.parse_keys(server_key_text(settings)))
+    return catalog_store.SecretBox(*catalog_store.parse_keys(server_key_text(settings)))

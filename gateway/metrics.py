@@ -34,7 +34,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-import catalog_store as store
+import catalog_store
 
 __all__ = [
     "AUTH_FAILURES",
@@ -154,7 +154,7 @@ for _part in ("url", "head", "trailer"):
     HEADER_CAP_REFUSALS.labels(_part)
 for _phase in ("headers", "body"):
     SLOW_CLIENTS_CUT.labels(_phase)
-for _outcome in (store.UNCHANGED, store.UNKNOWN):
+for _outcome in (catalog_store.UNCHANGED, catalog_store.UNKNOWN):
     DB_DEADLINE_CUTS.labels(_outcome)
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -192,14 +192,14 @@ def observe_clock_skew(seconds: float) -> None:
     CLOCK_SKEW.observe(min(max(seconds, _SKEW_BUCKETS[0]), _SKEW_BUCKETS[-1]))
 
 
-def sample_pool(pool: store.Pool) -> None:
+def sample_pool(pool: catalog_store.Pool) -> None:
     """Copy this process's pool figures into the gauges (and its error counts since last)."""
     stats = pool.pop_stats()
     POOL_SIZE.set(stats.get("pool_size", 0))
     POOL_AVAILABLE.set(stats.get("pool_available", 0))
     # psycopg_pool's own requests_waiting keeps counting clients that gave up until a
     # connection comes back (its queue of waiters is pruned only then): count our own.
-    POOL_WAITING.set(store.requests_waiting(pool))
+    POOL_WAITING.set(catalog_store.requests_waiting(pool))
     POOL_ERRORS.labels("connection").inc(stats.get("connections_errors", 0))
     POOL_ERRORS.labels("request").inc(stats.get("requests_errors", 0))
 
@@ -214,7 +214,7 @@ class _Families:
         yield from self._families
 
 
-def _queue_families(stats: store.QueueStats | None) -> list[Metric]:
+def _queue_families(stats: catalog_store.QueueStats | None) -> list[Metric]:
     up = GaugeMetricFamily(
         "gateway_database_up", "1 when this scrape could read the queue figures, else 0"
     )
@@ -244,7 +244,7 @@ def _queue_families(stats: store.QueueStats | None) -> list[Metric]:
     return [up, batches, depth, running, failed, oldest, *_worker_families(stats)]
 
 
-def _worker_families(stats: store.QueueStats) -> list[Metric]:
+def _worker_families(stats: catalog_store.QueueStats) -> list[Metric]:
     """The workers' health and work, from the database: every worker's, wherever it runs."""
     alive = GaugeMetricFamily(
         "gateway_workers_alive",
@@ -269,7 +269,7 @@ class _WithBatchEntries:
     """The scrape's samples, with the batch entries of every worker (read from the database
     just now) added to the ``gateway_entries`` family beside the processes' sync ones."""
 
-    def __init__(self, source: Collector, stats: store.QueueStats | None) -> None:
+    def __init__(self, source: Collector, stats: catalog_store.QueueStats | None) -> None:
         self._source = source
         self._stats = stats
 
@@ -300,7 +300,7 @@ def _secret_families(unreadable: int | None) -> list[Metric]:
 
 
 def render_metrics(
-    stats: store.QueueStats | None, *, unreadable_secrets: int | None = None
+    stats: catalog_store.QueueStats | None, *, unreadable_secrets: int | None = None
 ) -> bytes:
     """The Prometheus text of every process's samples plus the queue figures read just now, and
     the stored partner secrets that the server key does not open (None: not known)."""
@@ -328,7 +328,7 @@ class _Forward:
 POOL_SAMPLE_INTERVAL = 1.0
 
 
-async def sample_pool_forever(pool: store.Pool) -> None:
+async def sample_pool_forever(pool: catalog_store.Pool) -> None:
     """Keep this process's pool gauges fresh, so a scrape of any process sees every pool."""
     while True:
         sample_pool(pool)

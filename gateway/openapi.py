@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-import catalog_store as store
+import catalog_store
 
 from .errors import CATALOG, ITEM_CODES
 from .idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
@@ -133,7 +133,7 @@ def _delete_products(signed_params: list[dict[str, Any]]) -> dict[str, Any]:
         " its path as written here, nothing percent-encoded. With an idempotency-key, a"
         " retry with the same key and body gets the first answer again, byte for"
         f" byte, with {REPLAYED_HEADER}: true. Item codes: {item_codes}. The store"
-        f" token needs the scope {store.SCOPE_DELETE}.",
+        f" token needs the scope {catalog_store.SCOPE_DELETE}.",
         "parameters": [*signed_params, _IDEMPOTENCY_PARAM],
         "requestBody": {
             "required": True,
@@ -179,7 +179,7 @@ def _get_batch(signed_params: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "operationId": "getDeletionBatch",
         "summary": "Progress and results of a dispatched deletion batch",
-        "description": f"The store token needs the scope {store.SCOPE_BATCHES_READ}.",
+        "description": f"The store token needs the scope {catalog_store.SCOPE_BATCHES_READ}.",
         "parameters": [batch_id, *_BATCH_QUERY, *signed_params],
         "responses": {
             "200": _json("BatchResponse", "Progress and one page of results"),

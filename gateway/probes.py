@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-import catalog_store as store
+import catalog_store
 
 from .context import request_context
 from .envelope import json_response, response_meta, unavailable
@@ -40,8 +40,8 @@ async def _readyz(request: Request) -> Response:
     """200 while the database answers, ``degraded`` when some stored partner secrets do not
     open; 503 when the database does not answer, or when the server key opens none of the
     stored secrets (this process could authenticate no partner: another key than the others')."""
-    await store.ping(request.app.state.pool)
-    check: store.SecretCheck = await request.app.state.secret_health.check()
+    await catalog_store.ping(request.app.state.pool)
+    check: catalog_store.SecretCheck = await request.app.state.secret_health.check()
     unreadable = len(check.unreadable)
     if unreadable and unreadable == check.stored:
         return unavailable(
@@ -63,17 +63,17 @@ async def _readyz(request: Request) -> Response:
 
 async def _metrics(request: Request) -> Response:
     """Every process's samples, and the batch queue as the database has it now."""
-    pool: store.Pool = request.app.state.pool
+    pool: catalog_store.Pool = request.app.state.pool
     sample_pool(pool)
-    stats: store.QueueStats | None
-    check: store.SecretCheck | None
+    stats: catalog_store.QueueStats | None
+    check: catalog_store.SecretCheck | None
     try:
-        stats = await store.queue_stats(
+        stats = await catalog_store.queue_stats(
             pool, queue=QUEUE, stalled_after=request.app.state.settings.worker_stalled_after
         )
         check = await request.app.state.secret_health.check()
-    except store.StoreUnavailable as exc:
-        if isinstance(exc, store.DeadlineExceeded):
+    except catalog_store.StoreUnavailable as exc:
+        if isinstance(exc, catalog_store.DeadlineExceeded):
             DB_DEADLINE_CUTS.labels(exc.outcome).inc()
         stats = check = None  # shown as gateway_database_up 0; the scrape itself still answers
     unreadable = None if check is None else len(check.unreadable)

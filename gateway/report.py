@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 
-import catalog_store as store
+import catalog_store
 
 from .context import request_context
 from .envelope import iso_ms, response_meta
@@ -33,25 +33,27 @@ from .wire import (
 __all__ = ["batch_status", "deleted", "dispatched", "dry_run"]
 
 _PROBLEM_CODES = {
-    store.Problem.ID_NOT_FOUND: "PRD_014",
-    store.Problem.EXTERNAL_ID_NOT_FOUND: "PRD_015",
-    store.Problem.REPEATED: "PRD_016",
-    store.Problem.INVALID_ID: "PRD_017",
+    catalog_store.Problem.ID_NOT_FOUND: "PRD_014",
+    catalog_store.Problem.EXTERNAL_ID_NOT_FOUND: "PRD_015",
+    catalog_store.Problem.REPEATED: "PRD_016",
+    catalog_store.Problem.INVALID_ID: "PRD_017",
 }
 
 
-def _item_error(problem: store.Problem, field: str, row_index: int, value: str) -> ItemError:
+def _item_error(
+    problem: catalog_store.Problem, field: str, row_index: int, value: str
+) -> ItemError:
     code = _PROBLEM_CODES[problem]
     if field == "ids":
         return ItemError(code=code, message=ITEM_CODES[code], rowIndex=row_index, id=value)
     return ItemError(code=code, message=ITEM_CODES[code], rowIndex=row_index, externalId=value)
 
 
-def _item_errors(failures: Sequence[store.EntryFailure]) -> list[ItemError]:
+def _item_errors(failures: Sequence[catalog_store.EntryFailure]) -> list[ItemError]:
     return [_item_error(f.problem, f.field, f.row_index, f.value) for f in failures]
 
 
-def _success_item(product: store.DeletedProduct) -> SuccessItem:
+def _success_item(product: catalog_store.DeletedProduct) -> SuccessItem:
     return SuccessItem(id=str(product.id), externalId=product.external_id)
 
 
@@ -70,7 +72,7 @@ def _dry_run_message(succeeded: int, failed: int) -> str:
     return "Dry run: nothing was deleted; no product would be deleted"
 
 
-def deleted(request: Request, outcome: store.DeletionOutcome) -> DeletionResponse:
+def deleted(request: Request, outcome: catalog_store.DeletionOutcome) -> DeletionResponse:
     """A synchronous deletion's report: every entry deleted or failed, in request order."""
     succeeded, failed = len(outcome.deleted), len(outcome.failures)
     data = DeletionData(
@@ -88,7 +90,7 @@ def deleted(request: Request, outcome: store.DeletionOutcome) -> DeletionRespons
     )
 
 
-def dry_run(request: Request, preview: store.DeletionPreview) -> DryRunResponse:
+def dry_run(request: Request, preview: catalog_store.DeletionPreview) -> DryRunResponse:
     """The report a real run would give now, with each product's variants."""
     outcome = preview.outcome
     items = [
@@ -116,7 +118,7 @@ def dry_run(request: Request, preview: store.DeletionPreview) -> DryRunResponse:
     )
 
 
-def dispatched(request: Request, batch: store.Batch) -> DispatchResponse:
+def dispatched(request: Request, batch: catalog_store.Batch) -> DispatchResponse:
     """The receipt of a dispatched batch: its id, to read its status by."""
     request_context(request).dispatched(batch_id=str(batch.id), total=batch.total)
     return DispatchResponse(
@@ -134,8 +136,8 @@ def dispatched(request: Request, batch: store.Batch) -> DispatchResponse:
 
 def batch_status(
     request: Request,
-    batch: store.Batch,
-    entries: Sequence[store.BatchEntry],
+    batch: catalog_store.Batch,
+    entries: Sequence[catalog_store.BatchEntry],
     *,
     offset: int,
     limit: int,

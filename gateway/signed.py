@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-import catalog_store as store
+import catalog_store
 
 from .auth import AuthContext, authenticate
 from .body import read_capped_body
@@ -46,12 +46,12 @@ async def authenticated(request: Request, *, scope: str) -> tuple[AuthContext, b
     return auth, body
 
 
-async def spent(pool: store.Pool, auth: AuthContext, error: ApiError) -> ApiError:
+async def spent(pool: catalog_store.Pool, auth: AuthContext, error: ApiError) -> ApiError:
     """A request refused after its signature verified is spent all the same: sent again, it is
     AUTH_006. Its replay record does not count toward the rate limit. Replay (step 6) comes
     before the body and the query: a replayed request is AUTH_006 whatever else is wrong."""
     try:
-        await store.spend_nonce(pool, auth.nonce)
-    except store.Replayed:
+        await catalog_store.spend_nonce(pool, auth.nonce)
+    except catalog_store.Replayed:
         return ApiError("AUTH_006")
     return error

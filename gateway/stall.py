@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-import catalog_store as store
+import catalog_store
 
 __all__ = ["DatabaseDeadline", "stalled_hint"]
 
@@ -19,7 +19,7 @@ class DatabaseDeadline:
         self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with store.deadline(self.seconds if scope["type"] == "http" else None):
+        with catalog_store.deadline(self.seconds if scope["type"] == "http" else None):
             await self.app(scope, receive, send)
 
 
@@ -35,4 +35,4 @@ _UNKNOWN = (
 
 def stalled_hint(outcome: str) -> str:
     """The SYS_001 hint of a request cut at its deadline (or failed after its commit went)."""
-    return _UNKNOWN if outcome == store.UNKNOWN else _UNCHANGED
+    return _UNKNOWN if outcome == catalog_store.UNKNOWN else _UNCHANGED

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-import catalog_store as store
+import catalog_store
 
 from .context import Clock
 from .credentials import KEY_USE_INTERVAL, KeyUse
@@ -21,23 +21,23 @@ __all__ = ["upkeep"]
 _log = structlog.get_logger("gateway")
 
 
-async def _write_key_use_forever(key_use: KeyUse, pool: store.Pool) -> None:
+async def _write_key_use_forever(key_use: KeyUse, pool: catalog_store.Pool) -> None:
     while True:
         await asyncio.sleep(KEY_USE_INTERVAL)
         await key_use.write(pool)
 
 
 async def _purge_nonces_forever(
-    pool: store.Pool, interval: float, deadline: float, clock: Clock
+    pool: catalog_store.Pool, interval: float, deadline: float, clock: Clock
 ) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
             # The clock that checks the window decides when a record may go (never the
             # database's, which may differ from it).
-            with store.deadline(deadline):
-                purged = await store.purge_expired_nonces(pool, now_ms=clock())
-        except store.StoreUnavailable:
+            with catalog_store.deadline(deadline):
+                purged = await catalog_store.purge_expired_nonces(pool, now_ms=clock())
+        except catalog_store.StoreUnavailable:
             continue
         if purged:
             _log.info("purged expired replay records", count=purged)
@@ -45,7 +45,7 @@ async def _purge_nonces_forever(
 
 @contextlib.asynccontextmanager
 async def upkeep(
-    pool: store.Pool, settings: Settings, clock: Clock, key_use: KeyUse
+    pool: catalog_store.Pool, settings: Settings, clock: Clock, key_use: KeyUse
 ) -> AsyncIterator[None]:
     """Run the process's background tasks while the app serves; at the stop, cancel them and
     write the last minute's key uses (before the pool closes)."""

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
 
-import catalog_store as store
+import catalog_store
 from gateway.jobs import migrate
 from tests.support import Tenant, make_tenant
 
@@ -39,7 +39,7 @@ def server_conninfo() -> str:
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
         return given
-    return store.embedded_conninfo(ROOT / ".data")
+    return catalog_store.embedded_conninfo(ROOT / ".data")
 
 
 def _with_dbname(conninfo: str, dbname: str) -> str:
@@ -76,13 +76,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[store.Pool]:
-    p = store.create_pool(database_url, min_size=1, max_size=4)
+async def pool(database_url: str) -> AsyncIterator[catalog_store.Pool]:
+    p = catalog_store.create_pool(database_url, min_size=1, max_size=4)
     await p.open(wait=True)
     yield p
     await p.close()
 
 
 @pytest.fixture
-async def tenant(pool: store.Pool) -> Tenant:
+async def tenant(pool: catalog_store.Pool) -> Tenant:
     return await make_tenant(pool, products=20)

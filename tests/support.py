@@ -15,7 +15,7 @@ import httpx
 import msgspec
 import psycopg
 
-import catalog_store as store
+import catalog_store
 import signing
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -24,8 +24,8 @@ T = TypeVar("T")
 
 # One server key for the whole session, in the environment so that the `partner-gateway`
 # processes the tests start open the secrets that the tests' own pools sealed.
-os.environ.setdefault("GATEWAY_SECRET_KEY", store.generate_key())
-TEST_BOX = store.SecretBox(store.parse_key(os.environ["GATEWAY_SECRET_KEY"]))
+os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
+TEST_BOX = catalog_store.SecretBox(catalog_store.parse_key(os.environ["GATEWAY_SECRET_KEY"]))
 DELETIONS = "/api/v1/partner/stores/products/deletions"
 NOW_MS = 1_758_100_350_458
 
@@ -48,7 +48,7 @@ class Tenant:
     store_id: int
     store_client_id: str
     token: str
-    products: list[store.ProductRef] = field(default_factory=list)
+    products: list[catalog_store.ProductRef] = field(default_factory=list)
 
     @property
     def ids(self) -> list[str]:
@@ -60,15 +60,15 @@ class Tenant:
 
 
 async def make_tenant(
-    pool: store.Pool, *, products: int = 0, variants: int = 2, name: str = "t"
+    pool: catalog_store.Pool, *, products: int = 0, variants: int = 2, name: str = "t"
 ) -> Tenant:
-    partner = await store.create_partner(pool, f"partner {name}", box=TEST_BOX)
-    shop = await store.create_store(pool, f"store {name}")
-    token = await store.issue_token(
+    partner = await catalog_store.create_partner(pool, f"partner {name}", box=TEST_BOX)
+    shop = await catalog_store.create_store(pool, f"store {name}")
+    token = await catalog_store.issue_token(
         pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
     )
     refs = (
-        await store.seed_products(
+        await catalog_store.seed_products(
             pool, store_client_id=shop.client_id, count=products, variants=variants
         )
         if products
@@ -85,11 +85,11 @@ async def make_tenant(
     )
 
 
-def run_with_pool(database_url: str, work: Callable[[store.Pool], Awaitable[T]]) -> T:
+def run_with_pool(database_url: str, work: Callable[[catalog_store.Pool], Awaitable[T]]) -> T:
     """Run store work from a synchronous test (one that drives real processes)."""
 
     async def go() -> T:
-        pool = store.create_pool(database_url, min_size=1, max_size=1)
+        pool = catalog_store.create_pool(database_url, min_size=1, max_size=1)
         await pool.open(wait=True)
         try:
             return await work(pool)
@@ -176,8 +176,8 @@ async def delete(
     )
 
 
-async def product_count(pool: store.Pool, tenant: Tenant) -> tuple[int, int]:
-    return await store.count_products(pool, store_id=tenant.store_id)
+async def product_count(pool: catalog_store.Pool, tenant: Tenant) -> tuple[int, int]:
+    return await catalog_store.count_products(pool, store_id=tenant.store_id)
 
 
 def assert_error(

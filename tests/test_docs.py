@@ -70,11 +70,11 @@ def test_the_readmes_settings_table_says_each_default_and_bounds_of_the_code() -
 
 
 def test_the_safety_net_page_names_every_restore_reason_and_the_headers() -> None:
-    import catalog_store as store
+    import catalog_store
     from gateway.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
 
     page = (ROOT / "docs" / "safety-net.md").read_text("utf-8")
-    for refusal in store.RestoreRefusal:
+    for refusal in catalog_store.RestoreRefusal:
         assert f"| `{refusal.value}` |" in page, refusal
     assert f"{IDEMPOTENCY_HEADER}: " in page and f"`{REPLAYED_HEADER}: true`" in page
     assert "Dry run: nothing was deleted" in page

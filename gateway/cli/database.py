@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg_pool
 
-import catalog_store as store
+import catalog_store
 
 from ..database import resolve_conninfo
 from ..keys import load_secret_box
@@ -29,15 +29,15 @@ __all__ = [
 ]
 
 
-async def open_pool(conninfo: str) -> store.Pool:
+async def open_pool(conninfo: str) -> catalog_store.Pool:
     """A pool of at most two connections, open; :class:`~catalog_store.StoreUnavailable` when
     the database cannot be reached within 30 seconds."""
-    pool = store.create_pool(conninfo, min_size=1, max_size=2, timeout=10)
+    pool = catalog_store.create_pool(conninfo, min_size=1, max_size=2, timeout=10)
     try:
         await pool.open(wait=True, timeout=30)
     except psycopg_pool.PoolTimeout as exc:
         await pool.close()
-        raise store.StoreUnavailable(f"cannot connect to the database: {exc}") from exc
+        raise catalog_store.StoreUnavailable(f"cannot connect to the database: {exc}") from exc
     return pool
 
 
@@ -54,15 +54,15 @@ async def _seal_plain(settings: Settings, conninfo: str) -> None:
     then is the server key needed."""
     pool = await open_pool(conninfo)
     try:
-        if await store.has_plain_secrets(pool):
-            await store.seal_plain_secrets(pool, box=load_secret_box(settings))
+        if await catalog_store.has_plain_secrets(pool):
+            await catalog_store.seal_plain_secrets(pool, box=load_secret_box(settings))
     finally:
         await pool.close()
 
 
 async def migrate_and_seal(
     settings: Settings, conninfo: str, *, contract: bool = False
-) -> store.MigrationReport:
+) -> catalog_store.MigrationReport:
     """Apply the pending migrations (the contract steps too with ``contract``), then seal any
     secret still stored plain."""
     from ..jobs import migrate
@@ -72,7 +72,7 @@ async def migrate_and_seal(
     return report
 
 
-async def prepare(settings: Settings, conninfo: str) -> store.MigrationReport:
+async def prepare(settings: Settings, conninfo: str) -> catalog_store.MigrationReport:
     """The schema this code needs. The embedded database is migrated here (and plain secrets
     sealed); a DATABASE_URL one only by `migrate`, so a command finding migrations pending there
     refuses instead of taking locks behind the operator's back."""
@@ -83,10 +83,12 @@ async def prepare(settings: Settings, conninfo: str) -> store.MigrationReport:
     waiting = await pending(conninfo)
     if waiting:
         raise CommandError(pending_refusal(waiting))
-    return store.MigrationReport(applied=[], already_applied=[])
+    return catalog_store.MigrationReport(applied=[], already_applied=[])
 
 
-async def with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[Any]]) -> Any:
+async def with_pool(
+    settings: Settings, work: Callable[[catalog_store.Pool], Awaitable[Any]]
+) -> Any:
     """``work`` on a pool of the settings' database, once its schema is ready."""
     conninfo = resolve_conninfo(settings)
     await prepare(settings, conninfo)
@@ -97,6 +99,6 @@ async def with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[A
         await pool.close()
 
 
-def run_with_pool(settings: Settings, work: Callable[[store.Pool], Awaitable[Any]]) -> Any:
+def run_with_pool(settings: Settings, work: Callable[[catalog_store.Pool], Awaitable[Any]]) -> Any:
     """:func:`with_pool` from synchronous code: what each operator command runs."""
     return asyncio.run(with_pool(settings, work))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import catalog_store as store
+import catalog_store
 
 from ..keys import load_secret_box
 from ..settings import Settings
@@ -16,13 +16,13 @@ __all__ = ["register"]
 
 
 def _cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
-    print_json({"secretKey": store.generate_key()})
+    print_json({"secretKey": catalog_store.generate_key()})
     return 0
 
 
 def _cmd_reseal(settings: Settings, args: argparse.Namespace) -> int:
     box = load_secret_box(settings)
-    report = run_with_pool(settings, lambda p: store.reseal_secrets(p, box=box))
+    report = run_with_pool(settings, lambda p: catalog_store.reseal_secrets(p, box=box))
     shown: dict[str, Any] = {"resealed": report.resealed}
     if report.unreadable:
         shown["unreadable"] = [

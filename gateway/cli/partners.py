@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import catalog_store as store
+import catalog_store
 
 from ..keys import load_secret_box
 from ..settings import Settings
@@ -17,7 +17,7 @@ __all__ = ["register"]
 
 def _cmd_create(settings: Settings, args: argparse.Namespace) -> int:
     box = load_secret_box(settings)
-    partner = run_with_pool(settings, lambda p: store.create_partner(p, args.name, box=box))
+    partner = run_with_pool(settings, lambda p: catalog_store.create_partner(p, args.name, box=box))
     print_json({"partnerClientId": partner.client_id, "secret": partner.secret})
     return 0
 
@@ -25,7 +25,7 @@ def _cmd_create(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_rotate(settings: Settings, args: argparse.Namespace) -> int:
     box = load_secret_box(settings)
     new = run_with_pool(
-        settings, lambda p: store.rotate_secret(p, partner_client_id=args.partner, box=box)
+        settings, lambda p: catalog_store.rotate_secret(p, partner_client_id=args.partner, box=box)
     )
     shown: dict[str, Any] = {
         "partnerClientId": new.partner_client_id,
@@ -42,7 +42,9 @@ def _cmd_rotate(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_retire(settings: Settings, args: argparse.Namespace) -> int:
     retired = run_with_pool(
         settings,
-        lambda p: store.retire_secret(p, partner_client_id=args.partner, key_id=args.key_id),
+        lambda p: catalog_store.retire_secret(
+            p, partner_client_id=args.partner, key_id=args.key_id
+        ),
     )
     print_json(
         {
@@ -55,7 +57,9 @@ def _cmd_retire(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
-    infos = run_with_pool(settings, lambda p: store.list_secrets(p, partner_client_id=args.partner))
+    infos = run_with_pool(
+        settings, lambda p: catalog_store.list_secrets(p, partner_client_id=args.partner)
+    )
     secrets = [
         {
             "keyId": info.key_id,
@@ -71,7 +75,8 @@ def _cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
 
 def _set_active(settings: Settings, partner: str, active: bool) -> int:
     run_with_pool(
-        settings, lambda p: store.set_partner_active(p, partner_client_id=partner, active=active)
+        settings,
+        lambda p: catalog_store.set_partner_active(p, partner_client_id=partner, active=active),
     )
     print_json({"partnerClientId": partner, "active": active})
     return 0

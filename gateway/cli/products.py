@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import catalog_store as store
+import catalog_store
 
 from ..settings import Settings
 from .base import CommandError, natural, print_json
@@ -21,7 +21,7 @@ __all__ = ["register"]
 def _cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     refs = run_with_pool(
         settings,
-        lambda p: store.seed_products(
+        lambda p: catalog_store.seed_products(
             p, store_client_id=args.store, count=args.count, variants=args.variants
         ),
     )
@@ -57,7 +57,7 @@ def _selector(args: argparse.Namespace) -> dict[str, Any]:
     return {"store_client_id": args.store, "ids": [_uuid("--ids", v) for v in args.ids]}
 
 
-def _item(item: store.RestoreItem) -> dict[str, Any]:
+def _item(item: catalog_store.RestoreItem) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": item.id,
         "externalId": item.external_id,
@@ -74,8 +74,8 @@ def _item(item: store.RestoreItem) -> dict[str, Any]:
 def _cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     """A per-item report; exit 0 only when every product named was restored."""
     selector = _selector(args)
-    items: list[store.RestoreItem] = run_with_pool(
-        settings, lambda pool: store.restore_products(pool, **selector)
+    items: list[catalog_store.RestoreItem] = run_with_pool(
+        settings, lambda pool: catalog_store.restore_products(pool, **selector)
     )
     restored = sum(1 for item in items if item.refusal is None)
     print_json(

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import catalog_store as store
+import catalog_store
 
 from ..database import resolve_conninfo
 from ..keys import load_secret_box, server_key_text
@@ -65,7 +65,7 @@ def _die_with_parent() -> None:
         pass
 
 
-async def _log_unreadable_secrets(conninfo: str, box: store.SecretBox) -> None:
+async def _log_unreadable_secrets(conninfo: str, box: catalog_store.SecretBox) -> None:
     """Log the stored secrets that no key opens now, before any probe asks (they block
     nothing: /readyz and /metrics report them too)."""
     from ..key_health import SecretHealth
@@ -85,7 +85,9 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     conninfo = resolve_conninfo(settings)
     key = server_key_text(settings)  # no key, no serving: before the database is touched
     report = asyncio.run(prepare(settings, conninfo))
-    asyncio.run(_log_unreadable_secrets(conninfo, store.SecretBox(*store.parse_keys(key))))
+    asyncio.run(
+        _log_unreadable_secrets(conninfo, catalog_store.SecretBox(*catalog_store.parse_keys(key)))
+    )
     # The processes build their own app from the environment; hand them the resolved database,
     # and the embedded database's key file as GATEWAY_SECRET_KEY (with the database as
     # DATABASE_URL, they would not make or read a key file).
@@ -99,7 +101,7 @@ def _serve(
     settings: Settings,
     args: argparse.Namespace,
     conninfo: str,
-    report: store.MigrationReport,
+    report: catalog_store.MigrationReport,
     host: str,
     port: int,
     stop: threading.Event,
@@ -126,7 +128,7 @@ def _serve(
 
 
 def _announce(
-    settings: Settings, args: argparse.Namespace, report: store.MigrationReport, url: str
+    settings: Settings, args: argparse.Namespace, report: catalog_store.MigrationReport, url: str
 ) -> None:
     """The demo's welcome, or the one ``serving`` line, once the address is bound."""
     if args.demo:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-import catalog_store as store
+import catalog_store
 
 from ..settings import Settings
 from .base import CommandError, iso, print_json
@@ -16,11 +16,11 @@ __all__ = ["KNOWN_SCOPES", "register"]
 
 #: The scopes a route can need, as the store lists them; `token issue` refuses any other (a typo
 #: would make a dead token).
-KNOWN_SCOPES = store.DEFAULT_SCOPES
+KNOWN_SCOPES = catalog_store.DEFAULT_SCOPES
 
 
 def _cmd_store_create(settings: Settings, args: argparse.Namespace) -> int:
-    shop = run_with_pool(settings, lambda p: store.create_store(p, args.name))
+    shop = run_with_pool(settings, lambda p: catalog_store.create_store(p, args.name))
     print_json({"storeClientId": shop.client_id})
     return 0
 
@@ -41,7 +41,7 @@ def _cmd_token_issue(settings: Settings, args: argparse.Namespace) -> int:
     scopes = _scopes(args.scopes)
     token = run_with_pool(
         settings,
-        lambda p: store.issue_token(
+        lambda p: catalog_store.issue_token(
             p, partner_client_id=args.partner, store_client_id=args.store, scopes=scopes
         ),
     )
@@ -51,7 +51,7 @@ def _cmd_token_issue(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
     token = args.token if args.token != "-" else sys.stdin.readline().strip()
-    if not run_with_pool(settings, lambda p: store.revoke_token(p, token=token)):
+    if not run_with_pool(settings, lambda p: catalog_store.revoke_token(p, token=token)):
         raise CommandError("no live token with that value (unknown, or already revoked)")
     print_json({"revoked": True})
     return 0
@@ -60,7 +60,9 @@ def _cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
     infos = run_with_pool(
         settings,
-        lambda p: store.list_tokens(p, partner_client_id=args.partner, store_client_id=args.store),
+        lambda p: catalog_store.list_tokens(
+            p, partner_client_id=args.partner, store_client_id=args.store
+        ),
     )
     tokens = [
         {
@@ -91,7 +93,7 @@ def register(commands: Any) -> None:
     issue.add_argument("--store", required=True, help="store client id")
     issue.add_argument(
         "--scopes",
-        default=",".join(store.DEFAULT_SCOPES),
+        default=",".join(catalog_store.DEFAULT_SCOPES),
         help=f"comma-separated, of {', '.join(KNOWN_SCOPES)} (default: all of them)",
     )
     issue.set_defaults(run=_cmd_token_issue)

@@ -11,32 +11,34 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import catalog_store as store
+import catalog_store
 from gateway.jobs import defer_batch_job
 from tests.support import NOW_MS, Tenant, make_tenant
 
 pytestmark = pytest.mark.anyio
 
 
-def _nonce(tenant: Tenant, n: int) -> store.Nonce:
-    return store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000, NOW_MS)
+def _nonce(tenant: Tenant, n: int) -> catalog_store.Nonce:
+    return catalog_store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000, NOW_MS)
 
 
 async def _dispatch(
-    pool: store.Pool, tenant: Tenant, ids: list[str], ext: list[str], n: int = 1
-) -> store.Batch:
-    async with store.request_transaction(
+    pool: catalog_store.Pool, tenant: Tenant, ids: list[str], ext: list[str], n: int = 1
+) -> catalog_store.Batch:
+    async with catalog_store.request_transaction(
         pool, store_id=tenant.store_id, nonce=_nonce(tenant, n), request_id=uuid.uuid4()
     ) as tx:
-        return await store.create_batch(
+        return await catalog_store.create_batch(
             tx, batch_id=uuid.uuid4(), ids=ids, external_ids=ext, defer_job=defer_batch_job
         )
 
 
-async def _run(pool: store.Pool, batch: store.Batch, chunk_size: int) -> store.Batch:
+async def _run(
+    pool: catalog_store.Pool, batch: catalog_store.Batch, chunk_size: int
+) -> catalog_store.Batch:
     last = batch
     while (
-        step := await store.process_next_chunk(
+        step := await catalog_store.process_next_chunk(
             pool, store_id=batch.store_id, batch_id=batch.id, chunk_size=chunk_size
         )
     ) is not None:
@@ -44,11 +46,13 @@ async def _run(pool: store.Pool, batch: store.Batch, chunk_size: int) -> store.B
     return last
 
 
-async def test_a_batch_is_stored_with_its_job_and_processed_in_chunks(pool: store.Pool) -> None:
+async def test_a_batch_is_stored_with_its_job_and_processed_in_chunks(
+    pool: catalog_store.Pool,
+) -> None:
     tenant = await make_tenant(pool, products=25)
     batch = await _dispatch(pool, tenant, tenant.ids[:20] + ["bad"], tenant.external_ids[20:])
     assert (batch.status, batch.total, batch.processed) == ("pending", 26, 0)
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT task_name, queue_name, lock, args FROM procrastinate_jobs")
         assert await cur.fetchall() == [
             (
@@ -58,7 +62,7 @@ async def test_a_batch_is_stored_with_its_job_and_processed_in_chunks(pool: stor
                 {"store_id": tenant.store_id, "batch_id": str(batch.id)},
             )
         ]
-    first = await store.process_next_chunk(
+    first = await catalog_store.process_next_chunk(
         pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=10
     )
     assert first is not None
@@ -70,39 +74,39 @@ async def test_a_batch_is_stored_with_its_job_and_processed_in_chunks(pool: stor
     )
     done = await _run(pool, batch, 10)
     assert (done.status, done.processed, done.succeeded, done.failed) == ("completed", 26, 25, 1)
-    assert await store.count_products(pool, store_id=tenant.store_id) == (0, 0)
-    entries = await store.list_batch_entries(
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (0, 0)
+    entries = await catalog_store.list_batch_entries(
         pool, store_id=tenant.store_id, batch_id=batch.id, after_seq=-1, limit=1000
     )
     assert [e.seq for e in entries] == list(range(26))
-    assert entries[20].problem is store.Problem.INVALID_ID
+    assert entries[20].problem is catalog_store.Problem.INVALID_ID
 
 
 class _Boom(Exception):
     pass
 
 
-async def test_the_job_is_deferred_in_the_batch_transaction(pool: store.Pool) -> None:
+async def test_the_job_is_deferred_in_the_batch_transaction(pool: catalog_store.Pool) -> None:
     """procrastinate's deferral joins the batch's transaction: when that transaction rolls
     back after the job was deferred, neither the batch nor its job is left."""
     tenant = await make_tenant(pool, products=1)
 
-    async def defer_then_fail(conn: Any, batch: store.Batch) -> None:
+    async def defer_then_fail(conn: Any, batch: catalog_store.Batch) -> None:
         await defer_batch_job(conn, batch)
         raise _Boom
 
     with pytest.raises(_Boom):
-        async with store.request_transaction(
+        async with catalog_store.request_transaction(
             pool, store_id=tenant.store_id, nonce=_nonce(tenant, 1), request_id=uuid.uuid4()
         ) as tx:
-            await store.create_batch(
+            await catalog_store.create_batch(
                 tx,
                 batch_id=uuid.uuid4(),
                 ids=tenant.ids,
                 external_ids=[],
                 defer_job=defer_then_fail,
             )
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT (SELECT count(*) FROM deletion_batches),"
             " (SELECT count(*) FROM procrastinate_jobs)"
@@ -110,32 +114,35 @@ async def test_the_job_is_deferred_in_the_batch_transaction(pool: store.Pool) ->
         assert await cur.fetchone() == (0, 0)
 
 
-async def test_a_clean_batch_ends_succeeded(pool: store.Pool) -> None:
+async def test_a_clean_batch_ends_succeeded(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool, products=3)
     done = await _run(pool, await _dispatch(pool, tenant, tenant.ids, []), 1000)
     assert (done.status, done.succeeded, done.failed) == ("succeeded", 3, 0)
 
 
-async def test_another_stores_batch_is_invisible(pool: store.Pool) -> None:
+async def test_another_stores_batch_is_invisible(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool, products=1)
     other = await make_tenant(pool, name="other")
     batch = await _dispatch(pool, tenant, tenant.ids, [])
-    assert await store.get_batch(pool, store_id=other.store_id, batch_id=batch.id) is None
-    assert await store.process_next_chunk(pool, store_id=other.store_id, batch_id=batch.id) is None
-    assert await store.count_products(pool, store_id=tenant.store_id) == (1, 2)
+    assert await catalog_store.get_batch(pool, store_id=other.store_id, batch_id=batch.id) is None
+    assert (
+        await catalog_store.process_next_chunk(pool, store_id=other.store_id, batch_id=batch.id)
+        is None
+    )
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (1, 2)
 
 
-async def test_a_replayed_nonce_stores_no_batch(pool: store.Pool) -> None:
+async def test_a_replayed_nonce_stores_no_batch(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool, products=1)
     await _dispatch(pool, tenant, tenant.ids, [], n=7)
-    with pytest.raises(store.Replayed):
+    with pytest.raises(catalog_store.Replayed):
         await _dispatch(pool, tenant, tenant.ids, [], n=7)
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT count(*) FROM deletion_batches")
         assert await cur.fetchone() == (1,)
 
 
-async def test_concurrent_runners_never_process_an_entry_twice(pool: store.Pool) -> None:
+async def test_concurrent_runners_never_process_an_entry_twice(pool: catalog_store.Pool) -> None:
     """Four runners on three batches at once: every entry done once, counts exact."""
     tenant = await make_tenant(pool, products=600)
     batches = [
@@ -149,24 +156,24 @@ async def test_concurrent_runners_never_process_an_entry_twice(pool: store.Pool)
                 group.start_soon(_run, pool, batch, 37)
     deleted: list[uuid.UUID] = []
     for batch in batches:
-        final = await store.get_batch(pool, store_id=tenant.store_id, batch_id=batch.id)
+        final = await catalog_store.get_batch(pool, store_id=tenant.store_id, batch_id=batch.id)
         assert final is not None and final.processed == final.total
         assert final.succeeded + final.failed == final.total
-        entries = await store.list_batch_entries(
+        entries = await catalog_store.list_batch_entries(
             pool, store_id=tenant.store_id, batch_id=batch.id, after_seq=-1, limit=10_000
         )
         assert len(entries) == final.total
         assert sum(e.product is not None for e in entries) == final.succeeded
         deleted += [e.product.id for e in entries if e.product is not None]
     assert sorted(deleted) == sorted(p.id for p in tenant.products)
-    assert await store.count_products(pool, store_id=tenant.store_id) == (0, 0)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (0, 0)
 
 
-async def _twin_stores(pool: store.Pool, count: int) -> tuple[Tenant, Tenant]:
+async def _twin_stores(pool: catalog_store.Pool, count: int) -> tuple[Tenant, Tenant]:
     """Two stores holding the very same products (ids and external ids)."""
     one = await make_tenant(pool, products=count, name="sync")
     two = await make_tenant(pool, name="dispatch")
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "INSERT INTO products (store_id, id, external_id, name)"
             " SELECT %s, id, external_id, name FROM products WHERE store_id = %s",
@@ -184,20 +191,20 @@ async def _twin_stores(pool: store.Pool, count: int) -> tuple[Tenant, Tenant]:
     chunk_size=st.integers(1, 5),
 )
 async def test_dispatched_results_equal_the_synchronous_ones(
-    pool: store.Pool, id_picks: list[int], ext_picks: list[int], chunk_size: int
+    pool: catalog_store.Pool, id_picks: list[int], ext_picks: list[int], chunk_size: int
 ) -> None:
     one, two = await _twin_stores(pool, 6)
     ids_pool = one.ids + [i.upper() for i in one.ids] + ["bad", str(uuid.uuid4())]
     ext_pool = one.external_ids + ["missing"]
     ids = [ids_pool[i] for i in id_picks] or ["bad"]
     ext = [ext_pool[i] for i in ext_picks]
-    async with store.request_transaction(
+    async with catalog_store.request_transaction(
         pool, store_id=one.store_id, nonce=_nonce(one, 1), request_id=uuid.uuid4()
     ) as tx:
-        sync = await store.delete_products(tx, plan=store.plan_deletion(ids, ext))
+        sync = await catalog_store.delete_products(tx, plan=catalog_store.plan_deletion(ids, ext))
     batch = await _dispatch(pool, two, ids, ext, n=2)
     final = await _run(pool, batch, chunk_size)
-    entries = await store.list_batch_entries(
+    entries = await catalog_store.list_batch_entries(
         pool, store_id=two.store_id, batch_id=batch.id, after_seq=-1, limit=100
     )
 
@@ -212,25 +219,29 @@ async def test_dispatched_results_equal_the_synchronous_ones(
         [(e.problem, e.field, e.row_index, e.value) for e in entries if e.problem],
     )
     assert (final.succeeded, final.failed) == (len(sync.deleted), len(sync.failures))
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "DELETE FROM products WHERE store_id IN (%s, %s)", (one.store_id, two.store_id)
         )
 
 
-async def test_finished_batches_older_than_the_retention_are_purged(pool: store.Pool) -> None:
+async def test_finished_batches_older_than_the_retention_are_purged(
+    pool: catalog_store.Pool,
+) -> None:
     tenant = await make_tenant(pool, products=2)
     old = await _run(pool, await _dispatch(pool, tenant, tenant.ids[:1], [], n=1), 1000)
     new = await _run(pool, await _dispatch(pool, tenant, tenant.ids[1:], [], n=2), 1000)
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "UPDATE deletion_batches SET created_at = now() - interval '8 days' WHERE id = %s",
             (old.id,),
         )
-    assert await store.purge_old_batches(pool, older_than_days=7) == 1
-    assert await store.get_batch(pool, store_id=tenant.store_id, batch_id=old.id) is None
-    assert await store.get_batch(pool, store_id=tenant.store_id, batch_id=new.id) is not None
-    async with store.connection(pool) as conn:
+    assert await catalog_store.purge_old_batches(pool, older_than_days=7) == 1
+    assert await catalog_store.get_batch(pool, store_id=tenant.store_id, batch_id=old.id) is None
+    assert (
+        await catalog_store.get_batch(pool, store_id=tenant.store_id, batch_id=new.id) is not None
+    )
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT count(*) FROM deletion_batch_entries WHERE batch_id = %s", (old.id,)
         )
@@ -243,14 +254,14 @@ async def test_finished_batches_older_than_the_retention_are_purged(pool: store.
         assert await cur.fetchone() == (0, 1)
 
 
-async def test_a_chunk_ending_past_seq_32767_is_processed(pool: store.Pool) -> None:
+async def test_a_chunk_ending_past_seq_32767_is_processed(pool: catalog_store.Pool) -> None:
     """Seq arithmetic is in integers: a chunk from seq 1 with 32,767 entries ends at 32,767."""
     tenant = await make_tenant(pool, products=2)
     batch = await _dispatch(pool, tenant, tenant.ids, [])
-    first = await store.process_next_chunk(
+    first = await catalog_store.process_next_chunk(
         pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=1
     )
-    rest = await store.process_next_chunk(
+    rest = await catalog_store.process_next_chunk(
         pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=32_767
     )
     assert first is not None and rest is not None
@@ -272,7 +283,7 @@ UPDATE deletion_batch_entries e
 
 
 async def test_a_batch_begun_by_a_previous_release_worker_reads_back_whole(
-    pool: store.Pool,
+    pool: catalog_store.Pool,
 ) -> None:
     """The first chunk's results in the entries' rows (the previous release), the rest in
     chunk rows: every result is read back, and an external id whose product an id of the
@@ -280,30 +291,32 @@ async def test_a_batch_begun_by_a_previous_release_worker_reads_back_whole(
     tenant = await make_tenant(pool, products=5)
     ext = [tenant.external_ids[0], tenant.external_ids[4], "missing"]
     batch = await _dispatch(pool, tenant, tenant.ids[:2] + ["bad"], ext)
-    await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=2)
-    async with store.connection(pool) as conn:
+    await catalog_store.process_next_chunk(
+        pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=2
+    )
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(_AS_PREVIOUS_RELEASE, {"batch": batch.id})
     done = await _run(pool, batch, 2)
-    entries = await store.list_batch_entries(
+    entries = await catalog_store.list_batch_entries(
         pool, store_id=tenant.store_id, batch_id=batch.id, after_seq=-1, limit=100
     )
     products = tenant.products
     assert (done.status, done.processed, done.succeeded, done.failed) == ("completed", 6, 3, 3)
     assert [(e.field, e.row_index, e.value, e.problem, e.product) for e in entries] == [
-        ("ids", 0, tenant.ids[0], None, store.DeletedProduct(products[0].id, ext[0])),
+        ("ids", 0, tenant.ids[0], None, catalog_store.DeletedProduct(products[0].id, ext[0])),
         (
             "ids",
             1,
             tenant.ids[1],
             None,
-            store.DeletedProduct(products[1].id, products[1].external_id),
+            catalog_store.DeletedProduct(products[1].id, products[1].external_id),
         ),
-        ("ids", 2, "bad", store.Problem.INVALID_ID, None),
-        ("externalIds", 0, ext[0], store.Problem.REPEATED, None),
-        ("externalIds", 1, ext[1], None, store.DeletedProduct(products[4].id, ext[1])),
-        ("externalIds", 2, "missing", store.Problem.EXTERNAL_ID_NOT_FOUND, None),
+        ("ids", 2, "bad", catalog_store.Problem.INVALID_ID, None),
+        ("externalIds", 0, ext[0], catalog_store.Problem.REPEATED, None),
+        ("externalIds", 1, ext[1], None, catalog_store.DeletedProduct(products[4].id, ext[1])),
+        ("externalIds", 2, "missing", catalog_store.Problem.EXTERNAL_ID_NOT_FOUND, None),
     ]
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT count(*) FILTER (WHERE done) FROM deletion_batch_entries WHERE batch_id = %s",
             (batch.id,),

@@ -6,15 +6,15 @@ import hashlib
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.support import TEST_BOX, make_tenant
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_store_tokens_are_stored_only_as_hashes(pool: store.Pool) -> None:
+async def test_store_tokens_are_stored_only_as_hashes(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool)
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT token_hash, scopes FROM store_tokens")
         rows = await cur.fetchall()
         cur = await conn.execute(
@@ -26,16 +26,16 @@ async def test_store_tokens_are_stored_only_as_hashes(pool: store.Pool) -> None:
     ]
 
 
-async def test_lookup_reads_partner_secrets_store_and_token(pool: store.Pool) -> None:
+async def test_lookup_reads_partner_secrets_store_and_token(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool)
-    record = await store.lookup_auth(
+    record = await catalog_store.lookup_auth(
         pool,
         partner_client_id=tenant.partner_client_id,
         store_client_id=tenant.store_client_id,
         store_token=tenant.token,
         box=TEST_BOX,
     )
-    assert record == store.AuthRecord(
+    assert record == catalog_store.AuthRecord(
         partner_id=tenant.partner_id,
         partner_active=True,
         secrets=(tenant.secret.encode(),),
@@ -47,18 +47,18 @@ async def test_lookup_reads_partner_secrets_store_and_token(pool: store.Pool) ->
     )
 
 
-async def test_lookup_of_unknown_everything_finds_nothing(pool: store.Pool) -> None:
-    record = await store.lookup_auth(
+async def test_lookup_of_unknown_everything_finds_nothing(pool: catalog_store.Pool) -> None:
+    record = await catalog_store.lookup_auth(
         pool, partner_client_id="x", store_client_id="y", store_token="z", box=TEST_BOX
     )
-    assert record == store.AuthRecord(None, False, (), None, None, None, ())
+    assert record == catalog_store.AuthRecord(None, False, (), None, None, None, ())
 
 
-async def test_issuing_to_an_unknown_store_fails_clearly(pool: store.Pool) -> None:
+async def test_issuing_to_an_unknown_store_fails_clearly(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool)
-    with pytest.raises(store.UnknownClient):
-        await store.issue_token(
+    with pytest.raises(catalog_store.UnknownClient):
+        await catalog_store.issue_token(
             pool, partner_client_id=tenant.partner_client_id, store_client_id="nope"
         )
-    with pytest.raises(store.UnknownClient):
-        await store.seed_products(pool, store_client_id="nope", count=1, variants=0)
+    with pytest.raises(catalog_store.UnknownClient):
+        await catalog_store.seed_products(pool, store_client_id="nope", count=1, variants=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from catalog_store.distribution import DISTRIBUTED_BY_STORE, DISTRIBUTION_COLUMN, REFERENCE_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,8 +151,8 @@ def before_audit_key(server_conninfo: str) -> Iterator[str]:
     with psycopg.connect(server_conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = psycopg.conninfo.make_conninfo(server_conninfo, dbname=name)
-    earlier = [m for m in store.available_migrations() if m.name < "0008"]
-    asyncio.run(store.apply_migrations(url, migrations=earlier))
+    earlier = [m for m in catalog_store.available_migrations() if m.name < "0008"]
+    asyncio.run(catalog_store.apply_migrations(url, migrations=earlier))
     with psycopg.connect(url) as conn:
         conn.execute(
             "INSERT INTO deletion_audit"
@@ -200,8 +200,10 @@ def test_the_audit_key_migration_keeps_every_row(before_audit_key: str, prebuilt
                 "SELECT indisvalid FROM pg_index"
                 " WHERE indexrelid = 'deletion_audit_store_request'::regclass"
             ).fetchone() == (False,)
-    report = asyncio.run(store.apply_migrations(before_audit_key))
-    assert report.applied == [m.name for m in store.available_migrations() if m.name >= "0008"]
+    report = asyncio.run(catalog_store.apply_migrations(before_audit_key))
+    assert report.applied == [
+        m.name for m in catalog_store.available_migrations() if m.name >= "0008"
+    ]
     assert _audit_state(before_audit_key) == (
         [("deletion_audit_pkey", "PRIMARY KEY (store_id, request_id)")],
         [("deletion_audit_pkey",), ("deletion_audit_store",)],

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def empty_database(server_conninfo: str) -> Iterator[str]:
 
 
 def test_migration_files_are_ordered_by_name() -> None:
-    names = [m.name for m in store.available_migrations()]
+    names = [m.name for m in catalog_store.available_migrations()]
     assert names == sorted(names)
     assert names[0] == "0001_initial"
 
@@ -32,15 +32,17 @@ def test_migration_files_are_ordered_by_name() -> None:
 def test_concurrent_migrations_apply_each_file_exactly_once(empty_database: str) -> None:
     """Four processes' worth of migrate at once: the advisory lock lets one do the work."""
 
-    async def four_at_once() -> list[store.MigrationReport]:
+    async def four_at_once() -> list[catalog_store.MigrationReport]:
         return list(
-            await asyncio.gather(*(store.apply_migrations(empty_database) for _ in range(4)))
+            await asyncio.gather(
+                *(catalog_store.apply_migrations(empty_database) for _ in range(4))
+            )
         )
 
     reports = asyncio.run(four_at_once())
-    every = [m.name for m in store.available_migrations()]
+    every = [m.name for m in catalog_store.available_migrations()]
     assert sorted(r.applied for r in reports) == [[], [], [], every]
-    again = asyncio.run(store.apply_migrations(empty_database))
+    again = asyncio.run(catalog_store.apply_migrations(empty_database))
     assert (again.applied, again.already_applied) == ([], every)
 
 
@@ -50,25 +52,25 @@ def test_a_failing_migration_names_itself_and_rolls_back_whole(
     """Each migration is its own transaction: the failing one leaves nothing, the ones before
     it stay applied and recorded, and the next run starts at the failing one."""
     broken = [
-        store.available_migrations()[0],
-        store.migrate.Migration("0002_broken", "CREATE TABLE half_done (x int); SELEC 1"),
+        catalog_store.available_migrations()[0],
+        catalog_store.migrate.Migration("0002_broken", "CREATE TABLE half_done (x int); SELEC 1"),
     ]
-    monkeypatch.setattr(store.migrate, "available_migrations", lambda: broken)
-    with pytest.raises(store.MigrationError) as caught:
-        asyncio.run(store.apply_migrations(empty_database))
+    monkeypatch.setattr(catalog_store.migrate, "available_migrations", lambda: broken)
+    with pytest.raises(catalog_store.MigrationError) as caught:
+        asyncio.run(catalog_store.apply_migrations(empty_database))
     assert caught.value.name == "0002_broken"
     with psycopg.connect(empty_database) as conn:
         assert conn.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
         assert conn.execute("SELECT to_regclass('partners')").fetchone() == ("partners",)
         assert conn.execute("SELECT name FROM schema_migrations").fetchall() == [("0001_initial",)]
-    assert asyncio.run(store.pending_migrations(empty_database)) == ["0002_broken"]
+    assert asyncio.run(catalog_store.pending_migrations(empty_database)) == ["0002_broken"]
 
 
 def test_pending_migrations_of_a_fresh_database_are_all_of_them(empty_database: str) -> None:
-    every = [m.name for m in store.available_migrations()]
-    assert asyncio.run(store.pending_migrations(empty_database)) == every
-    asyncio.run(store.apply_migrations(empty_database))
-    assert asyncio.run(store.pending_migrations(empty_database)) == []
+    every = [m.name for m in catalog_store.available_migrations()]
+    assert asyncio.run(catalog_store.pending_migrations(empty_database)) == every
+    asyncio.run(catalog_store.apply_migrations(empty_database))
+    assert asyncio.run(catalog_store.pending_migrations(empty_database)) == []
 
 
 def test_a_migration_gives_way_to_a_held_lock_and_is_retried_until_it_gets_it(
@@ -77,23 +79,23 @@ def test_a_migration_gives_way_to_a_held_lock_and_is_retried_until_it_gets_it(
     """A transaction holds the table for 1.2 s: the migration waits 0.1 s at most each try,
     so nothing queues behind it for longer; it is applied once the lock is free. With no time
     left to retry, it fails and names itself, leaving nothing behind."""
-    asyncio.run(store.apply_migrations(empty_database))
-    add = store.migrate.Migration("9001_add", "ALTER TABLE stores ADD COLUMN note text")
+    asyncio.run(catalog_store.apply_migrations(empty_database))
+    add = catalog_store.migrate.Migration("9001_add", "ALTER TABLE stores ADD COLUMN note text")
     retries: list[tuple[str, int]] = []
     with psycopg.connect(empty_database) as holder:
         holder.execute("SELECT count(*) FROM stores")  # ACCESS SHARE until the commit
-        with pytest.raises(store.MigrationError) as caught:
+        with pytest.raises(catalog_store.MigrationError) as caught:
             asyncio.run(
-                store.apply_migrations(
+                catalog_store.apply_migrations(
                     empty_database, migrations=[add], lock_timeout=0.1, retry_for=0.2
                 )
             )
         assert caught.value.name == "9001_add" and "could not get its locks" in str(caught.value)
 
-        async def apply_while_held() -> store.MigrationReport:
+        async def apply_while_held() -> catalog_store.MigrationReport:
             release = asyncio.get_running_loop().call_later(1.2, holder.commit)
             try:
-                return await store.apply_migrations(
+                return await catalog_store.apply_migrations(
                     empty_database,
                     migrations=[add],
                     lock_timeout=0.1,

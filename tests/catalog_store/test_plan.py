@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-import catalog_store as store
+import catalog_store
 
 _products = st.lists(
     st.tuples(st.uuids(), st.text(min_size=1, max_size=8)),
@@ -31,10 +31,10 @@ def test_every_entry_is_reported_once_and_each_product_at_most_once(
     ext_pool = [p[1] for p in products] + ["missing"]
     ids = data.draw(st.lists(st.sampled_from(id_pool), max_size=10))
     external_ids = data.draw(st.lists(st.sampled_from(ext_pool), max_size=10))
-    plan = store.plan_deletion(ids, external_ids)
+    plan = catalog_store.plan_deletion(ids, external_ids)
     # What the database would delete: every product named by a target id or external id.
     rows = [
-        store.DeletedProduct(pid, ext)
+        catalog_store.DeletedProduct(pid, ext)
         for pid, ext in products
         if pid in plan.target_ids or ext in plan.target_external_ids
     ]
@@ -48,13 +48,13 @@ def test_every_entry_is_reported_once_and_each_product_at_most_once(
 
 def test_only_canonical_uuids_in_any_case_are_ids() -> None:
     value = uuid.uuid4()
-    plan = store.plan_deletion(
+    plan = catalog_store.plan_deletion(
         [str(value).upper(), str(value), value.hex, f"urn:uuid:{value}", f"{value}\n"], []
     )
     assert plan.target_ids == [value]
     assert plan.id_failures == {
-        1: store.Problem.REPEATED,
-        2: store.Problem.INVALID_ID,
-        3: store.Problem.INVALID_ID,
-        4: store.Problem.INVALID_ID,
+        1: catalog_store.Problem.REPEATED,
+        2: catalog_store.Problem.INVALID_ID,
+        3: catalog_store.Problem.INVALID_ID,
+        4: catalog_store.Problem.INVALID_ID,
     }

@@ -9,14 +9,14 @@ import anyio
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from catalog_store import pool as pool_module
 
 pytestmark = pytest.mark.anyio
 
 
-async def _backend_pid(pool: store.Pool) -> int:
-    async with store.connection(pool) as conn:
+async def _backend_pid(pool: catalog_store.Pool) -> int:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT pg_backend_pid()")
         row = await cur.fetchone()
     assert row is not None
@@ -29,8 +29,8 @@ def _terminate(database_url: str, pid: int) -> None:
     assert row == (True,)
 
 
-async def _one_connection_pool(database_url: str) -> store.Pool:
-    pool = store.create_pool(database_url, min_size=1, max_size=1, timeout=10)
+async def _one_connection_pool(database_url: str) -> catalog_store.Pool:
+    pool = catalog_store.create_pool(database_url, min_size=1, max_size=1, timeout=10)
     await pool.open(wait=True)
     return pool
 
@@ -61,7 +61,7 @@ async def test_a_connection_given_back_moments_ago_is_lent_unchecked(
     try:
         first = await _backend_pid(pool)
         _terminate(database_url, first)
-        with pytest.raises(store.StoreUnavailable):
+        with pytest.raises(catalog_store.StoreUnavailable):
             await _backend_pid(pool)
         second = await _backend_pid(pool)
     finally:
@@ -72,22 +72,22 @@ async def test_a_connection_given_back_moments_ago_is_lent_unchecked(
 async def test_requests_waiting_counts_only_those_waiting_now(database_url: str) -> None:
     """Borrowers that gave up (timed out) are no longer counted, though no connection came
     back since."""
-    pool = store.create_pool(database_url, min_size=1, max_size=1, timeout=0.2)
+    pool = catalog_store.create_pool(database_url, min_size=1, max_size=1, timeout=0.2)
     await pool.open(wait=True)
     try:
-        async with store.connection(pool):  # the only connection, held throughout
+        async with catalog_store.connection(pool):  # the only connection, held throughout
 
             async def borrow() -> None:
-                with pytest.raises(store.StoreUnavailable):
-                    async with store.connection(pool):
+                with pytest.raises(catalog_store.StoreUnavailable):
+                    async with catalog_store.connection(pool):
                         pass
 
             async with anyio.create_task_group() as group:
                 for _ in range(5):
                     group.start_soon(borrow)
                 await anyio.sleep(0.1)
-                waiting_then = store.requests_waiting(pool)
-            gave_up = store.requests_waiting(pool)
+                waiting_then = catalog_store.requests_waiting(pool)
+            gave_up = catalog_store.requests_waiting(pool)
     finally:
         await pool.close()
     assert (waiting_then, gave_up) == (5, 0)
@@ -99,17 +99,17 @@ async def test_a_deadline_that_runs_out_waiting_for_a_connection_is_no_cut() -> 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    pool = store.create_pool(
+    pool = catalog_store.create_pool(
         f"host=127.0.0.1 port={port} user=nobody dbname=none", min_size=0, max_size=1, timeout=5
     )
     await pool.open()
     try:
-        with store.deadline(0.05), pytest.raises(store.StoreUnavailable) as caught:
-            async with store.connection(pool):
+        with catalog_store.deadline(0.05), pytest.raises(catalog_store.StoreUnavailable) as caught:
+            async with catalog_store.connection(pool):
                 pass
     finally:
         await pool.close()
-    assert type(caught.value) is store.StoreUnavailable
+    assert type(caught.value) is catalog_store.StoreUnavailable
     assert caught.value.outcome == "unchanged"
 
 
@@ -140,7 +140,7 @@ async def test_the_idle_check_is_timed_by_the_clock_given_to_the_pool(database_u
     checked, found dropped and replaced before it is lent; a clock that has not moved lends
     the next dropped one unchecked (StoreUnavailable)."""
     ticks = _Ticks()
-    pool = store.create_pool(database_url, min_size=1, max_size=1, timeout=10, clock=ticks)
+    pool = catalog_store.create_pool(database_url, min_size=1, max_size=1, timeout=10, clock=ticks)
     await pool.open(wait=True)
     try:
         first = await _backend_pid(pool)
@@ -150,7 +150,7 @@ async def test_the_idle_check_is_timed_by_the_clock_given_to_the_pool(database_u
         second = await _backend_pid(pool)
         _terminate(database_url, second)
         await _until_gone(database_url, second)
-        with pytest.raises(store.StoreUnavailable):
+        with pytest.raises(catalog_store.StoreUnavailable):
             await _backend_pid(pool)
     finally:
         await pool.close()
@@ -158,18 +158,18 @@ async def test_the_idle_check_is_timed_by_the_clock_given_to_the_pool(database_u
 
 
 async def test_ping_answers_while_the_database_does_and_is_store_unavailable_when_not(
-    pool: store.Pool,
+    pool: catalog_store.Pool,
 ) -> None:
-    await store.ping(pool)
+    await catalog_store.ping(pool)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    unreachable = store.create_pool(
+    unreachable = catalog_store.create_pool(
         f"host=127.0.0.1 port={port} user=nobody dbname=none", min_size=0, max_size=1, timeout=0.2
     )
     await unreachable.open()
     try:
-        with pytest.raises(store.StoreUnavailable):
-            await store.ping(unreachable)
+        with pytest.raises(catalog_store.StoreUnavailable):
+            await catalog_store.ping(unreachable)
     finally:
         await unreachable.close()

@@ -9,30 +9,32 @@ import uuid
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.support import NOW_MS, Tenant
 
 pytestmark = pytest.mark.anyio
 
 
-def _nonce(tenant: Tenant) -> store.Nonce:
-    return store.Nonce(tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS)
+def _nonce(tenant: Tenant) -> catalog_store.Nonce:
+    return catalog_store.Nonce(
+        tenant.partner_id, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS
+    )
 
 
-def _key(value: str, body: bytes) -> store.IdempotencyKey:
-    return store.IdempotencyKey(value, hashlib.sha256(body).digest())
+def _key(value: str, body: bytes) -> catalog_store.IdempotencyKey:
+    return catalog_store.IdempotencyKey(value, hashlib.sha256(body).digest())
 
 
-async def _audited(pool: store.Pool) -> int:
-    async with store.connection(pool) as conn:
+async def _audited(pool: catalog_store.Pool) -> int:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT count(*) FROM deletion_audit")
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
 
 
-async def _counts(pool: store.Pool, nonce: store.Nonce) -> list[bool]:
-    async with store.connection(pool) as conn:
+async def _counts(pool: catalog_store.Pool, nonce: catalog_store.Nonce) -> list[bool]:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT counts FROM replay_nonces WHERE signature = %s", (nonce.signature,)
         )
@@ -40,11 +42,11 @@ async def _counts(pool: store.Pool, nonce: store.Nonce) -> list[bool]:
 
 
 async def test_a_key_keeps_the_bytes_it_was_given_and_a_retry_reads_them_before_any_work(
-    pool: store.Pool, tenant: Tenant
+    pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
-    plan = store.plan_deletion(tenant.ids[:2], [])
+    plan = catalog_store.plan_deletion(tenant.ids[:2], [])
     first = uuid.uuid4()
-    async with store.request_transaction(
+    async with catalog_store.request_transaction(
         pool,
         nonce=_nonce(tenant),
         store_id=tenant.store_id,
@@ -52,37 +54,41 @@ async def test_a_key_keeps_the_bytes_it_was_given_and_a_retry_reads_them_before_
         key=_key("k1", b"body"),
     ) as tx:
         assert tx.answered_before is None
-        outcome = await store.delete_products(tx, plan=plan)
+        outcome = await catalog_store.delete_products(tx, plan=plan)
         await tx.keep(299, b"\x00 not JSON, kept as given")
     assert len(outcome.deleted) == 2
-    async with store.request_transaction(
+    async with catalog_store.request_transaction(
         pool,
         nonce=_nonce(tenant),
         store_id=tenant.store_id,
         request_id=uuid.uuid4(),
         key=_key("k1", b"body"),
     ) as tx:
-        assert tx.answered_before == store.KeptAnswer(299, b"\x00 not JSON, kept as given", first)
+        assert tx.answered_before == catalog_store.KeptAnswer(
+            299, b"\x00 not JSON, kept as given", first
+        )
         with pytest.raises(RuntimeError):
-            await store.delete_products(tx, plan=plan)
+            await catalog_store.delete_products(tx, plan=plan)
     assert await _audited(pool) == 1
 
 
 async def test_a_key_with_another_body_is_refused_and_its_nonce_spent_without_counting(
-    pool: store.Pool, tenant: Tenant
+    pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
-    async with store.request_transaction(
+    async with catalog_store.request_transaction(
         pool,
         nonce=_nonce(tenant),
         store_id=tenant.store_id,
         request_id=uuid.uuid4(),
         key=_key("k2", b"one"),
     ) as tx:
-        await store.preview_deletion(tx, plan=store.plan_deletion(tenant.ids[:1], []))
+        await catalog_store.preview_deletion(
+            tx, plan=catalog_store.plan_deletion(tenant.ids[:1], [])
+        )
         await tx.keep(200, b"{}")
     other = _nonce(tenant)
-    with pytest.raises(store.IdempotencyMismatch):
-        async with store.request_transaction(
+    with pytest.raises(catalog_store.IdempotencyMismatch):
+        async with catalog_store.request_transaction(
             pool,
             nonce=other,
             store_id=tenant.store_id,
@@ -94,37 +100,41 @@ async def test_a_key_with_another_body_is_refused_and_its_nonce_spent_without_co
 
 
 async def test_an_error_in_the_block_rolls_back_the_work_the_answer_and_the_nonce(
-    pool: store.Pool, tenant: Tenant
+    pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     nonce = _nonce(tenant)
     with pytest.raises(ZeroDivisionError):
-        async with store.request_transaction(
+        async with catalog_store.request_transaction(
             pool,
             nonce=nonce,
             store_id=tenant.store_id,
             request_id=uuid.uuid4(),
             key=_key("k3", b"body"),
         ) as tx:
-            await store.delete_products(tx, plan=store.plan_deletion(tenant.ids[:3], []))
+            await catalog_store.delete_products(
+                tx, plan=catalog_store.plan_deletion(tenant.ids[:3], [])
+            )
             await tx.keep(200, b"{}")
             1 / 0  # noqa: B018
-    assert await store.count_products(pool, store_id=tenant.store_id) == (20, 40)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (20, 40)
     assert await _counts(pool, nonce) == []
     assert await _audited(pool) == 0
 
 
 async def test_a_request_that_does_no_work_still_spends_its_nonce(
-    pool: store.Pool, tenant: Tenant
+    pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     nonce = _nonce(tenant)
-    async with store.request_transaction(
+    async with catalog_store.request_transaction(
         pool, nonce=nonce, store_id=tenant.store_id, request_id=uuid.uuid4()
     ):
         pass
     assert await _counts(pool, nonce) == [True]
-    with pytest.raises(store.Replayed):
-        async with store.request_transaction(
+    with pytest.raises(catalog_store.Replayed):
+        async with catalog_store.request_transaction(
             pool, nonce=nonce, store_id=tenant.store_id, request_id=uuid.uuid4()
         ) as tx:
-            await store.delete_products(tx, plan=store.plan_deletion(tenant.ids[:1], []))
-    assert await store.count_products(pool, store_id=tenant.store_id) == (20, 40)
+            await catalog_store.delete_products(
+                tx, plan=catalog_store.plan_deletion(tenant.ids[:1], [])
+            )
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (20, 40)

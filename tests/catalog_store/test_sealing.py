@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.support import TEST_BOX, Tenant, make_tenant
 
 pytestmark = pytest.mark.anyio
@@ -16,7 +16,7 @@ def test_a_sealed_secret_opens_only_with_its_key_and_for_its_row() -> None:
     sealed = TEST_BOX.seal(b"psk_abc", partner_id=7, key_id="k1")
     assert b"psk_abc" not in sealed and sealed[:1] == b"\x01" and len(sealed) == 1 + 12 + 7 + 16
     assert TEST_BOX.open(sealed, partner_id=7, key_id="k1") == b"psk_abc"
-    other = store.SecretBox(store.parse_key(store.generate_key()))
+    other = catalog_store.SecretBox(catalog_store.parse_key(catalog_store.generate_key()))
     for box, partner_id, key_id, blob in [
         (other, 7, "k1", sealed),  # another server key
         (TEST_BOX, 8, "k1", sealed),  # copied onto another partner's row
@@ -25,7 +25,7 @@ def test_a_sealed_secret_opens_only_with_its_key_and_for_its_row() -> None:
         (TEST_BOX, 7, "k1", b"\x02" + sealed[1:]),  # unknown version
         (TEST_BOX, 7, "k1", b""),
     ]:
-        with pytest.raises(store.SecretUnreadable) as caught:
+        with pytest.raises(catalog_store.SecretUnreadable) as caught:
             box.open(blob, partner_id=partner_id, key_id=key_id)
         assert (caught.value.partner_id, caught.value.key_id) == (partner_id, key_id)
     assert "key" in repr(TEST_BOX) and repr(TEST_BOX) == "SecretBox(<key hidden>)"
@@ -37,19 +37,19 @@ def test_a_sealed_secret_opens_only_with_its_key_and_for_its_row() -> None:
 )
 def test_a_bad_server_key_is_refused(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
-        store.parse_key(text)
+        catalog_store.parse_key(text)
 
 
 def test_a_generated_key_parses_back_in_both_base64_alphabets() -> None:
-    text = store.generate_key()
-    raw = store.parse_key(text)
+    text = catalog_store.generate_key()
+    raw = catalog_store.parse_key(text)
     assert len(raw) == 32
-    assert store.parse_key(text.replace("-", "+").replace("_", "/").rstrip("=")) == raw
+    assert catalog_store.parse_key(text.replace("-", "+").replace("_", "/").rstrip("=")) == raw
 
 
-async def test_the_database_never_holds_a_secret_in_clear(pool: store.Pool) -> None:
+async def test_the_database_never_holds_a_secret_in_clear(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool)
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT key_id, secret, sealed FROM partner_secrets")
         rows = await cur.fetchall()
         cur = await conn.execute(
@@ -65,17 +65,17 @@ async def test_the_database_never_holds_a_secret_in_clear(pool: store.Pool) -> N
 
 
 async def test_plain_secrets_of_an_older_install_are_sealed_and_still_verify(
-    pool: store.Pool,
+    pool: catalog_store.Pool,
 ) -> None:
     """Rows written before migration 0004 hold the secret plain; migrate seals them."""
     tenant = await make_tenant(pool)
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "UPDATE partner_secrets SET secret = %s, sealed = NULL", (tenant.secret.encode(),)
         )
 
     async def secrets() -> tuple[bytes, ...]:
-        record = await store.lookup_auth(
+        record = await catalog_store.lookup_auth(
             pool,
             partner_client_id=tenant.partner_client_id,
             store_client_id=tenant.store_client_id,
@@ -85,28 +85,31 @@ async def test_plain_secrets_of_an_older_install_are_sealed_and_still_verify(
         return record.secrets
 
     assert await secrets() == (tenant.secret.encode(),)
-    assert await store.has_plain_secrets(pool) is True
-    assert await store.seal_plain_secrets(pool, box=TEST_BOX) == 1
-    assert await store.seal_plain_secrets(pool, box=TEST_BOX) == 0
-    assert await store.has_plain_secrets(pool) is False
-    async with store.connection(pool) as conn:
+    assert await catalog_store.has_plain_secrets(pool) is True
+    assert await catalog_store.seal_plain_secrets(pool, box=TEST_BOX) == 1
+    assert await catalog_store.seal_plain_secrets(pool, box=TEST_BOX) == 0
+    assert await catalog_store.has_plain_secrets(pool) is False
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT secret IS NULL, sealed IS NOT NULL FROM partner_secrets")
         assert await cur.fetchall() == [(True, True)]
     assert await secrets() == (tenant.secret.encode(),)
 
 
 def test_a_box_of_several_keys_seals_with_the_first_and_opens_with_any() -> None:
-    old, new = store.parse_key(store.generate_key()), store.parse_key(store.generate_key())
-    by_old = store.SecretBox(old).seal(b"psk_old", partner_id=1, key_id="k1")
-    both = store.SecretBox(new, old)
+    old, new = (
+        catalog_store.parse_key(catalog_store.generate_key()),
+        catalog_store.parse_key(catalog_store.generate_key()),
+    )
+    by_old = catalog_store.SecretBox(old).seal(b"psk_old", partner_id=1, key_id="k1")
+    both = catalog_store.SecretBox(new, old)
     assert both.key_count == 2 and repr(both) == "SecretBox(<key hidden>)"
     assert both.open(by_old, partner_id=1, key_id="k1") == b"psk_old"
     by_both = both.seal(b"psk_new", partner_id=1, key_id="k2")
-    assert store.SecretBox(new).open(by_both, partner_id=1, key_id="k2") == b"psk_new"
-    with pytest.raises(store.SecretUnreadable):
-        store.SecretBox(old).open(by_both, partner_id=1, key_id="k2")
-    with pytest.raises(store.SecretUnreadable):
-        store.SecretBox(new).open(by_old, partner_id=1, key_id="k1")
+    assert catalog_store.SecretBox(new).open(by_both, partner_id=1, key_id="k2") == b"psk_new"
+    with pytest.raises(catalog_store.SecretUnreadable):
+        catalog_store.SecretBox(old).open(by_both, partner_id=1, key_id="k2")
+    with pytest.raises(catalog_store.SecretUnreadable):
+        catalog_store.SecretBox(new).open(by_old, partner_id=1, key_id="k1")
 
 
 @pytest.mark.parametrize(
@@ -114,19 +117,21 @@ def test_a_box_of_several_keys_seals_with_the_first_and_opens_with_any() -> None
     [
         (" , ", "holds no key"),
         ("AAAA", "must decode to 32 bytes, not 3"),
-        (f"{store.generate_key()},AAAA", "key 2 of 2 must decode to 32 bytes, not 3"),
-        (f"a!b, {store.generate_key()}", "key 1 of 2 is not base64"),
+        (f"{catalog_store.generate_key()},AAAA", "key 2 of 2 must decode to 32 bytes, not 3"),
+        (f"a!b, {catalog_store.generate_key()}", "key 1 of 2 is not base64"),
     ],
 )
 def test_a_list_of_keys_names_the_bad_one_by_its_place(text: str, why: str) -> None:
     with pytest.raises(ValueError) as caught:
-        store.parse_keys(text)
+        catalog_store.parse_keys(text)
     assert str(caught.value) == why
 
 
-async def _seal_under(pool: store.Pool, box: store.SecretBox, tenant: Tenant) -> None:
+async def _seal_under(
+    pool: catalog_store.Pool, box: catalog_store.SecretBox, tenant: Tenant
+) -> None:
     """Seal the tenant's secret anew under ``box``, as another host's key would have."""
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "UPDATE partner_secrets SET sealed = %s WHERE partner_id = %s AND key_id = 'k1'",
             (
@@ -137,30 +142,39 @@ async def _seal_under(pool: store.Pool, box: store.SecretBox, tenant: Tenant) ->
 
 
 async def test_reseal_moves_every_secret_under_the_first_key_and_reports_the_unreadable(
-    pool: store.Pool,
+    pool: catalog_store.Pool,
 ) -> None:
     """Partners sealed under an older key and under a key nobody has: with the new key first
     and the old one after it, every secret but the lost one is sealed anew under the new key."""
-    new_key, old_key = store.parse_key(store.generate_key()), store.parse_key(store.generate_key())
-    old = store.SecretBox(old_key)
+    new_key, old_key = (
+        catalog_store.parse_key(catalog_store.generate_key()),
+        catalog_store.parse_key(catalog_store.generate_key()),
+    )
+    old = catalog_store.SecretBox(old_key)
     current = await make_tenant(pool, name="a")
     moved = await make_tenant(pool, name="b")
     orphan = await make_tenant(pool, name="c")
     await _seal_under(pool, old, moved)
-    await _seal_under(pool, store.SecretBox(store.parse_key(store.generate_key())), orphan)
-    check = await store.check_secrets(pool, box=TEST_BOX)
+    await _seal_under(
+        pool, catalog_store.SecretBox(catalog_store.parse_key(catalog_store.generate_key())), orphan
+    )
+    check = await catalog_store.check_secrets(pool, box=TEST_BOX)
     assert (check.stored, check.unreadable) == (
         3,
         ((moved.partner_client_id, "k1"), (orphan.partner_client_id, "k1")),
     )
-    ring = store.SecretBox(new_key, store.parse_key(os.environ["GATEWAY_SECRET_KEY"]), old_key)
-    report = await store.reseal_secrets(pool, box=ring)
+    ring = catalog_store.SecretBox(
+        new_key, catalog_store.parse_key(os.environ["GATEWAY_SECRET_KEY"]), old_key
+    )
+    report = await catalog_store.reseal_secrets(pool, box=ring)
     assert (report.resealed, report.unreadable) == (2, ((orphan.partner_client_id, "k1"),))
-    only_new = store.SecretBox(new_key)
-    check = await store.check_secrets(pool, box=only_new)
-    assert check == store.SecretCheck(stored=3, unreadable=((orphan.partner_client_id, "k1"),))
+    only_new = catalog_store.SecretBox(new_key)
+    check = await catalog_store.check_secrets(pool, box=only_new)
+    assert check == catalog_store.SecretCheck(
+        stored=3, unreadable=((orphan.partner_client_id, "k1"),)
+    )
     for tenant in (current, moved):
-        record = await store.lookup_auth(
+        record = await catalog_store.lookup_auth(
             pool,
             partner_client_id=tenant.partner_client_id,
             store_client_id=tenant.store_client_id,
@@ -171,15 +185,15 @@ async def test_reseal_moves_every_secret_under_the_first_key_and_reports_the_unr
 
 
 async def test_rotating_a_partner_whose_secrets_open_with_no_key_retires_them(
-    pool: store.Pool,
+    pool: catalog_store.Pool,
 ) -> None:
     tenant = await make_tenant(pool)
-    second = await store.rotate_secret(
+    second = await catalog_store.rotate_secret(
         pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX
     )
     assert second.retired_unreadable == ()
-    lost = store.SecretBox(store.parse_key(store.generate_key()))
-    async with store.connection(pool) as conn:
+    lost = catalog_store.SecretBox(catalog_store.parse_key(catalog_store.generate_key()))
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "UPDATE partner_secrets SET sealed = %s WHERE key_id = 'k1'",
             (lost.seal(b"psk_gone", partner_id=tenant.partner_id, key_id="k1"),),
@@ -188,33 +202,33 @@ async def test_rotating_a_partner_whose_secrets_open_with_no_key_retires_them(
             "UPDATE partner_secrets SET sealed = %s WHERE key_id = 'k2'",
             (lost.seal(b"psk_gone", partner_id=tenant.partner_id, key_id="k2"),),
         )
-    third = await store.rotate_secret(
+    third = await catalog_store.rotate_secret(
         pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX
     )
     assert (third.key_id, third.retired_unreadable) == ("k3", ("k1", "k2"))
-    infos = await store.list_secrets(pool, partner_client_id=tenant.partner_client_id)
+    infos = await catalog_store.list_secrets(pool, partner_client_id=tenant.partner_client_id)
     assert [(i.key_id, i.retired_at is not None) for i in infos] == [
         ("k1", True),
         ("k2", True),
         ("k3", False),
     ]
-    assert await store.check_secrets(pool, box=TEST_BOX) == store.SecretCheck(
+    assert await catalog_store.check_secrets(pool, box=TEST_BOX) == catalog_store.SecretCheck(
         stored=1, unreadable=()
     )
 
 
 async def test_rotation_keeps_two_secrets_at_most_and_never_retires_the_last(
-    pool: store.Pool,
+    pool: catalog_store.Pool,
 ) -> None:
     tenant = await make_tenant(pool)
     pid = tenant.partner_client_id
-    with pytest.raises(store.CredentialError, match="is the only active secret"):
-        await store.retire_secret(pool, partner_client_id=pid)
-    new = await store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
+    with pytest.raises(catalog_store.CredentialError, match="is the only active secret"):
+        await catalog_store.retire_secret(pool, partner_client_id=pid)
+    new = await catalog_store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
     assert new.key_id == "k2" and new.secret.startswith("psk_") and new.secret != tenant.secret
-    with pytest.raises(store.CredentialError, match="already has 2 active secrets"):
-        await store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
-    record = await store.lookup_auth(
+    with pytest.raises(catalog_store.CredentialError, match="already has 2 active secrets"):
+        await catalog_store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
+    record = await catalog_store.lookup_auth(
         pool,
         partner_client_id=pid,
         store_client_id=tenant.store_client_id,
@@ -223,36 +237,36 @@ async def test_rotation_keeps_two_secrets_at_most_and_never_retires_the_last(
     )
     assert record.key_ids == ("k2", "k1")
     assert record.secrets == (new.secret.encode(), tenant.secret.encode())
-    with pytest.raises(store.CredentialError, match="no active secret k9; active: k1, k2"):
-        await store.retire_secret(pool, partner_client_id=pid, key_id="k9")
-    retired = await store.retire_secret(pool, partner_client_id=pid)
+    with pytest.raises(catalog_store.CredentialError, match="no active secret k9; active: k1, k2"):
+        await catalog_store.retire_secret(pool, partner_client_id=pid, key_id="k9")
+    retired = await catalog_store.retire_secret(pool, partner_client_id=pid)
     assert (retired.key_id, retired.active_key_ids) == ("k1", ("k2",))
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT key_id, secret IS NULL AND sealed IS NULL, retired_at IS NOT NULL"
             " FROM partner_secrets ORDER BY key_id"
         )
         assert await cur.fetchall() == [("k1", True, True), ("k2", False, False)]
-    third = await store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
+    third = await catalog_store.rotate_secret(pool, partner_client_id=pid, box=TEST_BOX)
     assert third.key_id == "k3"
-    infos = await store.list_secrets(pool, partner_client_id=pid)
+    infos = await catalog_store.list_secrets(pool, partner_client_id=pid)
     assert [(i.key_id, i.retired_at is not None) for i in infos] == [
         ("k1", True),
         ("k2", False),
         ("k3", False),
     ]
     for call in (
-        store.rotate_secret(pool, partner_client_id="nobody", box=TEST_BOX),
-        store.retire_secret(pool, partner_client_id="nobody"),
-        store.list_secrets(pool, partner_client_id="nobody"),
-        store.set_partner_active(pool, partner_client_id="nobody", active=False),
+        catalog_store.rotate_secret(pool, partner_client_id="nobody", box=TEST_BOX),
+        catalog_store.retire_secret(pool, partner_client_id="nobody"),
+        catalog_store.list_secrets(pool, partner_client_id="nobody"),
+        catalog_store.set_partner_active(pool, partner_client_id="nobody", active=False),
     ):
-        with pytest.raises(store.UnknownClient):
+        with pytest.raises(catalog_store.UnknownClient):
             await call
 
 
-async def test_revoking_a_token_by_its_value(pool: store.Pool) -> None:
+async def test_revoking_a_token_by_its_value(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool)
-    assert await store.revoke_token(pool, token=tenant.token) is True
-    assert await store.revoke_token(pool, token=tenant.token) is False
-    assert await store.revoke_token(pool, token="stkn_never_issued") is False
+    assert await catalog_store.revoke_token(pool, token=tenant.token) is True
+    assert await catalog_store.revoke_token(pool, token=tenant.token) is False
+    assert await catalog_store.revoke_token(pool, token="stkn_never_issued") is False

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.support import NOW_MS
 
 pytestmark = pytest.mark.anyio
@@ -74,8 +74,8 @@ async def previous(server_conninfo: str) -> AsyncIterator[str]:
     with psycopg.connect(server_conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = psycopg.conninfo.make_conninfo(server_conninfo, dbname=name)
-    earlier = [m for m in store.available_migrations() if m.name < "0012"]
-    await store.apply_migrations(url, migrations=earlier)
+    earlier = [m for m in catalog_store.available_migrations() if m.name < "0012"]
+    await catalog_store.apply_migrations(url, migrations=earlier)
     with psycopg.connect(url) as conn:
         conn.execute("INSERT INTO partners (client_id, name) VALUES ('p', 'p')")
         conn.execute("INSERT INTO stores (client_id, name) VALUES ('s', 's')")
@@ -122,23 +122,25 @@ async def test_archived_products_come_back_as_tombstones_restorable_row_for_row(
     with psycopg.connect(previous) as conn:
         conn.execute(PREVIOUS_RESTORE, {"request": restored})
 
-    report = await store.apply_migrations(previous)
+    report = await catalog_store.apply_migrations(previous)
     assert [n for n in report.applied if n.startswith("0012") or n.startswith("0013")] == [
         "0012_tombstones_expand",
         "0013_tombstones_carry_over",
     ]
     assert one(previous, "SELECT count(*) FROM archived_products") == 0
     assert one(previous, "SELECT count(*), count(deleted_at) FROM all_products") == (6, 3)
-    assert await store.pending_migrations(previous) == []
-    assert await store.pending_migrations(previous, contract=True) == ["0014_tombstones_contract"]
-    pool = store.create_pool(previous, min_size=1, max_size=2)
+    assert await catalog_store.pending_migrations(previous) == []
+    assert await catalog_store.pending_migrations(previous, contract=True) == [
+        "0014_tombstones_contract"
+    ]
+    pool = catalog_store.create_pool(previous, min_size=1, max_size=2)
     await pool.open(wait=True)
     try:
-        items = await store.restore_products(pool, request_id=by_request)
+        items = await catalog_store.restore_products(pool, request_id=by_request)
         assert sorted((i.id, i.variants, i.refusal) for i in items) == sorted(
             (str(i), 2, None) for i in ids[:2]
         )
-        [item] = await store.restore_products(pool, batch_id=batch)
+        [item] = await catalog_store.restore_products(pool, batch_id=batch)
         assert (item.id, item.request_id, item.refusal) == (str(ids[2]), in_batch, None)
     finally:
         await pool.close()
@@ -157,30 +159,34 @@ async def test_gateways_of_the_previous_version_keep_deleting_until_the_contract
     old_gateway = psycopg.connect(previous, autocommit=True)
     first_old = uuid.uuid4()
     assert prepared_delete(old_gateway, ids[5:], first_old, None) == [(ids[5], "ext-6")]
-    await store.apply_migrations(previous)
-    pool = store.create_pool(previous, min_size=1, max_size=2)
+    await catalog_store.apply_migrations(previous)
+    pool = catalog_store.create_pool(previous, min_size=1, max_size=2)
     await pool.open(wait=True)
     try:
         new_request, old_request = uuid.uuid4(), uuid.uuid4()
-        nonce = store.Nonce(1, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS)
-        async with store.request_transaction(
+        nonce = catalog_store.Nonce(1, secrets.token_bytes(32), 4_000_000_000_000, NOW_MS)
+        async with catalog_store.request_transaction(
             pool, store_id=1, nonce=nonce, request_id=new_request
         ) as tx:
-            await store.delete_products(tx, plan=store.plan_deletion([str(ids[0])], []))
+            await catalog_store.delete_products(
+                tx, plan=catalog_store.plan_deletion([str(ids[0])], [])
+            )
         # The previous version cannot see the tombstone: it deletes only the live product.
         with old_gateway:
             assert prepared_delete(old_gateway, ids[:2], old_request, None) == [(ids[1], "ext-2")]
         assert one(previous, "SELECT count(*) FROM product_variants") == 6
-        with pytest.raises(store.MigrationError, match="previous version archived a deletion"):
-            await store.apply_migrations(previous, contract=True)
+        with pytest.raises(
+            catalog_store.MigrationError, match="previous version archived a deletion"
+        ):
+            await catalog_store.apply_migrations(previous, contract=True)
         assert one(previous, "SELECT count(*) FROM archived_products") == 1
         with psycopg.connect(previous) as conn:
             conn.execute("UPDATE archived_products SET deleted_at = now() - interval '11 minutes'")
-        report = await store.apply_migrations(previous, contract=True)
+        report = await catalog_store.apply_migrations(previous, contract=True)
         assert report.applied == ["0014_tombstones_contract"]
         assert one(previous, "SELECT to_regclass('archived_products')") is None
         for request in (first_old, new_request, old_request):
-            [item] = await store.restore_products(pool, request_id=request)
+            [item] = await catalog_store.restore_products(pool, request_id=request)
             assert (item.variants, item.refusal) == (2, None)
     finally:
         await pool.close()

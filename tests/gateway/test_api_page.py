@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.live import serving
 from tests.support import NOW_MS, Tenant, body_of, gateway_client, product_count, signed_headers
 
@@ -60,7 +60,7 @@ async def test_the_synchronous_examples_are_what_the_gateway_answers(
 
 @pytest.mark.anyio
 async def test_the_body_is_json_whatever_the_content_type_says(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     statuses = []
     async with gateway_client(database_url) as client:

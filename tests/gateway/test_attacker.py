@@ -29,7 +29,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-import catalog_store as store
+import catalog_store
 from gateway.settings import Settings
 from tests.support import DELETIONS, NOW_MS, Tenant, gateway_client, make_tenant, signed_headers
 
@@ -53,7 +53,7 @@ class _Loop:
         client = await self.stack.enter_async_context(
             gateway_client(database_url, settings=no_limits)
         )
-        self.pool = store.create_pool(database_url, min_size=1, max_size=2)
+        self.pool = catalog_store.create_pool(database_url, min_size=1, max_size=2)
         await self.pool.open(wait=True)
         self.stack.push_async_callback(self.pool.close)
         return client
@@ -296,7 +296,7 @@ def test_an_attacker_never_gets_a_deletion_through(database_url: str) -> None:
         runner.close()
 
 
-async def present_ids(pool: store.Pool, store_id: int) -> set[str]:
-    async with store.connection(pool) as conn:
+async def present_ids(pool: catalog_store.Pool, store_id: int) -> set[str]:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT id::text FROM products WHERE store_id = %s", (store_id,))
         return {row[0] for row in await cur.fetchall()}

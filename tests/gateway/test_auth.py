@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.support import (
     DELETIONS,
     NOW_MS,
@@ -106,7 +106,7 @@ async def test_a_header_sent_twice_is_auth_001(database_url: str, tenant: Tenant
 
 
 async def product_count_unchanged(database_url: str, tenant: Tenant) -> bool:
-    pool = store.create_pool(database_url, min_size=1, max_size=1)
+    pool = catalog_store.create_pool(database_url, min_size=1, max_size=1)
     await pool.open(wait=True)
     try:
         return await product_count(pool, tenant) == (20, 40)
@@ -182,9 +182,9 @@ async def test_unknown_partner_is_auth_004(database_url: str, tenant: Tenant) ->
 
 
 async def test_inactive_partner_is_auth_004(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute("UPDATE partners SET active = false WHERE id = %s", (tenant.partner_id,))
     async with gateway_client(database_url) as client:
         response = await delete(client, tenant, {"ids": tenant.ids[:1]})
@@ -193,7 +193,7 @@ async def test_inactive_partner_is_auth_004(
 
 
 async def test_wrong_secret_is_auth_002_with_the_servers_string_to_sign(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     body = body_of({"ids": tenant.ids[:1]})
     headers = signed_headers(tenant, body=body, secret="not-the-secret")
@@ -237,7 +237,7 @@ async def test_body_changed_after_signing_is_auth_002(database_url: str, tenant:
 
 
 async def test_token_of_another_store_is_auth_005(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     other = await make_tenant(pool, name="other")
     # The partner signs with its own secret but carries a token another store issued to
@@ -251,10 +251,10 @@ async def test_token_of_another_store_is_auth_005(
 
 
 async def test_token_the_store_issued_to_another_partner_is_auth_005(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
-    rival = await store.create_partner(pool, "rival", box=TEST_BOX)
-    rival_token = await store.issue_token(
+    rival = await catalog_store.create_partner(pool, "rival", box=TEST_BOX)
+    rival_token = await catalog_store.issue_token(
         pool, partner_client_id=rival.client_id, store_client_id=tenant.store_client_id
     )
     borrowed = Tenant(**{**tenant.__dict__, "token": rival_token.token})
@@ -265,9 +265,9 @@ async def test_token_the_store_issued_to_another_partner_is_auth_005(
 
 
 async def test_revoked_token_is_auth_005(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute("UPDATE store_tokens SET revoked_at = now()")
     async with gateway_client(database_url) as client:
         response = await delete(client, tenant, {"ids": tenant.ids[:1]})
@@ -275,9 +275,9 @@ async def test_revoked_token_is_auth_005(
 
 
 async def test_token_without_the_scope_is_auth_005_naming_it(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
-    token = await store.issue_token(
+    token = await catalog_store.issue_token(
         pool,
         partner_client_id=tenant.partner_client_id,
         store_client_id=tenant.store_client_id,
@@ -297,7 +297,7 @@ async def test_token_without_the_scope_is_auth_005_naming_it(
 
 
 async def test_the_same_signed_request_twice_is_auth_006(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     body = body_of({"ids": tenant.ids[:1]})
     headers = signed_headers(tenant, body=body)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.support import (
     DELETIONS,
     ISO_MS,
@@ -36,15 +36,17 @@ async def status(
     return await client.get(path + (f"?{query}" if query else ""), headers=headers)
 
 
-async def run_all(pool: store.Pool, tenant: Tenant, batch_id: str, chunk: int = 1000) -> None:
-    while await store.process_next_chunk(
+async def run_all(
+    pool: catalog_store.Pool, tenant: Tenant, batch_id: str, chunk: int = 1000
+) -> None:
+    while await catalog_store.process_next_chunk(
         pool, store_id=tenant.store_id, batch_id=uuid.UUID(batch_id), chunk_size=chunk
     ):
         pass
 
 
 async def test_more_than_1000_entries_are_dispatched_with_202(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     tenant = await make_tenant(pool, products=1001)
     async with gateway_client(database_url) as client:
@@ -61,11 +63,11 @@ async def test_more_than_1000_entries_are_dispatched_with_202(
         "summary": {"total": 1001, "succeeded": 0, "failed": 0},
     }
     # Accepted, not yet run: nothing is deleted until the worker takes the batch.
-    assert await store.count_products(pool, store_id=tenant.store_id) == (1001, 2002)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (1001, 2002)
 
 
 async def test_dispatch_true_dispatches_any_size_and_status_follows_it(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     payload = {
         "ids": tenant.ids[:3] + ["nope"],
@@ -111,7 +113,7 @@ async def test_dispatch_true_dispatches_any_size_and_status_follows_it(
 
 
 async def test_results_are_paged_with_signed_limit_and_cursor(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     async with gateway_client(database_url) as client:
         accepted = await delete(client, tenant, {"ids": tenant.ids, "dispatch": True})
@@ -163,7 +165,7 @@ async def test_bad_paging_is_val_001(
 
 
 async def test_another_stores_batch_is_bat_001(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     other = await make_tenant(pool, name="other")
     async with gateway_client(database_url) as client:
@@ -174,12 +176,12 @@ async def test_another_stores_batch_is_bat_001(
 
 
 async def test_another_partners_batch_on_a_shared_store_is_bat_001(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """Partner C holds a token of the same store as partner B: B's batch is BAT_001 to C,
     exactly as an unknown batch is, and nothing of it (its external ids) is shown."""
-    partner_c = await store.create_partner(pool, "partner c", box=TEST_BOX)
-    token_c = await store.issue_token(
+    partner_c = await catalog_store.create_partner(pool, "partner c", box=TEST_BOX)
+    token_c = await catalog_store.issue_token(
         pool, partner_client_id=partner_c.client_id, store_client_id=tenant.store_client_id
     )
     other = dataclasses.replace(
@@ -206,7 +208,7 @@ async def test_another_partners_batch_on_a_shared_store_is_bat_001(
 
 
 async def test_a_replayed_dispatch_creates_no_second_batch(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     body = json.dumps({"ids": tenant.ids[:2], "dispatch": True}).encode()
     headers = signed_headers(tenant, body=body)
@@ -215,7 +217,7 @@ async def test_a_replayed_dispatch_creates_no_second_batch(
         again = await client.post(DELETIONS, content=body, headers=headers)
     assert first.status_code == 202
     assert_error(again, 401, "AUTH_006", "Replayed request")
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT count(*) FROM deletion_batches")
         assert await cur.fetchone() == (1,)
 

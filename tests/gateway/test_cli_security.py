@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.live import cli
 
 pytestmark = pytest.mark.slow
@@ -91,14 +91,14 @@ def test_rotate_retire_disable_revoke_and_scopes(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
             "SELECT revoked_at IS NOT NULL FROM store_tokens WHERE token_hash = %s",
-            (store.hash_token(token),),
+            (catalog_store.hash_token(token),),
         ).fetchone()
     assert row == (True,)
 
 
 def test_key_generate_prints_a_usable_key(database_url: str) -> None:
     key = ok_json(cli(database_url, "key", "generate"))
-    assert list(key) == ["secretKey"] and len(store.parse_key(key["secretKey"])) == 32
+    assert list(key) == ["secretKey"] and len(catalog_store.parse_key(key["secretKey"])) == 32
 
 
 def test_migrate_seals_plain_secrets(database_url: str) -> None:

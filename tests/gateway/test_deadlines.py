@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-import catalog_store as store
+import catalog_store
 from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
@@ -72,7 +72,7 @@ def _cuts(outcome: str) -> float:
 
 
 async def test_a_deletion_held_up_by_the_database_is_cut_at_its_deadline_and_cancelled(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """Past GATEWAY_DB_DEADLINE: SYS_001 with Retry-After, `unchanged` when the commit was not
     sent (a request with a key: cut mid-transaction), `unknown` when it was (the one-statement
@@ -101,7 +101,7 @@ async def test_a_deletion_held_up_by_the_database_is_cut_at_its_deadline_and_can
                 await anyio.sleep(0.05)  # the cancel requests run on this event loop
         # Nothing changed: products, audit rows and replay records as before.
         assert await product_count(pool, tenant) == (20, 40)
-        async with store.connection(pool) as conn:
+        async with catalog_store.connection(pool) as conn:
             cur = await conn.execute(
                 "SELECT (SELECT count(*) FROM deletion_audit), (SELECT count(*) FROM replay_nonces)"
             )

@@ -9,7 +9,7 @@ import anyio
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
@@ -35,7 +35,7 @@ def item(tenant: Tenant, index: int) -> dict[str, Any]:
 
 
 async def test_success_envelope_is_exactly_the_contracts(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     async with gateway_client(database_url) as client:
         response = await delete(client, tenant, {"ids": [str(uuid.uuid4()), tenant.ids[0]]})
@@ -69,7 +69,12 @@ async def test_success_envelope_is_exactly_the_contracts(
     ],
 )
 async def test_the_message_says_whether_all_some_or_none_were_deleted(
-    database_url: str, pool: store.Pool, tenant: Tenant, entries: int, message: str, left: int
+    database_url: str,
+    pool: catalog_store.Pool,
+    tenant: Tenant,
+    entries: int,
+    message: str,
+    left: int,
 ) -> None:
     """success stays true (the request was processed); the message says what happened."""
     ids = tenant.ids[:entries] + ["not-a-uuid"] * (2 - entries)
@@ -83,7 +88,7 @@ async def test_the_message_says_whether_all_some_or_none_were_deleted(
 
 
 async def test_every_item_code_with_row_indexes_in_request_order(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     unknown = str(uuid.uuid4())
     payload = {
@@ -158,12 +163,12 @@ async def test_every_item_code_with_row_indexes_in_request_order(
 
 
 async def test_variants_go_with_their_product(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     async with gateway_client(database_url) as client:
         response = await delete(client, tenant, {"externalIds": tenant.external_ids[:5]})
     assert response.json()["data"]["summary"] == {"total": 5, "succeeded": 5, "failed": 0}
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT count(*) FROM product_variants WHERE store_id = %s AND product_id = ANY(%s)",
             (tenant.store_id, [p.id for p in tenant.products[:5]]),
@@ -173,7 +178,7 @@ async def test_variants_go_with_their_product(
 
 
 async def test_a_product_of_another_store_is_not_found(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """Store isolation: another store's product is reported exactly like a missing one."""
     other = await make_tenant(pool, products=3, name="other")
@@ -203,7 +208,7 @@ async def test_a_product_of_another_store_is_not_found(
 
 
 async def test_concurrent_overlapping_requests_delete_each_product_once(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     """Two gateways, several requests at once over the same products: each reported once."""
     tenant = await make_tenant(pool, products=200, name="busy")
@@ -233,11 +238,11 @@ class _FailOnAudit(Exception):
 
 
 async def test_a_failure_mid_transaction_leaves_every_product_in_place(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """The database fails the audit insert after the deletes ran: all of it is rolled back,
     the replay record too, so the same signed request succeeds once the fault is gone."""
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS"
             " $$BEGIN RAISE EXCEPTION 'injected failure'; END$$;"
@@ -260,14 +265,14 @@ async def test_a_failure_mid_transaction_leaves_every_product_in_place(
             )
             assert failed.headers["retry-after"] == "5"
             assert await product_count(pool, tenant) == (20, 40)
-            async with store.connection(pool) as conn:
+            async with catalog_store.connection(pool) as conn:
                 cur = await conn.execute("SELECT count(*) FROM replay_nonces")
                 assert await cur.fetchone() == (0,)
                 await conn.execute("DROP TRIGGER fail_audit ON deletion_audit")
             retried = await client.post(DELETIONS, content=body, headers=headers)
         assert retried.json()["data"]["summary"] == {"total": 10, "succeeded": 10, "failed": 0}
     finally:
-        async with store.connection(pool) as conn:
+        async with catalog_store.connection(pool) as conn:
             await conn.execute(
                 "DROP TRIGGER IF EXISTS fail_audit ON deletion_audit;"
                 " DROP FUNCTION IF EXISTS fail_audit()"
@@ -276,7 +281,7 @@ async def test_a_failure_mid_transaction_leaves_every_product_in_place(
 
 @pytest.mark.parametrize("idempotency_key", [None, "audit-1"])
 async def test_audit_record_is_written_with_the_request(
-    database_url: str, pool: store.Pool, tenant: Tenant, idempotency_key: str | None
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant, idempotency_key: str | None
 ) -> None:
     """Both paths (one statement; idempotent transaction) write the deleted ids in id order."""
     ids = list(reversed(tenant.ids[:3])) + ["bad"]
@@ -287,7 +292,7 @@ async def test_audit_record_is_written_with_the_request(
     async with gateway_client(database_url) as client:
         response = await client.post(DELETIONS, content=body, headers=headers)
     assert response.status_code == 200
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT request_id, partner_id, store_id, total, succeeded, failed, deleted_ids"
             " FROM deletion_audit"
@@ -322,7 +327,7 @@ class CountingConnection(psycopg.AsyncConnection[Any]):
 
 
 async def test_statement_count_is_constant_whatever_the_batch_size(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     tenant = await make_tenant(pool, products=1001, name="big")
     counts = []
@@ -355,7 +360,7 @@ async def test_statement_count_is_constant_whatever_the_batch_size(
 
 
 async def test_a_cached_partner_costs_one_statement_rate_limit_included(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     """With the credentials cached, a deletion is one statement: the replay record (which also
     counts the rate limit), the delete with its archive, and the audit; no statement of its own
@@ -423,7 +428,11 @@ _AN_OBJECT = 'must be a JSON object such as {"ids": ["<product uuid>"]}'
     ],
 )
 async def test_bad_bodies_are_val_001_naming_the_field(
-    database_url: str, pool: store.Pool, tenant: Tenant, payload: Any, errors: dict[str, str]
+    database_url: str,
+    pool: catalog_store.Pool,
+    tenant: Tenant,
+    payload: Any,
+    errors: dict[str, str],
 ) -> None:
     async with gateway_client(database_url) as client:
         response = await delete(client, tenant, payload)

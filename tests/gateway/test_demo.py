@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.demo import DEMO_PRODUCTS, ensure_demo
 from tests.support import TEST_BOX
 
@@ -16,12 +16,12 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_the_demo_is_made_once_then_reused_with_the_same_sample_products(
-    pool: store.Pool, tmp_path: Path
+    pool: catalog_store.Pool, tmp_path: Path
 ) -> None:
     first = await ensure_demo(pool, tmp_path, box=TEST_BOX)
     assert first.created is True and len(first.sampleIds) == 2
     assert stat.S_IMODE((tmp_path / "demo.json").stat().st_mode) == 0o600
-    products = await store.first_products(
+    products = await catalog_store.first_products(
         pool, store_client_id=first.storeClientId, limit=DEMO_PRODUCTS + 1
     )
     assert len(products) == DEMO_PRODUCTS
@@ -36,7 +36,7 @@ async def test_the_demo_is_made_once_then_reused_with_the_same_sample_products(
 
 
 async def test_a_demo_json_naming_a_store_that_is_gone_is_replaced(
-    pool: store.Pool, tmp_path: Path
+    pool: catalog_store.Pool, tmp_path: Path
 ) -> None:
     first = await ensure_demo(pool, tmp_path, box=TEST_BOX)
     saved = json.loads((tmp_path / "demo.json").read_text("utf-8"))

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.support import (
     DELETIONS,
     NOW_MS,
@@ -167,11 +167,11 @@ def _expected(case: Case, tenant: Tenant, ids: list[str], ext: list[str]) -> dic
     }
 
 
-async def _twin(pool: store.Pool) -> tuple[Tenant, Tenant]:
+async def _twin(pool: catalog_store.Pool) -> tuple[Tenant, Tenant]:
     """Two stores holding the very same products (ids and external ids)."""
     one = await make_tenant(pool, products=6, name="sync")
     two = await make_tenant(pool, name="dispatch")
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "INSERT INTO products (store_id, id, external_id, name)"
             " SELECT %s, id, external_id, name FROM products WHERE store_id = %s",
@@ -188,7 +188,7 @@ async def _status(client: httpx.AsyncClient, tenant: Tenant, batch_id: str) -> h
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_each_entry_gets_the_same_outcome_synchronous_and_dispatched(
-    database_url: str, pool: store.Pool, case: Case
+    database_url: str, pool: catalog_store.Pool, case: Case
 ) -> None:
     sync_tenant, batch_tenant = await _twin(pool)
     ids = [_entry(t, sync_tenant) for t in case.ids]
@@ -201,7 +201,7 @@ async def test_each_entry_gets_the_same_outcome_synchronous_and_dispatched(
         )
         batch_id = accepted.json()["data"]["batchId"]
         # One entry per chunk: every rule that spans entries is met across chunks.
-        while await store.process_next_chunk(
+        while await catalog_store.process_next_chunk(
             pool, store_id=batch_tenant.store_id, batch_id=uuid.UUID(batch_id), chunk_size=1
         ):
             pass
@@ -213,7 +213,7 @@ async def test_each_entry_gets_the_same_outcome_synchronous_and_dispatched(
     assert {k: batch_data[k] for k in expected} == expected
     left = {p.id for p in sync_tenant.products} - {sync_tenant.products[n].id for n in case.deleted}
     for tenant in (sync_tenant, batch_tenant):
-        async with store.connection(pool) as conn:
+        async with catalog_store.connection(pool) as conn:
             cur = await conn.execute(
                 "SELECT id FROM products WHERE store_id = %s", (tenant.store_id,)
             )

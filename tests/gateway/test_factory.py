@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from catalog_store import MAX_ACTIVE_SECRETS
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -33,7 +33,7 @@ _MISMATCH_HINT = (
 
 
 async def test_a_signature_made_with_a_decoy_key_is_refused_and_deletes_nothing(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """The decoys given to the factory top up the partner's one secret; a request signed with
     one of them matches an HMAC the gateway computes, and is still AUTH_002."""

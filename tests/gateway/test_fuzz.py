@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import catalog_store as store
+import catalog_store
 from tests.support import DELETIONS, NOW_MS, Tenant, body_of, gateway_client, signed_headers
 
 pytestmark = pytest.mark.anyio
@@ -61,7 +61,7 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @given(mutations=st.lists(_mutation, max_size=3), take=st.integers(0, 5))
 async def test_arbitrary_requests_never_500_and_never_delete_unless_signed(
     client: httpx.AsyncClient,
-    pool: store.Pool,
+    pool: catalog_store.Pool,
     tenant: Tenant,
     mutations: list[tuple[str, Any, Any]],
     take: int,
@@ -84,13 +84,13 @@ async def test_arbitrary_requests_never_500_and_never_delete_unless_signed(
             body = body_of(value)
     # Judged on the request as sent: two flips of one header can give back the signed value.
     changed = (headers, body) != signed
-    before = await store.count_products(pool, store_id=tenant.store_id)
+    before = await catalog_store.count_products(pool, store_id=tenant.store_id)
     response = await client.post(
         DELETIONS,
         content=body,
         headers=[(k.encode(), v.encode("latin-1")) for k, v in headers.items()],
     )
-    after = await store.count_products(pool, store_id=tenant.store_id)
+    after = await catalog_store.count_products(pool, store_id=tenant.store_id)
     assert response.status_code != 500, response.text
     assert response.status_code in {200, 400, 401, 403, 413}
     assert response.json()["requestId"] == response.headers["x-request-id"]
@@ -113,16 +113,16 @@ _query = st.lists(
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(query=_query)
 async def test_a_signed_deletion_with_any_query_is_val_001_and_deletes_nothing(
-    client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, query: str
+    client: httpx.AsyncClient, pool: catalog_store.Pool, tenant: Tenant, query: str
 ) -> None:
     """The deletion route defines no query parameter: whatever the URL says, nothing goes."""
     body = body_of({"ids": tenant.ids[:1]})
     headers = signed_headers(tenant, body=body, query=query, timestamp=NOW_MS - next(_counter))
-    before = await store.count_products(pool, store_id=tenant.store_id)
+    before = await catalog_store.count_products(pool, store_id=tenant.store_id)
     response = await client.post(f"{DELETIONS}?{query}", content=body, headers=headers)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "VAL_001"
-    assert await store.count_products(pool, store_id=tenant.store_id) == before
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == before
 
 
 def _made_by_the_route(cursor: str) -> bool:

@@ -12,7 +12,7 @@ import httpx
 import msgspec
 import pytest
 
-import catalog_store as store
+import catalog_store
 import signing
 from gateway import decoding, deletions, paging, wire
 from gateway.errors import CATALOG
@@ -768,8 +768,8 @@ def hostile_request(
     return [(name.encode(), value.encode("latin-1")) for name, value in headers]
 
 
-async def _snapshot(pool: store.Pool) -> list[tuple[Any, ...]]:
-    async with store.connection(pool) as conn:
+async def _snapshot(pool: catalog_store.Pool) -> list[tuple[Any, ...]]:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(
             "SELECT store_id, id, external_id, (SELECT count(*) FROM product_variants v"
             "  WHERE v.store_id = p.store_id AND v.product_id = p.id)"
@@ -784,7 +784,7 @@ def test_the_table_has_at_least_forty_hostile_inputs() -> None:
 
 
 async def _answer_and_check(
-    client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, case: Hostile
+    client: httpx.AsyncClient, pool: catalog_store.Pool, tenant: Tenant, case: Hostile
 ) -> None:
     other = await make_tenant(pool, products=3, name="other")
     before = await _snapshot(pool)
@@ -806,7 +806,7 @@ async def _answer_and_check(
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 async def test_a_hostile_input_gets_its_coded_answer_and_changes_nothing(
-    client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, case: Hostile
+    client: httpx.AsyncClient, pool: catalog_store.Pool, tenant: Tenant, case: Hostile
 ) -> None:
     await _answer_and_check(client, pool, tenant, case)
 
@@ -856,7 +856,11 @@ DECODED = [case for case in CASES if case.code == "VAL_001" or case.items is not
 
 @pytest.mark.parametrize("case", DECODED, ids=lambda case: case.name)
 async def test_the_table_holds_whatever_msgspec_says(
-    garbled: None, client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, case: Hostile
+    garbled: None,
+    client: httpx.AsyncClient,
+    pool: catalog_store.Pool,
+    tenant: Tenant,
+    case: Hostile,
 ) -> None:
     """No answer depends on a library's wording: with msgspec's messages turned to garbage,
     every hostile input that is decoded still gets the same coded answer."""

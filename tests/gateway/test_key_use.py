@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import structlog
 
-import catalog_store as store
+import catalog_store
 from tests.live import cli
 from tests.support import TEST_BOX, Tenant, delete, gateway_client
 
@@ -19,9 +19,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_the_key_id_is_logged_and_partner_secrets_shows_when_each_key_was_last_used(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
-    rotated = await store.rotate_secret(
+    rotated = await catalog_store.rotate_secret(
         pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX
     )
     with structlog.testing.capture_logs() as logs:
@@ -29,7 +29,7 @@ async def test_the_key_id_is_logged_and_partner_secrets_shows_when_each_key_was_
             answer = await delete(
                 client, dataclasses.replace(tenant, secret=rotated.secret), {"ids": tenant.ids[:1]}
             )
-            while_serving = await store.list_secrets(
+            while_serving = await catalog_store.list_secrets(
                 pool, partner_client_id=tenant.partner_client_id
             )
     listed = cli(database_url, "partner", "secrets", "--partner", tenant.partner_client_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.keys import MISSING_KEY, load_secret_box
 from gateway.settings import Secret, Settings, SettingsError
 
@@ -19,7 +19,7 @@ def test_with_no_key_set_one_is_made_once_with_mode_0600(tmp_path: Path) -> None
     path = tmp_path / "data" / "secret.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     text = path.read_text("ascii")
-    assert len(store.parse_key(text)) == 32
+    assert len(catalog_store.parse_key(text)) == 32
     sealed = box.seal(b"psk_x", partner_id=1, key_id="k1")
     again = load_secret_box(settings)  # a later start reads the same key
     assert path.read_text("ascii") == text
@@ -27,16 +27,18 @@ def test_with_no_key_set_one_is_made_once_with_mode_0600(tmp_path: Path) -> None
 
 
 def test_the_environment_key_wins_over_the_file(tmp_path: Path) -> None:
-    key = store.generate_key()
+    key = catalog_store.generate_key()
     box = load_secret_box(Settings(data_dir=tmp_path, secret_key=Secret(key)))
     assert not (tmp_path / "secret.key").exists()
-    sealed = store.SecretBox(store.parse_key(key)).seal(b"s", partner_id=1, key_id="k1")
+    sealed = catalog_store.SecretBox(catalog_store.parse_key(key)).seal(
+        b"s", partner_id=1, key_id="k1"
+    )
     assert box.open(sealed, partner_id=1, key_id="k1") == b"s"
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "secret.key"
-    path.write_text(store.generate_key())
+    path.write_text(catalog_store.generate_key())
     os.chmod(path, 0o644)
     with pytest.raises(SettingsError, match=f"^{path} is readable by others \\(mode 0644\\)"):
         load_secret_box(Settings(data_dir=tmp_path))
@@ -68,9 +70,16 @@ def test_with_a_database_url_no_key_file_is_made_and_the_missing_variable_is_nam
 
 
 def test_several_keys_newest_first_open_secrets_of_either(tmp_path: Path) -> None:
-    old, new = store.generate_key(), store.generate_key()
-    by_old = store.SecretBox(store.parse_key(old)).seal(b"s", partner_id=1, key_id="k1")
+    old, new = catalog_store.generate_key(), catalog_store.generate_key()
+    by_old = catalog_store.SecretBox(catalog_store.parse_key(old)).seal(
+        b"s", partner_id=1, key_id="k1"
+    )
     box = load_secret_box(Settings(data_dir=tmp_path, secret_key=Secret(f"{new}, {old}")))
     assert box.open(by_old, partner_id=1, key_id="k1") == b"s"
     by_box = box.seal(b"t", partner_id=1, key_id="k2")
-    assert store.SecretBox(store.parse_key(new)).open(by_box, partner_id=1, key_id="k2") == b"t"
+    assert (
+        catalog_store.SecretBox(catalog_store.parse_key(new)).open(
+            by_box, partner_id=1, key_id="k2"
+        )
+        == b"t"
+    )

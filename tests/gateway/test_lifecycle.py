@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.jobs import defer_batch_job
 from gateway.middleware import CUT_OFF_HINT
 from tests.live import BIN, clean_env, cli, free_port, partner_client, serving
@@ -100,7 +100,9 @@ def test_serve_workers_share_one_port_and_sigterm_lets_in_flight_requests_finish
     response = answer["r"]
     assert response.status_code == 200, response.text
     assert response.json()["data"]["summary"] == {"total": 2, "succeeded": 2, "failed": 0}
-    left = run_with_pool(database_url, lambda p: store.count_products(p, store_id=tenant.store_id))
+    left = run_with_pool(
+        database_url, lambda p: catalog_store.count_products(p, store_id=tenant.store_id)
+    )
     assert left == (1, 2)  # one product left, with its two variants
     # Each stopped process's live gauges were dropped from the shared metrics folder.
     assert not pids & _live_pids(metrics)
@@ -134,7 +136,9 @@ def test_sigterm_with_a_request_stuck_past_the_grace_period_still_stops_and_chan
         response, 503, "SYS_001", "Service temporarily unavailable", hint=CUT_OFF_HINT, context={}
     )
     assert response.headers["retry-after"] == "5"
-    left = run_with_pool(database_url, lambda p: store.count_products(p, store_id=tenant.store_id))
+    left = run_with_pool(
+        database_url, lambda p: catalog_store.count_products(p, store_id=tenant.store_id)
+    )
     assert left == (2, 4)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM deletion_audit").fetchone() == (0,)
@@ -155,10 +159,10 @@ def _start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _batch(database_url: str, tenant: Tenant, batch_id: uuid.UUID) -> store.Batch:
+def _batch(database_url: str, tenant: Tenant, batch_id: uuid.UUID) -> catalog_store.Batch:
     batch = run_with_pool(
         database_url,
-        lambda p: store.get_batch(p, store_id=tenant.store_id, batch_id=batch_id),
+        lambda p: catalog_store.get_batch(p, store_id=tenant.store_id, batch_id=batch_id),
     )
     assert batch is not None
     return batch
@@ -180,11 +184,11 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
     worker exits 0; the next worker resumes at the first entry not done and finishes exactly."""
     tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=60, name="handback"))
 
-    async def dispatch(pool: store.Pool) -> store.Batch:
-        async with store.request_transaction(
+    async def dispatch(pool: catalog_store.Pool) -> catalog_store.Batch:
+        async with catalog_store.request_transaction(
             pool,
             store_id=tenant.store_id,
-            nonce=store.Nonce(
+            nonce=catalog_store.Nonce(
                 partner_id=tenant.partner_id,
                 signature=uuid.uuid4().bytes * 2,
                 expires_at_ms=int(time.time() * 1000) + 300_000,
@@ -192,7 +196,7 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
             ),
             request_id=uuid.uuid4(),
         ) as tx:
-            return await store.create_batch(
+            return await catalog_store.create_batch(
                 tx,
                 batch_id=uuid.uuid4(),
                 ids=tenant.ids,
@@ -234,7 +238,9 @@ def test_a_worker_on_sigterm_finishes_its_chunk_and_hands_the_batch_back(
         assert successor.wait(timeout=30) == 0
     done = _batch(database_url, tenant, batch_id)
     assert (done.status, done.processed, done.succeeded, done.failed) == ("succeeded", 60, 60, 0)
-    left = run_with_pool(database_url, lambda p: store.count_products(p, store_id=tenant.store_id))
+    left = run_with_pool(
+        database_url, lambda p: catalog_store.count_products(p, store_id=tenant.store_id)
+    )
     assert left == (0, 0)
 
 

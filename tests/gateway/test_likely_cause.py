@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 import signing
 from tests.support import (
     DELETIONS,
@@ -210,7 +210,7 @@ MISTAKES: list[tuple[Callable[[Tenant], Request], str, str]] = [
 )
 async def test_the_mistake_is_named_in_likely_cause_and_the_hint(
     database_url: str,
-    pool: store.Pool,
+    pool: catalog_store.Pool,
     tenant: Tenant,
     mistake: Callable[[Tenant], Request],
     cause: str,
@@ -265,7 +265,7 @@ async def test_the_same_mistake_with_another_secret_is_not_named(
 
 
 async def test_a_mistake_of_an_unknown_partner_is_only_auth_004(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     method, target, body, headers = crlf_line_joins(tenant)
     headers["x-partner-client-id"] = "9" * 22
@@ -275,7 +275,7 @@ async def test_a_mistake_of_an_unknown_partner_is_only_auth_004(
 
 
 async def test_body_mistakes_are_looked_for_only_up_to_64_kib(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     """A body of 64 KiB gets its newline named; one byte more is a plain mismatch."""
     tenant = await make_tenant(pool, name="big")

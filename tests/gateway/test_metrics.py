@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-import catalog_store as store
+import catalog_store
 from gateway.client import PartnerAuth
 from gateway.metrics import observe_clock_skew, render_metrics, sample_pool
 from gateway.settings import Settings
@@ -273,14 +273,14 @@ async def test_dry_runs_and_idempotent_replays_count_no_entries(
 async def test_the_pool_waiting_gauge_counts_only_requests_waiting_now(database_url: str) -> None:
     """gateway_db_pool_waiting: requests that gave up waiting (SYS_001) leave the gauge at
     once, though no connection came back since (a database outage)."""
-    pool = store.create_pool(database_url, min_size=1, max_size=1, timeout=0.2)
+    pool = catalog_store.create_pool(database_url, min_size=1, max_size=1, timeout=0.2)
     await pool.open(wait=True)
     try:
-        async with store.connection(pool):  # the only connection, held throughout
+        async with catalog_store.connection(pool):  # the only connection, held throughout
 
             async def borrow() -> None:
-                with pytest.raises(store.StoreUnavailable):
-                    async with store.connection(pool):
+                with pytest.raises(catalog_store.StoreUnavailable):
+                    async with catalog_store.connection(pool):
                         pass
 
             async with anyio.create_task_group() as group:

@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.settings import Settings
 from tests.live import serving
 from tests.support import (
@@ -51,8 +51,8 @@ def _assert_rate_001(response: httpx.Response, limit: int, window: int, retry_af
     )
 
 
-async def _counted(pool: store.Pool) -> list[bool]:
-    async with store.connection(pool) as conn:
+async def _counted(pool: catalog_store.Pool) -> list[bool]:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT counts FROM replay_nonces ORDER BY accepted_at")
         return [row[0] for row in await cur.fetchall()]
 
@@ -109,7 +109,7 @@ def test_the_rate_is_a_hard_cap_for_concurrent_requests_of_one_partner(
 
 
 async def test_retry_after_is_the_wait_until_the_next_request_fits(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """3 per 60 s: three at once, then one every 20 s by the gateway's clock; Retry-After is
     the whole seconds until then, rounded up."""
@@ -130,12 +130,12 @@ async def test_retry_after_is_the_wait_until_the_next_request_fits(
         assert fits.status_code == 200, fits.text
         after = await delete(client, tenant, {"ids": tenant.ids[4:5]}, timestamp=NOW_MS + 6)
         _assert_rate_001(after, 3, 60, 20)
-    assert await store.count_products(pool, store_id=tenant.store_id) == (16, 32)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (16, 32)
     assert await _counted(pool) == [True, True, True, False, False, True, False]
 
 
 async def test_refused_requests_never_count_toward_the_rate(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """2 per 10 s (one back every 5 s): after the limit, RATE_001, VAL_001 and BAT_001
     refusals; 5 s later exactly one request fits, as if none of them had been sent."""
@@ -161,12 +161,12 @@ async def test_refused_requests_never_count_toward_the_rate(
         assert fits.status_code == 200, fits.text
         full = await delete(client, tenant, {"ids": [tenant.ids[10]]}, timestamp=NOW_MS + 10)
         _assert_rate_001(full, 2, 10, 5)
-    assert await store.count_products(pool, store_id=tenant.store_id) == (17, 34)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (17, 34)
     assert await _counted(pool) == [True, True] + [False] * 7 + [True, False]
 
 
 async def test_a_replayed_signature_is_auth_006_over_the_limit_too(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """Over the limit, a request already accepted, and one already refused, sent again are
     AUTH_006 (replay wins over the rate), and neither takes the partner's allowance."""
@@ -193,7 +193,7 @@ async def test_a_replayed_signature_is_auth_006_over_the_limit_too(
         fresh = await delete(client, tenant, {"ids": tenant.ids[1:2]}, timestamp=NOW_MS + 2)
         assert fresh.status_code == 200, fresh.text
     assert await _counted(pool) == [True, False, True]
-    assert await store.count_products(pool, store_id=tenant.store_id) == (18, 36)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (18, 36)
 
 
 async def _dispatch(client: httpx.AsyncClient, tenant: Tenant, n: int, **headers: str) -> Any:
@@ -203,7 +203,7 @@ async def _dispatch(client: httpx.AsyncClient, tenant: Tenant, n: int, **headers
 
 
 async def test_dispatched_batches_take_the_same_allowance(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """A dispatch counts like any request; over the limit it is RATE_001, with or without an
     idempotency-key, and no batch is stored; the refusal is spent."""
@@ -214,7 +214,7 @@ async def test_dispatched_batches_take_the_same_allowance(
         _assert_rate_001(await _dispatch(client, tenant, 2), 2, 10, 5)
         _assert_rate_001(await _dispatch(client, tenant, 3, **{"idempotency-key": "k2"}), 2, 10, 5)
         assert_error(await _dispatch(client, tenant, 3), 401, "AUTH_006", "Replayed request")
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT count(*) FROM deletion_batches")
         assert await cur.fetchone() == (2,)
     assert await _counted(pool) == [True, True, False, False]
@@ -222,7 +222,7 @@ async def test_dispatched_batches_take_the_same_allowance(
 
 @pytest.mark.parametrize("idempotent", [False, True])
 async def test_concurrent_deletions_never_pass_the_limit(
-    database_url: str, pool: store.Pool, tenant: Tenant, idempotent: bool
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant, idempotent: bool
 ) -> None:
     """Both ways a deletion is stored (one statement, or a transaction with its key): 20 at
     once against a limit of 7, from a pool of 8 connections: exactly 7 delete."""
@@ -241,25 +241,27 @@ async def test_concurrent_deletions_never_pass_the_limit(
             for n in range(20):
                 group.start_soon(one, n)
     assert sorted(r.status_code for r in answers) == [200] * 7 + [429] * 13
-    assert await store.count_products(pool, store_id=tenant.store_id) == (13, 26)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (13, 26)
     assert sorted(await _counted(pool)) == [False] * 13 + [True] * 7
 
 
 async def test_the_upkeep_purges_allowances_whose_moment_passed(
-    pool: store.Pool, tenant: Tenant
+    pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """By the caller's clock: an allowance spent until t is kept until t, then purged."""
-    rate = store.RateLimit(2, 10)
+    rate = catalog_store.RateLimit(2, 10)
     expires = NOW_MS + 600_000
-    await store.accept_nonce(pool, store.Nonce(tenant.partner_id, b"\x01", expires, NOW_MS), rate)
+    await catalog_store.accept_nonce(
+        pool, catalog_store.Nonce(tenant.partner_id, b"\x01", expires, NOW_MS), rate
+    )
 
     async def allowances() -> list[Any]:
-        async with store.connection(pool) as conn:
+        async with catalog_store.connection(pool) as conn:
             cur = await conn.execute("SELECT partner_id, spent_until_ms FROM rate_allowances")
             return list(await cur.fetchall())
 
     assert await allowances() == [(tenant.partner_id, NOW_MS + 5_000)]
-    assert await store.purge_expired_nonces(pool, now_ms=NOW_MS + 5_000) == 0
+    assert await catalog_store.purge_expired_nonces(pool, now_ms=NOW_MS + 5_000) == 0
     assert len(await allowances()) == 1
-    assert await store.purge_expired_nonces(pool, now_ms=NOW_MS + 5_001) == 0
+    assert await catalog_store.purge_expired_nonces(pool, now_ms=NOW_MS + 5_001) == 0
     assert await allowances() == []

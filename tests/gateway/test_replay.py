@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 import signing
 from gateway.auth import REPLAY_RECORD_MARGIN_MS
 from gateway.envelope import wall_clock_ms
@@ -32,15 +32,15 @@ from tests.support import (
 pytestmark = pytest.mark.anyio
 
 
-async def _records(pool: store.Pool) -> list[bytes]:
-    async with store.connection(pool) as conn:
+async def _records(pool: catalog_store.Pool) -> list[bytes]:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT signature FROM replay_nonces ORDER BY signature")
         return [bytes(row[0]) for row in await cur.fetchall()]
 
 
-async def _a_purge_ran(pool: store.Pool, tenant: Tenant) -> None:
+async def _a_purge_ran(pool: catalog_store.Pool, tenant: Tenant) -> None:
     """Wait for one purge after now: a record that every clock sees expired is gone."""
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "INSERT INTO replay_nonces (partner_id, signature, expires_at)"
             " VALUES (%s, '\\x00', to_timestamp(0))",
@@ -52,7 +52,7 @@ async def _a_purge_ran(pool: store.Pool, tenant: Tenant) -> None:
 
 
 async def test_a_replay_at_the_edge_of_the_window_after_a_purge_is_auth_006(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """The replay arrives at the last instant its timestamp passes the window, and a purge runs
     before it writes its record: the first request's record is still there, so AUTH_006. The
@@ -72,19 +72,21 @@ async def test_a_replay_at_the_edge_of_the_window_after_a_purge_is_auth_006(
         clock.now_ms = sent + signing.WINDOW_MS + REPLAY_RECORD_MARGIN_MS + 1
         await _a_purge_ran(pool, tenant)
         assert await _records(pool) == []
-    assert await store.count_products(pool, store_id=tenant.store_id) == (19, 38)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (19, 38)
 
 
 async def test_the_purge_keeps_a_record_until_the_window_and_margin_pass_by_its_clock(
-    pool: store.Pool, tenant: Tenant
+    pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """Whatever the database's clock says: the caller's clock decides."""
     stamp = 1_000_000_000_000  # 2001: long past by the database's clock
     expires = stamp + signing.WINDOW_MS + REPLAY_RECORD_MARGIN_MS
-    await store.accept_nonce(pool, store.Nonce(tenant.partner_id, b"\x01", expires, stamp))
-    assert await store.purge_expired_nonces(pool, now_ms=stamp + signing.WINDOW_MS) == 0
-    assert await store.purge_expired_nonces(pool, now_ms=expires) == 0
-    assert await store.purge_expired_nonces(pool, now_ms=expires + 1) == 1
+    await catalog_store.accept_nonce(
+        pool, catalog_store.Nonce(tenant.partner_id, b"\x01", expires, stamp)
+    )
+    assert await catalog_store.purge_expired_nonces(pool, now_ms=stamp + signing.WINDOW_MS) == 0
+    assert await catalog_store.purge_expired_nonces(pool, now_ms=expires) == 0
+    assert await catalog_store.purge_expired_nonces(pool, now_ms=expires + 1) == 1
     assert await _records(pool) == []
 
 
@@ -128,8 +130,8 @@ async def _send(client: httpx.AsyncClient, request: Signed) -> httpx.Response:
     )
 
 
-async def _counted(pool: store.Pool) -> list[bool]:
-    async with store.connection(pool) as conn:
+async def _counted(pool: catalog_store.Pool) -> list[bool]:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT counts FROM replay_nonces ORDER BY accepted_at")
         return [row[0] for row in await cur.fetchall()]
 
@@ -147,7 +149,7 @@ async def _counted(pool: store.Pool) -> list[bool]:
     ],
 )
 async def test_a_refused_request_sent_again_is_auth_006_and_its_record_does_not_count(
-    database_url: str, pool: store.Pool, tenant: Tenant, case: str, code: str
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant, case: str, code: str
 ) -> None:
     requests = {
         "not json": _signed(tenant, NOW_MS + 1, raw=b"{not json"),
@@ -168,11 +170,11 @@ async def test_a_refused_request_sent_again_is_auth_006_and_its_record_does_not_
     assert refused.json()["error"]["code"] == code, refused.text
     assert_error(again, 401, "AUTH_006", "Replayed request")
     assert await _counted(pool) == [True, False]  # the refusal is spent but does not count
-    assert await store.count_products(pool, store_id=tenant.store_id) == (20, 40)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (20, 40)
 
 
 async def test_a_request_refused_idem_002_sent_again_is_auth_006(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """The key's first request still runs (its lock held here): IDEM_002; once it finished,
     the very same signed request is AUTH_006, never a run or the first's answer."""
@@ -186,11 +188,11 @@ async def test_a_request_refused_idem_002_sent_again_is_auth_006(
     assert refused.json()["error"]["code"] == "IDEM_002", refused.text
     assert_error(again, 401, "AUTH_006", "Replayed request")
     assert await _counted(pool) == [False]
-    assert await store.count_products(pool, store_id=tenant.store_id) == (20, 40)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (20, 40)
 
 
 async def test_a_request_refused_for_the_request_rate_is_spent_and_counts_nothing(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """RATE_001, then the window drains: the refused request sent again is AUTH_006, and the
     refusals did not take the partner's budget (a new request is accepted)."""
@@ -210,11 +212,11 @@ async def test_a_request_refused_for_the_request_rate_is_spent_and_counts_nothin
     assert_error(again, 401, "AUTH_006", "Replayed request")
     assert fresh.status_code == 200, fresh.text
     assert await _counted(pool) == [True, False, False, True]
-    assert await store.count_products(pool, store_id=tenant.store_id) == (20, 40)
+    assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (20, 40)
 
 
 async def test_a_status_read_refused_for_the_request_rate_is_spent(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     settings = Settings(pool_min=1, pool_max=2, rate_limit_requests=1, rate_limit_window=1)
     async with gateway_client(database_url, settings=settings) as client:
@@ -231,7 +233,7 @@ async def test_a_status_read_refused_for_the_request_rate_is_spent(
 
 
 async def test_a_dispatch_refused_for_open_batches_is_auth_006_after_they_drain(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """The tester's case: a dispatch refused with 429, captured and sent again once the
     partner's batches finished, was accepted with 202."""
@@ -243,13 +245,15 @@ async def test_a_dispatch_refused_for_open_batches_is_auth_006_after_they_drain(
         )
         refused = await _send(client, captured)
         batch_id = uuid.UUID(first.json()["data"]["batchId"])
-        while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch_id):
+        while await catalog_store.process_next_chunk(
+            pool, store_id=tenant.store_id, batch_id=batch_id
+        ):
             pass
         again = await _send(client, captured)
     assert first.status_code == 202, first.text
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "RATE_001"
     assert_error(again, 401, "AUTH_006", "Replayed request")
     assert await _counted(pool) == [True, False]
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT count(*) FROM deletion_batches")
         assert await cur.fetchone() == (1,)

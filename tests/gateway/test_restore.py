@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.live import BIN, clean_env, cli, partner_client, serving
 from tests.support import DELETIONS, make_tenant, run_with_pool
 
 pytestmark = pytest.mark.slow
 
 
-async def _rows(pool: store.Pool, sql: str, *args: Any) -> list[Any]:
-    async with store.connection(pool) as conn:
+async def _rows(pool: catalog_store.Pool, sql: str, *args: Any) -> list[Any]:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(sql, args or None)
         return list(await cur.fetchall())
 
@@ -183,8 +183,8 @@ def test_the_worker_upkeep_purges_old_archives_and_expired_keys(
 ) -> None:
     tenant = run_with_pool(database_url, lambda p: make_tenant(p, products=1, name="purge"))
 
-    async def seed(pool: store.Pool) -> None:
-        async with store.connection(pool) as conn:
+    async def seed(pool: catalog_store.Pool) -> None:
+        async with catalog_store.connection(pool) as conn:
             for days, request in ((31, uuid.UUID(int=1)), (29, uuid.UUID(int=2))):
                 await conn.execute(
                     "INSERT INTO all_products (store_id, id, name, deleted_request, deleted_by,"

@@ -9,7 +9,7 @@ import time
 import anyio
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
@@ -217,10 +217,10 @@ async def test_every_response_carries_a_distinct_request_id(database_url: str) -
 
 
 async def test_replay_records_past_their_window_are_purged(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     """By the gateway's clock (the tests' fixed one, long before the database's)."""
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "INSERT INTO replay_nonces (partner_id, signature, expires_at) VALUES"
             " (%(p)s, '\\x01', to_timestamp((%(now)s - 1000) / 1000.0)),"
@@ -230,7 +230,7 @@ async def test_replay_records_past_their_window_are_purged(
     settings = Settings(pool_min=1, pool_max=2, nonce_purge_interval=0.05)
     async with gateway_client(database_url, settings=settings):
         for _ in range(100):
-            async with store.connection(pool) as conn:
+            async with catalog_store.connection(pool) as conn:
                 cur = await conn.execute("SELECT signature FROM replay_nonces")
                 left = [bytes(row[0]) for row in await cur.fetchall()]
             if left == [b"\x02"]:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import catalog_store as store
+import catalog_store
 from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
@@ -52,14 +52,14 @@ async def send(
     return await client.post(DELETIONS, content=body, headers=headers)
 
 
-async def rows(pool: store.Pool, sql: str) -> list[tuple[Any, ...]]:
-    async with store.connection(pool) as conn:
+async def rows(pool: catalog_store.Pool, sql: str) -> list[tuple[Any, ...]]:
+    async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(sql)
         return list(await cur.fetchall())
 
 
 async def test_a_retry_with_the_same_key_gets_the_first_answer_byte_for_byte(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     payload = {"ids": tenant.ids[:3] + [str(uuid.UUID(int=1))]}
     async with gateway_client(database_url) as client:
@@ -80,7 +80,7 @@ async def test_a_retry_with_the_same_key_gets_the_first_answer_byte_for_byte(
 
 
 async def test_without_a_key_a_retry_runs_again(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     async with gateway_client(database_url) as client:
         await send(client, tenant, {"ids": tenant.ids[:1]})
@@ -90,7 +90,7 @@ async def test_without_a_key_a_retry_runs_again(
 
 
 async def test_the_same_key_with_another_body_is_idem_001_and_changes_nothing(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     async with gateway_client(database_url) as client:
         await send(client, tenant, {"ids": tenant.ids[:1]}, key="k")
@@ -123,7 +123,7 @@ async def test_the_same_key_with_another_body_is_idem_001_and_changes_nothing(
 
 
 async def test_keys_are_scoped_to_partner_and_store(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     other = await make_tenant(pool, products=2, name="other")
     async with gateway_client(database_url) as client:
@@ -157,7 +157,7 @@ async def test_a_replayed_signature_is_auth_006_even_with_a_key(
 )
 async def test_a_bad_key_is_val_001_and_changes_nothing(
     database_url: str,
-    pool: store.Pool,
+    pool: catalog_store.Pool,
     tenant: Tenant,
     headers: list[tuple[str, str]],
     problem: str,
@@ -190,7 +190,7 @@ async def test_a_key_of_255_characters_is_accepted(database_url: str, tenant: Te
 
 
 async def test_a_retry_while_the_first_runs_is_idem_002_then_gets_the_answer(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     payload = {"ids": tenant.ids[:2]}
     async with gateway_client(database_url) as client:
@@ -226,7 +226,7 @@ async def test_a_retry_while_the_first_runs_is_idem_002_then_gets_the_answer(
 
 
 async def test_a_dispatched_retry_gets_the_same_batch_id(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     payload = {"ids": tenant.ids[:5], "dispatch": True}
     async with gateway_client(database_url) as client:
@@ -240,13 +240,13 @@ async def test_a_dispatched_retry_gets_the_same_batch_id(
 
 
 async def test_an_expired_key_runs_anew(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     async with gateway_client(database_url) as client:
         first = await send(client, tenant, {"ids": tenant.ids[:1]}, key="old")
-        async with store.connection(pool) as conn:
+        async with catalog_store.connection(pool) as conn:
             await conn.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 s'")
-        assert await store.purge_expired_keys(pool) == 1
+        assert await catalog_store.purge_expired_keys(pool) == 1
         later = await send(client, tenant, {"ids": tenant.ids[1:2]}, key="old", ts=NOW_MS + 1)
     assert "idempotent-replayed" not in later.headers
     assert later.json()["requestId"] != first.json()["requestId"]
@@ -254,7 +254,7 @@ async def test_an_expired_key_runs_anew(
 
 
 async def test_a_dry_run_reports_what_would_go_and_changes_nothing(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     tenant = await make_tenant(pool, products=4, variants=3)
     payload = {
@@ -303,7 +303,11 @@ async def test_a_dry_run_reports_what_would_go_and_changes_nothing(
     ],
 )
 async def test_a_dry_runs_message_says_whether_all_some_or_none_would_go(
-    database_url: str, pool: store.Pool, tenant: Tenant, payload: dict[str, Any], message: str
+    database_url: str,
+    pool: catalog_store.Pool,
+    tenant: Tenant,
+    payload: dict[str, Any],
+    message: str,
 ) -> None:
     if payload.get("ids") == ["ALL"]:
         payload = {**payload, "ids": tenant.ids[:3]}
@@ -315,7 +319,7 @@ async def test_a_dry_runs_message_says_whether_all_some_or_none_would_go(
 
 
 async def test_a_dry_run_of_1000_is_answered_at_once_and_more_or_dispatched_is_val_001(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     """A dry run is answered inline, so it takes what a synchronous request takes: 1,001
     entries, or "dispatch": true, is VAL_001 naming the field; nothing is recorded."""
@@ -373,7 +377,7 @@ async def test_a_dry_run_of_1000_is_answered_at_once_and_more_or_dispatched_is_v
 
 
 async def test_a_dry_run_retried_with_its_key_is_replayed(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     payload = {"ids": tenant.ids[:2], "dryRun": True}
     async with gateway_client(database_url) as client:
@@ -385,7 +389,7 @@ async def test_a_dry_run_retried_with_its_key_is_replayed(
 
 
 async def test_a_request_delete_and_restore_of_1000_leaves_the_catalog_identical(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     """The issue's acceptance check, over HTTP: delete 1,000, restore them by request id."""
     tenant = await make_tenant(pool, products=1000, variants=2)
@@ -396,13 +400,15 @@ async def test_a_request_delete_and_restore_of_1000_leaves_the_catalog_identical
         response = await delete(client, tenant, {"ids": tenant.ids})
     assert response.json()["data"]["summary"]["succeeded"] == 1000
     assert await product_count(pool, tenant) == (0, 0)
-    items = await store.restore_products(pool, request_id=uuid.UUID(response.json()["requestId"]))
+    items = await catalog_store.restore_products(
+        pool, request_id=uuid.UUID(response.json()["requestId"])
+    )
     assert len(items) == 1000 and all(item.refusal is None for item in items)
     assert (await rows(pool, snapshot), await rows(pool, variants)) == before
 
 
 async def test_with_a_key_the_statement_count_is_still_constant(
-    database_url: str, pool: store.Pool
+    database_url: str, pool: catalog_store.Pool
 ) -> None:
     from tests.gateway.test_deletions import CountingConnection, CountingCursor
 
@@ -433,7 +439,7 @@ async def test_with_a_key_the_statement_count_is_still_constant(
 
 
 async def test_a_batch_read_ignores_the_key(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     async with gateway_client(database_url) as client:
         accepted = await send(client, tenant, {"ids": tenant.ids[:1], "dispatch": True})
@@ -461,7 +467,7 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(key=_key_text, take=st.integers(0, 2))
 async def test_any_key_is_accepted_or_val_001_never_a_500(
-    client: httpx.AsyncClient, pool: store.Pool, tenant: Tenant, key: str, take: int
+    client: httpx.AsyncClient, pool: catalog_store.Pool, tenant: Tenant, key: str, take: int
 ) -> None:
     """A key of 1-255 printable ASCII characters is used; any other is VAL_001, changing
     nothing. Keys repeat across examples with other bodies: those are IDEM_001."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.cli import main
 from tests.gateway.test_batches import status
 from tests.support import (
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.anyio
 REFUSED = "Store token not valid for this partner and store"
 
 
-async def _with_scopes(pool: store.Pool, tenant: Tenant, *scopes: str) -> Tenant:
-    token = await store.issue_token(
+async def _with_scopes(pool: catalog_store.Pool, tenant: Tenant, *scopes: str) -> Tenant:
+    token = await catalog_store.issue_token(
         pool,
         partner_client_id=tenant.partner_client_id,
         store_client_id=tenant.store_client_id,
@@ -36,7 +36,7 @@ async def _with_scopes(pool: store.Pool, tenant: Tenant, *scopes: str) -> Tenant
 
 
 async def test_a_batches_read_token_is_refused_a_delete_and_a_dry_run_but_reads_status(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     reader = await _with_scopes(pool, tenant, "batches:read")
     async with gateway_client(database_url) as client:
@@ -65,7 +65,7 @@ async def test_a_batches_read_token_is_refused_a_delete_and_a_dry_run_but_reads_
 
 
 async def test_a_products_delete_token_is_refused_batch_status(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     deleter = await _with_scopes(pool, tenant, "products:delete")
     async with gateway_client(database_url) as client:
@@ -86,18 +86,18 @@ async def test_a_products_delete_token_is_refused_batch_status(
 
 
 async def test_the_migration_gives_tokens_issued_before_batches_read_both_scopes(
-    pool: store.Pool, tenant: Tenant
+    pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     old = await _with_scopes(pool, tenant, "products:delete")
     reader = await _with_scopes(pool, tenant, "batches:read")
     (migration,) = [
-        m for m in store.available_migrations() if m.name.endswith("batches_read_scope")
+        m for m in catalog_store.available_migrations() if m.name.endswith("batches_read_scope")
     ]
-    async with store.connection(pool) as conn:
+    async with catalog_store.connection(pool) as conn:
         await conn.execute(migration.sql.encode())
         cur = await conn.execute(
             "SELECT scopes FROM store_tokens WHERE token_hash = ANY(%s) ORDER BY created_at",
-            ([store.hash_token(old.token), store.hash_token(reader.token)],),
+            ([catalog_store.hash_token(old.token), catalog_store.hash_token(reader.token)],),
         )
         scopes = [row[0] for row in await cur.fetchall()]
     assert scopes == [["products:delete", "batches:read"], ["batches:read"]]
@@ -151,7 +151,7 @@ def test_token_issue_takes_either_scope_and_token_list_shows_scopes_never_the_to
     assert all(t["createdAt"].endswith("+00:00") for t in listed)
     for token in tokens:
         assert token not in by_partner
-        assert store.hash_token(token).hex() not in by_partner
+        assert catalog_store.hash_token(token).hex() not in by_partner
     code, _, err = cli("token", "list", "--store", "1")
     assert code == 2
     assert json.loads(err.strip().splitlines()[-1]) == {"error": "no store 1"}

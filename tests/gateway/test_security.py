@@ -12,7 +12,7 @@ import httpx
 import pytest
 import structlog
 
-import catalog_store as store
+import catalog_store
 import signing
 import signing.canonical
 from gateway.app import create_app
@@ -55,15 +55,19 @@ async def _delete_signed_with(
 
 
 async def test_during_rotation_both_secrets_verify_and_after_retire_only_the_new(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
-    new = await store.rotate_secret(pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX)
+    new = await catalog_store.rotate_secret(
+        pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX
+    )
     uncached = Settings(pool_min=1, pool_max=2, auth_cache_seconds=0)
     async with gateway_client(database_url, settings=uncached) as client:
         old_ok = await _delete_signed_with(client, tenant, tenant.secret, tenant.ids[:1], NOW_MS)
         new_ok = await _delete_signed_with(client, tenant, new.secret, tenant.ids[1:2], NOW_MS + 1)
         assert (old_ok.status_code, new_ok.status_code) == (200, 200)
-        await store.retire_secret(pool, partner_client_id=tenant.partner_client_id, key_id="k1")
+        await catalog_store.retire_secret(
+            pool, partner_client_id=tenant.partner_client_id, key_id="k1"
+        )
         old = await _delete_signed_with(client, tenant, tenant.secret, tenant.ids[2:3], NOW_MS + 2)
         assert_error(old, 401, "AUTH_002", "Invalid signature")
         again = await _delete_signed_with(client, tenant, new.secret, tenant.ids[2:3], NOW_MS + 3)
@@ -73,7 +77,7 @@ async def test_during_rotation_both_secrets_verify_and_after_retire_only_the_new
 
 @pytest.mark.parametrize("change", ["token revoke", "partner disable", "retire-secret"])
 async def test_a_revocation_reaches_every_process_within_the_cache_bound(
-    database_url: str, pool: store.Pool, tenant: Tenant, change: str
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant, change: str
 ) -> None:
     """Two gateway processes (apps with their own pools and caches) on one database: each keeps
     accepting for at most GATEWAY_AUTH_CACHE_SECONDS after the change, then refuses."""
@@ -81,7 +85,9 @@ async def test_a_revocation_reaches_every_process_within_the_cache_bound(
     settings = Settings(pool_min=1, pool_max=2, auth_cache_seconds=2.0)
     signer = tenant.secret
     if change == "retire-secret":
-        await store.rotate_secret(pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX)
+        await catalog_store.rotate_secret(
+            pool, partner_client_id=tenant.partner_client_id, box=TEST_BOX
+        )
     async with (
         gateway_client(database_url, settings=settings, cache_clock=ticks) as one,
         gateway_client(database_url, settings=settings, cache_clock=ticks) as two,
@@ -92,13 +98,13 @@ async def test_a_revocation_reaches_every_process_within_the_cache_bound(
             response = await _delete_signed_with(client, tenant, signer, [next(ids)], next(stamp))
             assert response.status_code == 200
         if change == "token revoke":
-            assert await store.revoke_token(pool, token=tenant.token)
+            assert await catalog_store.revoke_token(pool, token=tenant.token)
         elif change == "partner disable":
-            await store.set_partner_active(
+            await catalog_store.set_partner_active(
                 pool, partner_client_id=tenant.partner_client_id, active=False
             )
         else:
-            await store.retire_secret(pool, partner_client_id=tenant.partner_client_id)
+            await catalog_store.retire_secret(pool, partner_client_id=tenant.partner_client_id)
         ticks.now += 1.999  # still inside the bound: the cached entry is used
         for client in (one, two):
             response = await _delete_signed_with(client, tenant, signer, [next(ids)], next(stamp))
@@ -119,18 +125,18 @@ async def test_a_revocation_reaches_every_process_within_the_cache_bound(
 
 
 async def test_with_the_cache_off_a_revocation_takes_effect_at_once(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     settings = Settings(pool_min=1, pool_max=2, auth_cache_seconds=0)
     async with gateway_client(database_url, settings=settings) as client:
         assert (await delete(client, tenant, {"ids": tenant.ids[:1]})).status_code == 200
-        await store.revoke_token(pool, token=tenant.token)
+        await catalog_store.revoke_token(pool, token=tenant.token)
         response = await delete(client, tenant, {"ids": tenant.ids[1:2]}, timestamp=NOW_MS + 1)
     assert_error(response, 403, "AUTH_005", "Store token not valid for this partner and store")
 
 
 async def test_every_failing_signature_of_a_known_partner_costs_the_same_hmac_work(
-    database_url: str, pool: store.Pool, monkeypatch: pytest.MonkeyPatch
+    database_url: str, pool: catalog_store.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A known partner's valid signature costs exactly two HMACs (the most secrets a partner
     has), one secret or two. Every failing one costs the same fixed number, equal among
@@ -139,9 +145,13 @@ async def test_every_failing_signature_of_a_known_partner_costs_the_same_hmac_wo
     partner is AUTH_004 before any HMAC, and before its body is read."""
     one = await make_tenant(pool, products=5, name="one")
     two = await make_tenant(pool, products=5, name="two")
-    newer = await store.rotate_secret(pool, partner_client_id=two.partner_client_id, box=TEST_BOX)
+    newer = await catalog_store.rotate_secret(
+        pool, partner_client_id=two.partner_client_id, box=TEST_BOX
+    )
     off = await make_tenant(pool, products=5, name="off")
-    await store.set_partner_active(pool, partner_client_id=off.partner_client_id, active=False)
+    await catalog_store.set_partner_active(
+        pool, partner_client_id=off.partner_client_id, active=False
+    )
     ghost = Tenant(0, "9" * 22, "psk_" + "0" * 48, 0, one.store_client_id, one.token)
     hmacs: list[str] = []
     real_sign = signing.canonical.sign
@@ -193,7 +203,7 @@ async def test_every_failing_signature_of_a_known_partner_costs_the_same_hmac_wo
 
 
 async def test_an_oversized_header_of_any_name_is_auth_001(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     body = body_of({"ids": tenant.ids[:1]})
     headers = signed_headers(tenant, body=body)
@@ -219,7 +229,7 @@ async def test_an_oversized_header_of_any_name_is_auth_001(
 
 
 async def test_the_request_rate_is_limited_per_partner_across_processes(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     other = await make_tenant(pool, products=2, name="other")
     settings = Settings(pool_min=1, pool_max=2, rate_limit_requests=3, rate_limit_window=60)
@@ -258,7 +268,7 @@ async def test_the_request_rate_is_limited_per_partner_across_processes(
 
 
 async def test_concurrent_batches_are_limited_per_partner_across_processes(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     settings = Settings(pool_min=1, pool_max=2, rate_limit_batches=1)
     async with (
@@ -289,10 +299,12 @@ async def test_concurrent_batches_are_limited_per_partner_across_processes(
         batch_id = uuid.UUID(
             next(r for r in answers if r.status_code == 202).json()["data"]["batchId"]
         )
-        async with store.connection(pool) as conn:
+        async with catalog_store.connection(pool) as conn:
             cur = await conn.execute("SELECT count(*) FROM deletion_batches")
             assert await cur.fetchone() == (1,)
-        while await store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch_id):
+        while await catalog_store.process_next_chunk(
+            pool, store_id=tenant.store_id, batch_id=batch_id
+        ):
             pass
         # The batch finished: the partner may dispatch again.
         again = await delete(
@@ -302,7 +314,7 @@ async def test_concurrent_batches_are_limited_per_partner_across_processes(
 
 
 async def test_no_secret_token_or_signature_is_ever_logged(
-    database_url: str, pool: store.Pool, tenant: Tenant
+    database_url: str, pool: catalog_store.Pool, tenant: Tenant
 ) -> None:
     body = body_of({"ids": tenant.ids[:1]})
     good = signed_headers(tenant, body=body)
@@ -320,7 +332,7 @@ async def test_no_secret_token_or_signature_is_ever_logged(
     assert codes == [None, "AUTH_002", "AUTH_006"]
 
 
-async def test_the_cache_stays_bounded_whatever_ids_are_made_up(pool: store.Pool) -> None:
+async def test_the_cache_stays_bounded_whatever_ids_are_made_up(pool: catalog_store.Pool) -> None:
     ticks = Ticks()
     cache = CredentialCache(pool, TEST_BOX, ttl=2.0, clock=ticks, max_entries=4)
     for n in range(10):
@@ -340,7 +352,7 @@ async def test_a_secret_the_server_key_cannot_open_is_sys_001_and_leaks_nothing(
 ) -> None:
     """Another GATEWAY_SECRET_KEY than the one that sealed the secrets: the operator's fault,
     answered as a temporary outage with nothing changed, never as the partner's."""
-    wrong = store.SecretBox(store.parse_key(store.generate_key()))
+    wrong = catalog_store.SecretBox(catalog_store.parse_key(catalog_store.generate_key()))
     app = create_app(
         Settings(pool_min=1, pool_max=2, retry_after_seconds=7),
         conninfo=database_url,

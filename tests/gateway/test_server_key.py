@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.app import create_app
 from gateway.keys import MISSING_KEY
 from gateway.settings import Settings
@@ -49,7 +49,7 @@ def refused(result: subprocess.CompletedProcess[str]) -> str:
 
 def _seal_under(database_url: str, key: str, tenant: Tenant) -> None:
     """Seal the tenant's secret anew under ``key``, as a host with another key would have."""
-    box = store.SecretBox(store.parse_key(key))
+    box = catalog_store.SecretBox(catalog_store.parse_key(key))
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             "UPDATE partner_secrets SET sealed = %s WHERE partner_id = %s AND key_id = 'k1'",
@@ -74,7 +74,7 @@ def test_a_new_key_in_front_then_reseal_then_the_old_key_dropped(
     """Rotation of the server key: with "new,old" every secret opens and new ones are sealed
     with the new key; `key reseal` moves the rest; then the new key alone serves everyone."""
     old = run_with_pool(database_url, lambda pool: make_tenant(pool, products=2, name="old"))
-    new_key = store.generate_key()
+    new_key = catalog_store.generate_key()
     both = f"{new_key},{TEST_KEY}"
     created = ok_json(
         cli(database_url, "partner", "create", "--name", "New", GATEWAY_SECRET_KEY=both)
@@ -82,7 +82,7 @@ def test_a_new_key_in_front_then_reseal_then_the_old_key_dropped(
     assert ok_json(cli(database_url, "key", "reseal", GATEWAY_SECRET_KEY=both)) == {"resealed": 2}
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT partner_id, key_id, sealed FROM partner_secrets").fetchall()
-    only_new = store.SecretBox(store.parse_key(new_key))
+    only_new = catalog_store.SecretBox(catalog_store.parse_key(new_key))
     opened = {only_new.open(bytes(s), partner_id=p, key_id=k).decode() for p, k, s in rows}
     assert opened == {old.secret, created["secret"]}
 
@@ -104,7 +104,7 @@ def test_a_secret_sealed_under_an_unknown_key_blocks_nothing_else(
     working secret."""
     fine = run_with_pool(database_url, lambda pool: make_tenant(pool, products=2, name="fine"))
     lost = run_with_pool(database_url, lambda pool: make_tenant(pool, products=2, name="lost"))
-    _seal_under(database_url, store.generate_key(), lost)  # the newest secret of all
+    _seal_under(database_url, catalog_store.generate_key(), lost)  # the newest secret of all
 
     assert ok_json(cli(database_url, "migrate"))["applied"] == []
     other = ok_json(cli(database_url, "partner", "create", "--name", "Other"))
@@ -162,7 +162,7 @@ async def test_a_key_that_opens_no_stored_secret_is_not_ready(
 ) -> None:
     """A gateway given another key than the database's (a second host that made its own) can
     authenticate nobody: /readyz answers 503, so a load balancer sends it no partner."""
-    wrong = store.SecretBox(store.parse_key(store.generate_key()))
+    wrong = catalog_store.SecretBox(catalog_store.parse_key(catalog_store.generate_key()))
     app = create_app(
         Settings(pool_min=1, pool_max=2, retry_after_seconds=7),
         conninfo=database_url,

@@ -22,7 +22,7 @@ import httpx
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.jobs import defer_batch_job, migrate
 from tests.live import BIN, clean_env, partner_client, serving
 from tests.load import DeletionLoad, Sent, wait_for
@@ -316,11 +316,11 @@ def test_a_batch_worker_under_a_frozen_database_finishes_its_batch_exactly(
     assert finished_after < 60
 
 
-async def _dispatch(pool: store.Pool, tenant: Tenant) -> uuid.UUID:
-    async with store.request_transaction(
+async def _dispatch(pool: catalog_store.Pool, tenant: Tenant) -> uuid.UUID:
+    async with catalog_store.request_transaction(
         pool,
         store_id=tenant.store_id,
-        nonce=store.Nonce(
+        nonce=catalog_store.Nonce(
             tenant.partner_id,
             secrets.token_bytes(32),
             int(time.time() * 1000) + 600_000,
@@ -328,7 +328,7 @@ async def _dispatch(pool: store.Pool, tenant: Tenant) -> uuid.UUID:
         ),
         request_id=uuid.uuid4(),
     ) as tx:
-        batch = await store.create_batch(
+        batch = await catalog_store.create_batch(
             tx, batch_id=uuid.uuid4(), ids=tenant.ids, external_ids=[], defer_job=defer_batch_job
         )
     return batch.id

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import catalog_store as store
+import catalog_store
 from tests.live import serving
 from tests.support import DELETIONS, Tenant, make_tenant, run_with_pool, signed_headers
 
@@ -81,7 +81,7 @@ def test_only_the_canonical_raw_path_and_defined_parameters_reach_a_signed_route
             },
         )
         counted = run_with_pool(
-            database_url, lambda p: store.count_products(p, store_id=tenant.store_id)
+            database_url, lambda p: catalog_store.count_products(p, store_id=tenant.store_id)
         )
         assert counted == (2, 4)
         # The same body, signed for the canonical target, deletes: the refusals above were

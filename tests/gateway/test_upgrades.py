@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import catalog_store as store
+import catalog_store
 from gateway.cli.base import CommandError
 from gateway.cli.database import pending_refusal, prepare
 from gateway.jobs import migrate, migrations
@@ -81,7 +81,7 @@ def test_a_migration_under_load_never_stalls_partner_traffic(
     request is answered 200, none waits much longer than that, and traffic flows all along."""
     tenant = run_with_pool(database_url, lambda pool: make_tenant(pool, products=1500, variants=0))
     ids = list(tenant.ids)
-    added = store.Migration(
+    added = catalog_store.Migration(
         "9900_test_products_note", "ALTER TABLE all_products ADD COLUMN note text"
     )
     settings = load_settings({"GATEWAY_MIGRATION_LOCK_TIMEOUT": "0.2"})

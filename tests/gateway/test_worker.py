@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import catalog_store as store
+import catalog_store
 from tests.live import BIN, Server, clean_env, partner_client, serving
 from tests.support import DELETIONS, Tenant, make_tenant, run_with_pool
 
@@ -104,7 +104,9 @@ def _all_results(client: httpx.Client, batch_id: str) -> tuple[list[str], list[A
 
 
 def _remaining(database_url: str, tenant: Tenant) -> tuple[int, int]:
-    return run_with_pool(database_url, lambda p: store.count_products(p, store_id=tenant.store_id))
+    return run_with_pool(
+        database_url, lambda p: catalog_store.count_products(p, store_id=tenant.store_id)
+    )
 
 
 def test_a_worker_killed_mid_batch_is_finished_by_another_exactly(
