@@ -56,16 +56,16 @@ async def _setup(url: str) -> tuple[Any, list[str]]:
         key = os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
         box = catalog_store.SecretBox(catalog_store.parse_key(key))
         partner = await catalog_store.create_partner(pool, "bench", box=box)
-        shop = await catalog_store.create_store(pool, "bench")
+        store = await catalog_store.create_store(pool, "bench")
         token = await catalog_store.issue_token(
-            pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
+            pool, partner_client_id=partner.client_id, store_client_id=store.client_id
         )
         refs = await catalog_store.seed_products(
-            pool, store_client_id=shop.client_id, count=ENTRIES, variants=2
+            pool, store_client_id=store.client_id, count=ENTRIES, variants=2
         )
     finally:
         await pool.close()
-    return (partner, shop, token), [str(r.id) for r in refs]
+    return (partner, store, token), [str(r.id) for r in refs]
 
 
 def main() -> None:
@@ -77,7 +77,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp())
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        (partner, shop, token), ids = asyncio.run(_setup(url))
+        (partner, store, token), ids = asyncio.run(_setup(url))
         port = free_port()
         env = clean_env(url, GATEWAY_DATA_DIR=str(folder), GATEWAY_LOG_LEVEL="warning")
         gateway = subprocess.Popen(
@@ -104,7 +104,7 @@ def main() -> None:
         auth = PartnerAuth(
             partner_client_id=partner.client_id,
             partner_secret=partner.secret,
-            store_client_id=shop.client_id,
+            store_client_id=store.client_id,
             store_token=token.token,
         )
         with httpx.Client(base_url=base, auth=auth, timeout=120) as client:

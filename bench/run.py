@@ -154,13 +154,13 @@ async def _credentials(url: str) -> Credentials:
         partner = await catalog_store.create_partner(
             pool, "bench", box=catalog_store.SecretBox(catalog_store.parse_key(key))
         )
-        shop = await catalog_store.create_store(pool, "bench")
+        store = await catalog_store.create_store(pool, "bench")
         token = await catalog_store.issue_token(
-            pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
+            pool, partner_client_id=partner.client_id, store_client_id=store.client_id
         )
     finally:
         await pool.close()
-    return Credentials(partner.client_id, partner.secret, shop.id, shop.client_id, token.token)
+    return Credentials(partner.client_id, partner.secret, store.id, store.client_id, token.token)
 
 
 class Stack:

@@ -52,19 +52,19 @@ async def _setup(url: str) -> tuple[PartnerAuth, list[str]]:
         key = os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
         box = catalog_store.SecretBox(catalog_store.parse_key(key))
         partner = await catalog_store.create_partner(pool, "memory", box=box)
-        shop = await catalog_store.create_store(pool, "memory")
+        store = await catalog_store.create_store(pool, "memory")
         token = await catalog_store.issue_token(
-            pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
+            pool, partner_client_id=partner.client_id, store_client_id=store.client_id
         )
         refs = await catalog_store.seed_products(
-            pool, store_client_id=shop.client_id, count=PRODUCTS, variants=2
+            pool, store_client_id=store.client_id, count=PRODUCTS, variants=2
         )
     finally:
         await pool.close()
     auth = PartnerAuth(
         partner_client_id=partner.client_id,
         partner_secret=partner.secret,
-        store_client_id=shop.client_id,
+        store_client_id=store.client_id,
         store_token=token.token,
     )
     return auth, [str(r.id) for r in refs]

@@ -144,10 +144,10 @@ async def _candidates(
         cur = await conn.execute(_BY_BATCH, (batch_id,))
     else:
         cur = await conn.execute(_STORE, (store_client_id,))
-        shop = await cur.fetchone()
-        if shop is None:
+        store = await cur.fetchone()
+        if store is None:
             raise UnknownClient(f"no store with client id {store_client_id!r}")
-        cur = await conn.execute(_BY_IDS, (shop[0], list(dict.fromkeys(ids))))
+        cur = await conn.execute(_BY_IDS, (store[0], list(dict.fromkeys(ids))))
     return list(await cur.fetchall())
 
 

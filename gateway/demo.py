@@ -34,10 +34,10 @@ async def _sample_ids(pool: catalog_store.Pool, store_client_id: str) -> tuple[s
 
 async def _still_there(pool: catalog_store.Pool, demo: Demo) -> bool:
     """Whether the saved demo's partner and store are still in the database."""
-    partner, shop = await catalog_store.clients_exist(
+    partner, store = await catalog_store.clients_exist(
         pool, partner_client_id=demo.partnerClientId, store_client_id=demo.storeClientId
     )
-    return partner and shop
+    return partner and store
 
 
 async def ensure_demo(
@@ -60,11 +60,11 @@ async def ensure_demo(
     created = demo is None
     if demo is None:
         partner = await catalog_store.create_partner(pool, "Demo partner", box=box)
-        shop = await catalog_store.create_store(pool, "Demo store")
+        store = await catalog_store.create_store(pool, "Demo store")
         token = await catalog_store.issue_token(
-            pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
+            pool, partner_client_id=partner.client_id, store_client_id=store.client_id
         )
-        demo = Demo(partner.client_id, partner.secret, shop.client_id, token.token)
+        demo = Demo(partner.client_id, partner.secret, store.client_id, token.token)
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

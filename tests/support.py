@@ -63,13 +63,13 @@ async def make_tenant(
     pool: catalog_store.Pool, *, products: int = 0, variants: int = 2, name: str = "t"
 ) -> Tenant:
     partner = await catalog_store.create_partner(pool, f"partner {name}", box=TEST_BOX)
-    shop = await catalog_store.create_store(pool, f"store {name}")
+    store = await catalog_store.create_store(pool, f"store {name}")
     token = await catalog_store.issue_token(
-        pool, partner_client_id=partner.client_id, store_client_id=shop.client_id
+        pool, partner_client_id=partner.client_id, store_client_id=store.client_id
     )
     refs = (
         await catalog_store.seed_products(
-            pool, store_client_id=shop.client_id, count=products, variants=variants
+            pool, store_client_id=store.client_id, count=products, variants=variants
         )
         if products
         else []
@@ -78,8 +78,8 @@ async def make_tenant(
         partner_id=partner.id,
         partner_client_id=partner.client_id,
         secret=partner.secret,
-        store_id=shop.id,
-        store_client_id=shop.client_id,
+        store_id=store.id,
+        store_client_id=store.client_id,
         token=token.token,
         products=refs,
     )

@@ -43,8 +43,8 @@ def _user_error(exc: Exception) -> str | None:
     """
     if isinstance(exc, SettingsError | CommandError):
         return str(exc)
-    store = sys.modules.get("catalog_store")
-    if store is not None and isinstance(exc, store.StoreError):
+    catalog_store = sys.modules.get("catalog_store")
+    if catalog_store is not None and isinstance(exc, catalog_store.StoreError):
         return str(exc)
     httpx = sys.modules.get("httpx")
     if httpx is not None and isinstance(exc, httpx.HTTPError):

@@ -20,8 +20,8 @@ KNOWN_SCOPES = catalog_store.DEFAULT_SCOPES
 
 
 def _cmd_store_create(settings: Settings, args: argparse.Namespace) -> int:
-    shop = run_with_pool(settings, lambda p: catalog_store.create_store(p, args.name))
-    print_json({"storeClientId": shop.client_id})
+    store = run_with_pool(settings, lambda p: catalog_store.create_store(p, args.name))
+    print_json({"storeClientId": store.client_id})
     return 0
 
 
@@ -80,10 +80,10 @@ def _cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """Add ``store`` and ``token`` and their actions to the top-level commands."""
-    shop = commands.add_parser("store", help="stores").add_subparsers(dest="action", required=True)
-    s_create = shop.add_parser("create", help="create a store")
-    s_create.add_argument("--name", required=True)
-    s_create.set_defaults(run=_cmd_store_create)
+    store = commands.add_parser("store", help="stores").add_subparsers(dest="action", required=True)
+    create = store.add_parser("create", help="create a store")
+    create.add_argument("--name", required=True)
+    create.set_defaults(run=_cmd_store_create)
 
     token = commands.add_parser("token", help="store tokens").add_subparsers(
         dest="action", required=True

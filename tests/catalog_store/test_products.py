@@ -39,15 +39,15 @@ async def test_clients_exist_says_which_of_the_partner_and_the_store_exist(
 ) -> None:
     tenant = await make_tenant(pool)
     known, unknown = tenant.partner_client_id, "0" * 22
-    shop, nowhere = tenant.store_client_id, "0" * 21
+    store, nowhere = tenant.store_client_id, "0" * 21
     assert await catalog_store.clients_exist(
-        pool, partner_client_id=known, store_client_id=shop
+        pool, partner_client_id=known, store_client_id=store
     ) == (
         True,
         True,
     )
     assert await catalog_store.clients_exist(
-        pool, partner_client_id=unknown, store_client_id=shop
+        pool, partner_client_id=unknown, store_client_id=store
     ) == (
         False,
         True,

@@ -37,8 +37,8 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
     partner = ok_json(cli(database_url, "partner", "create", "--name", "Acme"))
     assert re.fullmatch(r"\d{22}", partner["partnerClientId"])
     assert partner["secret"].startswith("psk_")
-    shop = ok_json(cli(database_url, "store", "create", "--name", "Shop"))
-    assert re.fullmatch(r"\d{21}", shop["storeClientId"])
+    store = ok_json(cli(database_url, "store", "create", "--name", "Shop"))
+    assert re.fullmatch(r"\d{21}", store["storeClientId"])
     token = ok_json(
         cli(
             database_url,
@@ -47,7 +47,7 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
             "--partner",
             partner["partnerClientId"],
             "--store",
-            shop["storeClientId"],
+            store["storeClientId"],
         )
     )
     assert list(token) == ["storeToken"] and token["storeToken"].startswith("stkn_")
@@ -56,7 +56,7 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
         "products",
         "seed",
         "--store",
-        shop["storeClientId"],
+        store["storeClientId"],
         "--count",
         "3",
         "--variants",
@@ -65,7 +65,7 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
     products = [json.loads(line) for line in seeded.stdout.splitlines()]
     assert len(products) == 3 and set(products[0]) == {"id", "externalId"}
     out = tmp_path / "more.jsonl"
-    seed_args = ["products", "seed", "--store", shop["storeClientId"], "--count", "2"]
+    seed_args = ["products", "seed", "--store", store["storeClientId"], "--count", "2"]
     to_file = cli(database_url, *seed_args, "--out", str(out))
     assert to_file.returncode == 0
     assert out.read_text() == to_file.stdout and len(to_file.stdout.splitlines()) == 2
@@ -76,7 +76,7 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
         "GATEWAY_URL": server.url,
         "PARTNER_CLIENT_ID": partner["partnerClientId"],
         "PARTNER_SECRET": partner["secret"],
-        "STORE_CLIENT_ID": shop["storeClientId"],
+        "STORE_CLIENT_ID": store["storeClientId"],
         "STORE_TOKEN": token["storeToken"],
     }
     ids = [products[0]["id"], products[1]["id"]]
@@ -119,7 +119,7 @@ def test_admin_commands_print_json_and_a_signed_call_deletes(
     deletion = next(r for r in requests if r["route"].endswith("/deletions"))
     assert {"request_id", "partner", "store", "route", "status", "duration_ms"} <= set(deletion)
     assert deletion["partner"] == partner["partnerClientId"]
-    assert deletion["store"] == shop["storeClientId"]
+    assert deletion["store"] == store["storeClientId"]
     assert deletion["status"] == 200
     bat = next(r for r in requests if r["route"].endswith("{batchId}"))
     assert bat["code"] == "BAT_001"

@@ -35,15 +35,15 @@ _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 def test_rotate_retire_disable_revoke_and_scopes(database_url: str) -> None:
     partner = ok_json(cli(database_url, "partner", "create", "--name", "Acme"))
     pid = partner["partnerClientId"]
-    shop = ok_json(cli(database_url, "store", "create", "--name", "Shop"))["storeClientId"]
+    store = ok_json(cli(database_url, "store", "create", "--name", "Shop"))["storeClientId"]
     failed_with(
-        cli(database_url, "token", "issue", "--partner", pid, "--store", shop, "--scopes", "x:y"),
+        cli(database_url, "token", "issue", "--partner", pid, "--store", store, "--scopes", "x:y"),
         "unknown scope x:y; known scopes: products:delete, batches:read",
     )
     token = ok_json(
         cli(
             database_url,
-            *("token", "issue", "--partner", pid, "--store", shop, "--scopes", "products:delete"),
+            *("token", "issue", "--partner", pid, "--store", store, "--scopes", "products:delete"),
         )
     )["storeToken"]
 

@@ -123,8 +123,8 @@ def test_token_issue_takes_either_scope_and_token_list_shows_scopes_never_the_to
         return json.loads(out)
 
     partner = run("partner", "create", "--name", "Scoped")["partnerClientId"]
-    shop = run("store", "create", "--name", "Scoped shop")["storeClientId"]
-    who = ("--partner", partner, "--store", shop)
+    store = run("store", "create", "--name", "Scoped shop")["storeClientId"]
+    who = ("--partner", partner, "--store", store)
     tokens = [
         run("token", "issue", *who)["storeToken"],
         run("token", "issue", *who, "--scopes", "batches:read")["storeToken"],
@@ -137,12 +137,12 @@ def test_token_issue_takes_either_scope_and_token_list_shows_scopes_never_the_to
         "error": "unknown scope batches:write; known scopes: products:delete, batches:read"
     }
     code, by_partner, _ = cli("token", "list", "--partner", partner)
-    assert code == 0 and by_partner == cli("token", "list", "--store", shop)[1]
+    assert code == 0 and by_partner == cli("token", "list", "--store", store)[1]
     listed = json.loads(by_partner)["tokens"]
     assert [(t["partnerClientId"], t["storeClientId"], t["scopes"]) for t in listed] == [
-        (partner, shop, ["products:delete", "batches:read"]),
-        (partner, shop, ["batches:read"]),
-        (partner, shop, ["products:delete"]),
+        (partner, store, ["products:delete", "batches:read"]),
+        (partner, store, ["batches:read"]),
+        (partner, store, ["products:delete"]),
     ]
     assert [list(t) for t in listed] == [
         ["partnerClientId", "storeClientId", "scopes", "createdAt", "revokedAt"]
