@@ -3,7 +3,7 @@
 A module of signing/, catalog_store/ or gateway/ over 300 lines, or a function over 60, needs
 a reason at its top: a line of its docstring starting ``Long because:``. Every SQL statement
 of catalog_store/ is one string a reader can print: never assembled with ``+``, ``%``, an
-f-string or ``.format``.
+f-string or ``.format``. And ``catalog_store`` is imported under its own name.
 """
 
 from __future__ import annotations
@@ -155,6 +155,20 @@ def test_every_sql_statement_of_the_store_is_one_string_written_out_whole() -> N
         f"{_name(path)}:{found}"
         for path in _modules("catalog_store")
         for found in assembled_sql(path.read_text())
+    ]
+    assert offenders == [], "\n".join(offenders)
+
+
+def test_the_store_package_is_imported_under_its_own_name_never_as_store() -> None:
+    """``import catalog_store as store`` took the domain's word for a store (and led to names
+    like ``shop`` for one)."""
+    offenders = [
+        f"{_name(path)}:{node.lineno}"
+        for path in _modules(*PACKAGES, "tests", "bench", "fuzz")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name == "catalog_store" and alias.asname not in (None, "catalog_store")
     ]
     assert offenders == [], "\n".join(offenders)
 
