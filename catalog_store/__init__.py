@@ -51,6 +51,7 @@ from .plan import (
     DeletionOutcome,
     DeletionPlan,
     EntryFailure,
+    EntryKind,
     Problem,
     plan_deletion,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "DeletionPlan",
     "DeletionPreview",
     "EntryFailure",
+    "EntryKind",
     "IDEMPOTENCY_HOURS",
     "IdempotencyKey",
     "IdempotencyError",

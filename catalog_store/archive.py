@@ -99,7 +99,7 @@ _STORE = "SELECT id FROM stores WHERE client_id = %s"
 # second restore of the same deletion says it was already restored.
 _CLEAR_TOMBSTONES = """
 UPDATE all_products p SET deleted_at = NULL, restored_at = now()
-  FROM unnest(%(stores)s::bigint[], %(ids)s::uuid[]) AS k (store_id, id)
+  FROM unnest(%(stores)s::bigint[], %(product_ids)s::uuid[]) AS k (store_id, id)
  WHERE p.store_id = k.store_id AND p.id = k.id AND p.deleted_at IS NOT NULL
 """
 # The oldest tombstones past the retention, at most a chunk, with their variants (cascade);
@@ -172,7 +172,7 @@ async def _restore(
                             _CLEAR_TOMBSTONES,
                             {
                                 "stores": [row[0] for row in chosen],
-                                "ids": [row[1] for row in chosen],
+                                "product_ids": [row[1] for row in chosen],
                             },
                         )
                 return rows, decided

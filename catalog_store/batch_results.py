@@ -13,18 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .plan import DeletedProduct, Problem
+from .plan import DeletedProduct, EntryKind, Problem
 from .pool import Pool, connection
 
 __all__ = ["BatchEntry", "list_batch_entries"]
-
-_FIELDS = ("ids", "externalIds")
 
 
 @dataclass(frozen=True, slots=True)
 class BatchEntry:
     seq: int
-    field: str
+    kind: EntryKind
     row_index: int
     value: str
     problem: Problem | None  # None: deleted
@@ -77,7 +75,7 @@ def _entry(row: Sequence[Any], chunks: _ChunkResults) -> BatchEntry:
     code, product_id, external_id = in_row if done else chunks.of(seq)
     return BatchEntry(
         seq=seq,
-        field=_FIELDS[field],
+        kind=EntryKind(field),
         row_index=row_index,
         value=value,
         problem=None if code is None else Problem(code),

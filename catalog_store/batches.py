@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from .errors import RateLimited
-from .plan import ID_PATTERN
+from .plan import ID_PATTERN, EntryKind
 from .pool import Pool, connection
 from .replay import Nonce, take_step
 from .request_transaction import RequestTransaction
@@ -172,10 +172,10 @@ async def _store_entries(
     await conn.execute(_STAGE)
     async with conn.cursor().copy(_COPY_STAGE) as copy:
         for index, value in enumerate(ids):
-            await copy.write_row((index, 0, index, value))
+            await copy.write_row((index, EntryKind.ID.value, index, value))
         offset = len(ids)
         for index, value in enumerate(external_ids):
-            await copy.write_row((offset + index, 1, index, value))
+            await copy.write_row((offset + index, EntryKind.EXTERNAL_ID.value, index, value))
     await conn.execute(_INSERT_ENTRIES, {"uuid": ID_PATTERN, "store": store_id, "batch": batch_id})
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "DeletionOutcome",
     "DeletionPlan",
     "EntryFailure",
+    "EntryKind",
     "Problem",
     "plan_deletion",
 ]
@@ -34,6 +35,14 @@ class Problem(enum.Enum):
     INVALID_ID = "invalid_id"
 
 
+class EntryKind(enum.Enum):
+    """How an entry names its product: by id or by external id. The value is the one stored in
+    ``deletion_batch_entries.field``; how a partner spells the kind is the gateway's business."""
+
+    ID = 0
+    EXTERNAL_ID = 1
+
+
 @dataclass(frozen=True, slots=True)
 class DeletedProduct:
     id: uuid.UUID
@@ -43,7 +52,7 @@ class DeletedProduct:
 @dataclass(frozen=True, slots=True)
 class EntryFailure:
     problem: Problem
-    field: str  # "ids" or "externalIds"
+    kind: EntryKind
     row_index: int
     value: str  # the entry exactly as sent
 
@@ -52,7 +61,7 @@ class EntryFailure:
 class DeletionOutcome:
     total: int
     deleted: list[DeletedProduct]  # in request order
-    failures: list[EntryFailure]  # in request order: ids first, then externalIds
+    failures: list[EntryFailure]  # in request order: ids first, then external ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +95,7 @@ class DeletionPlan:
                     deleted.append(row)
                     continue
                 problem = Problem.ID_NOT_FOUND
-            failures.append(EntryFailure(problem, "ids", index, raw))
+            failures.append(EntryFailure(problem, EntryKind.ID, index, raw))
         for index, raw in enumerate(self.external_ids):
             if index in self.external_id_repeats:
                 problem = Problem.REPEATED
@@ -99,7 +108,7 @@ class DeletionPlan:
                 else:
                     deleted.append(row)
                     continue
-            failures.append(EntryFailure(problem, "externalIds", index, raw))
+            failures.append(EntryFailure(problem, EntryKind.EXTERNAL_ID, index, raw))
         return DeletionOutcome(total=self.total, deleted=deleted, failures=failures)
 
 

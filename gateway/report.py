@@ -41,16 +41,18 @@ _PROBLEM_CODES = {
 
 
 def _item_error(
-    problem: catalog_store.Problem, field: str, row_index: int, value: str
+    problem: catalog_store.Problem, kind: catalog_store.EntryKind, row_index: int, value: str
 ) -> ItemError:
+    """One entry's error; the entry is echoed under the wire's name of its field (``id`` for an
+    entry of ``ids``, ``externalId`` for one of ``externalIds``)."""
     code = _PROBLEM_CODES[problem]
-    if field == "ids":
+    if kind is catalog_store.EntryKind.ID:
         return ItemError(code=code, message=ITEM_CODES[code], rowIndex=row_index, id=value)
     return ItemError(code=code, message=ITEM_CODES[code], rowIndex=row_index, externalId=value)
 
 
 def _item_errors(failures: Sequence[catalog_store.EntryFailure]) -> list[ItemError]:
-    return [_item_error(f.problem, f.field, f.row_index, f.value) for f in failures]
+    return [_item_error(f.problem, f.kind, f.row_index, f.value) for f in failures]
 
 
 def _success_item(product: catalog_store.DeletedProduct) -> SuccessItem:
@@ -153,7 +155,7 @@ def batch_status(
         summary=Summary(total=batch.total, succeeded=batch.succeeded, failed=batch.failed),
         successItems=[_success_item(e.product) for e in entries if e.product is not None],
         errors=[
-            _item_error(e.problem, e.field, e.row_index, e.value)
+            _item_error(e.problem, e.kind, e.row_index, e.value)
             for e in entries
             if e.problem is not None
         ],

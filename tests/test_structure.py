@@ -13,6 +13,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
+
+from gateway.wire import DeletionRequest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("signing", "catalog_store", "gateway")
 MAX_MODULE_LINES = 300
@@ -189,3 +193,27 @@ def test_the_checks_find_what_they_look_for_and_accept_a_written_reason() -> Non
     ]
     assert assembled_sql('_Q = "SELECT %s" % "a"\n') == ["1: % formatting"]
     assert assembled_sql('_Q = "SELECT a FROM t" " WHERE b = %s"\nM = f"no store {1}"\n') == []
+
+
+def wire_names_used(source: str, names: frozenset[str]) -> list[str]:
+    """``line: name`` of each string literal that is one of the wire's field ``names``."""
+    return [
+        f"{node.lineno}: {node.value}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
+    ]
+
+
+def test_the_store_does_not_use_the_wire_field_names_as_its_values() -> None:
+    # The store says EntryKind.ID / EntryKind.EXTERNAL_ID; gateway/report.py spells them.
+    names = frozenset(field.encode_name for field in msgspec.structs.fields(DeletionRequest))
+    offenders = [
+        f"{_name(path)}:{found}"
+        for path in _modules("catalog_store")
+        for found in wire_names_used(path.read_text(), names)
+    ]
+    assert offenders == [], "\n".join(offenders)
+    assert wire_names_used('X = ("ids", "externalIds")\nY = "product_ids"\n', names) == [
+        "1: ids",
+        "1: externalIds",
+    ]

@@ -213,10 +213,10 @@ async def test_dispatched_results_equal_the_synchronous_ones(
 
     assert report(
         [(p.id, p.external_id) for p in sync.deleted],
-        [(f.problem, f.field, f.row_index, f.value) for f in sync.failures],
+        [(f.problem, f.kind, f.row_index, f.value) for f in sync.failures],
     ) == report(
         [(e.product.id, e.product.external_id) for e in entries if e.product],
-        [(e.problem, e.field, e.row_index, e.value) for e in entries if e.problem],
+        [(e.problem, e.kind, e.row_index, e.value) for e in entries if e.problem],
     )
     assert (final.succeeded, final.failed) == (len(sync.deleted), len(sync.failures))
     async with catalog_store.connection(pool) as conn:
@@ -302,19 +302,37 @@ async def test_a_batch_begun_by_a_previous_release_worker_reads_back_whole(
     )
     products = tenant.products
     assert (done.status, done.processed, done.succeeded, done.failed) == ("completed", 6, 3, 3)
-    assert [(e.field, e.row_index, e.value, e.problem, e.product) for e in entries] == [
-        ("ids", 0, tenant.ids[0], None, catalog_store.DeletedProduct(products[0].id, ext[0])),
+    assert [(e.kind, e.row_index, e.value, e.problem, e.product) for e in entries] == [
         (
-            "ids",
+            catalog_store.EntryKind.ID,
+            0,
+            tenant.ids[0],
+            None,
+            catalog_store.DeletedProduct(products[0].id, ext[0]),
+        ),
+        (
+            catalog_store.EntryKind.ID,
             1,
             tenant.ids[1],
             None,
             catalog_store.DeletedProduct(products[1].id, products[1].external_id),
         ),
-        ("ids", 2, "bad", catalog_store.Problem.INVALID_ID, None),
-        ("externalIds", 0, ext[0], catalog_store.Problem.REPEATED, None),
-        ("externalIds", 1, ext[1], None, catalog_store.DeletedProduct(products[4].id, ext[1])),
-        ("externalIds", 2, "missing", catalog_store.Problem.EXTERNAL_ID_NOT_FOUND, None),
+        (catalog_store.EntryKind.ID, 2, "bad", catalog_store.Problem.INVALID_ID, None),
+        (catalog_store.EntryKind.EXTERNAL_ID, 0, ext[0], catalog_store.Problem.REPEATED, None),
+        (
+            catalog_store.EntryKind.EXTERNAL_ID,
+            1,
+            ext[1],
+            None,
+            catalog_store.DeletedProduct(products[4].id, ext[1]),
+        ),
+        (
+            catalog_store.EntryKind.EXTERNAL_ID,
+            2,
+            "missing",
+            catalog_store.Problem.EXTERNAL_ID_NOT_FOUND,
+            None,
+        ),
     ]
     async with catalog_store.connection(pool) as conn:
         cur = await conn.execute(

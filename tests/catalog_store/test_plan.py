@@ -42,8 +42,10 @@ def test_every_entry_is_reported_once_and_each_product_at_most_once(
     assert outcome.total == len(ids) + len(external_ids)
     assert len(outcome.deleted) + len(outcome.failures) == outcome.total
     assert sorted(r.id for r in outcome.deleted) == sorted(r.id for r in rows)
-    rows_of_failures = [(f.field, f.row_index) for f in outcome.failures]
-    assert rows_of_failures == sorted(rows_of_failures, key=lambda r: (r[0] != "ids", r[1]))
+    rows_of_failures = [(f.kind, f.row_index) for f in outcome.failures]
+    assert rows_of_failures == sorted(
+        rows_of_failures, key=lambda r: (r[0] is not catalog_store.EntryKind.ID, r[1])
+    )
 
 
 def test_only_canonical_uuids_in_any_case_are_ids() -> None:
