@@ -10,7 +10,7 @@ UV := $(TOOLS)/bin/uv
 UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never
 STAMP := $(VENV)/.installed-$(shell cat uv.lock requirements-uv.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck check clean toolchains bench bench-tools bench-profile lock upgrade fuzz
+.PHONY: run test lint typecheck check clean toolchains bench bench-tools bench-profile bench-hotpath lock upgrade fuzz
 
 $(UV): requirements-uv.txt
 	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
@@ -80,6 +80,11 @@ bench: bench-tools
 # Where the gateway's time goes under 1-entry deletes (py-spy): docs/performance.md.
 bench-profile: bench-tools
 	$(BIN)/python -m bench.run --profile
+
+# The 1-entry hot path alone, in about a minute: requests/s and CPU per request of the gateway
+# and of PostgreSQL, beside the floor; BENCH_HOTPATH_SOURCES=old:new compares two checkouts.
+bench-hotpath: bench-tools
+	$(BIN)/python -m bench.hotpath
 
 # The security testers' fuzz campaign against a real serve started for the run (or
 # FUZZ_ARGS="--url URL ..."), 60 s unless FUZZ_ARGS says --duration or --cases: docs/security.md.

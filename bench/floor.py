@@ -52,6 +52,7 @@ def create_floor_app() -> Starlette:
         min_size=settings.pool_min,
         max_size=settings.pool_max,
         timeout=settings.db_timeout,
+        generic_plans=True,  # as the gateway's own pool (gateway/app.py)
     )
 
     async def delete(request: Request) -> Response:

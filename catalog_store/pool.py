@@ -70,12 +70,18 @@ def create_pool(
     connect_timeout: int = 2,
     connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
     clock: Callable[[], float] = time.monotonic,
+    generic_plans: bool = False,
 ) -> Pool:
     """Build a closed pool; open it with ``await pool.open()`` (the app does so in its lifespan).
 
     ``timeout`` bounds how long a request waits for a connection, so an unreachable database
     answers quickly instead of hanging. A connection is checked before it is lent when it has
     been idle for more than :data:`CHECK_IDLE_AFTER_SECONDS` by ``clock`` (seconds, monotonic).
+
+    ``generic_plans``: each connection asks the server to plan its prepared statements once,
+    for any values (see :data:`GENERIC_PLANS`). For a pool whose statements are key look-ups by
+    arrays of ids, the plan never depends on the values, and planning them anew for every
+    execution is most of what a small request costs the server.
     """
     freshness = _Freshness(clock)
     return Pool(
@@ -89,7 +95,22 @@ def create_pool(
         check=freshness.check_when_idle,
         reset=freshness.note_return,
         reconnect_timeout=0,  # never give up reconnecting: the database may come back
+        configure=_plan_once if generic_plans else None,
     )
+
+
+#: psycopg prepares a statement on a connection once it has run it a few times; the server
+#: then plans each execution with its values (a custom plan) for as long as it estimates that
+#: cheaper than one plan for any values. The deletion's statement, with its replay record,
+#: tombstones, audit row and rate step, takes longer to plan than to run: on PostgreSQL 18,
+#: 250 µs of the server's CPU per 1-entry request planned every time, against nothing once
+#: (docs/performance.md). Only prepared statements are affected: those run once are planned
+#: with their values, as always.
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+
+
+async def _plan_once(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute(GENERIC_PLANS)
 
 
 def requests_waiting(pool: Pool) -> int:

@@ -195,6 +195,8 @@ def _create_pool(
         timeout=settings.db_timeout,
         connect_timeout=max(1, round(settings.db_timeout)),
         connection_class=connection_class,
+        # The request path's statements are look-ups by keys and arrays of ids: one plan each.
+        generic_plans=True,
     )
 
 

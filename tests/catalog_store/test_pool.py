@@ -4,6 +4,7 @@ idle longer, so a connection the database dropped while idle is replaced before 
 from __future__ import annotations
 
 import socket
+import uuid
 
 import anyio
 import psycopg
@@ -173,3 +174,38 @@ async def test_ping_answers_while_the_database_does_and_is_store_unavailable_whe
             await catalog_store.ping(unreachable)
     finally:
         await unreachable.close()
+
+
+_BY_IDS = "SELECT count(*) FROM products WHERE store_id = %s AND id = ANY(%s::uuid[])"
+
+
+async def _plans_of_a_repeated_statement(pool: catalog_store.Pool) -> tuple[int, int]:
+    """Run one statement ten times, with other values each time, on the pool's one
+    connection; how the server planned its prepared form: (generic plans, custom plans)."""
+    async with catalog_store.connection(pool) as conn:
+        for n in range(10):
+            await conn.execute(_BY_IDS, (n, [str(uuid.UUID(int=n))]))
+        cur = await conn.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE 'SELECT count(*) FROM products%'"
+        )
+        rows = await cur.fetchall()
+    assert len(rows) == 1, rows  # psycopg prepared it: it ran more than its threshold
+    return int(rows[0][0]), int(rows[0][1])
+
+
+async def test_a_pool_with_generic_plans_plans_each_prepared_statement_once(
+    database_url: str,
+) -> None:
+    generic = catalog_store.create_pool(database_url, min_size=1, max_size=1, generic_plans=True)
+    default = catalog_store.create_pool(database_url, min_size=1, max_size=1)
+    for pool in (generic, default):
+        await pool.open(wait=True)
+    try:
+        generic_plans, custom_plans = await _plans_of_a_repeated_statement(generic)
+        assert custom_plans == 0 and generic_plans >= 1
+        # Without it the server plans the first executions with their values, at least.
+        assert (await _plans_of_a_repeated_statement(default))[1] >= 1
+    finally:
+        for pool in (generic, default):
+            await pool.close()
