@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench.hotpath                      (this checkout)
     BENCH_HOTPATH_SOURCES=/old/tree:/new/tree .venv/bin/python -m bench.hotpath
+    BENCH_HOTPATH_SOURCES=:,GATEWAY_LOG_LEVEL=warning .venv/bin/python -m bench.hotpath
 
 Starts one fresh database, the floor and one gateway per source tree (each `serve` run from
 that tree's packages, first on ``PYTHONPATH``, so two versions of the code are measured on the
-same database, catalog and machine minutes), then sends 1-entry deletes to each in turn,
+same database, catalog and machine minutes; ``,VARIABLE=value`` after a tree sets a variable
+of that gateway's environment), then sends 1-entry deletes to each in turn,
 ``BENCH_ROUNDS`` times. For every run it reads the gateway's own CPU time from
 ``/proc/<pid>/stat``: the **CPU microseconds per request** of the serving process is steadier
 than its requests per second, which the database and the machine's other load move too. It is
@@ -60,10 +62,13 @@ def postgres_cpu_seconds() -> float:
 
 
 def _start_gateway(stack: Stack, source: str, label: str) -> tuple[int, str]:
+    """``source``: a checkout to run (empty: this one), then any ``,VARIABLE=value``."""
     port = free_port()
     env = dict(stack.env)
-    if source:
-        env["PYTHONPATH"] = source
+    tree, *settings = source.split(",")
+    env.update(setting.split("=", 1) for setting in settings)
+    if tree:
+        env["PYTHONPATH"] = tree
     process = stack._start(  # noqa: SLF001 - the bench's own helper
         label, [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)], env
     )

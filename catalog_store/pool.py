@@ -16,6 +16,8 @@ from .errors import UNCHANGED, DeadlineExceeded, StoreUnavailable
 
 __all__ = ["Pool", "connection", "create_pool", "ping", "requests_waiting"]
 
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
 #: A connection given back to the pool this recently was working then, and is lent again
 #: without a check: under load, checking every borrow cost a round trip per request
 #: (docs/performance.md). One idle for longer is checked before it is lent.
@@ -30,6 +32,8 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
     """
 
     waiting: int = 0
+    #: When each connection came back healthy (set by :func:`create_pool`).
+    freshness: _Freshness | None = None
 
 
 class _Freshness:
@@ -41,9 +45,13 @@ class _Freshness:
             WeakKeyDictionary()
         )
 
-    async def note_return(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        # Called by the pool only for a connection that comes back healthy and idle.
-        self._returned_at[conn] = self._clock()
+    def note_return(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """``conn`` is being given back: healthy if it is open and idle (the borrow committed or
+        rolled back). Noted here rather than in the pool's ``reset`` callback, which psycopg_pool
+        runs in a task of its own for every connection given back: one more hop through the
+        event loop per request, before the connection can be lent again."""
+        if not conn.closed and conn.pgconn.transaction_status == _IDLE:
+            self._returned_at[conn] = self._clock()
 
     async def check_when_idle(self, conn: psycopg.AsyncConnection[Any]) -> None:
         returned = self._returned_at.get(conn)
@@ -84,7 +92,7 @@ def create_pool(
     execution is most of what a small request costs the server.
     """
     freshness = _Freshness(clock)
-    return Pool(
+    pool = Pool(
         conninfo,
         min_size=min_size,
         max_size=max_size,
@@ -93,10 +101,11 @@ def create_pool(
         connection_class=connection_class,
         kwargs={"autocommit": True, "connect_timeout": connect_timeout},
         check=freshness.check_when_idle,
-        reset=freshness.note_return,
         reconnect_timeout=0,  # never give up reconnecting: the database may come back
         configure=_plan_once if generic_plans else None,
     )
+    pool.freshness = freshness
+    return pool
 
 
 #: psycopg prepares a statement on a connection once it has run it a few times; the server
@@ -144,6 +153,8 @@ async def connection(pool: Pool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
             watch.end()
             if watch.cut:
                 await conn.close()
+            elif pool.freshness is not None:
+                pool.freshness.note_return(conn)
             await pool.putconn(conn)
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
         raise _unavailable(exc, watch) from exc

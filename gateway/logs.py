@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
 import msgspec
@@ -28,6 +29,8 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _HOST = socket.gethostname()
 #: Lines waiting for the writer thread; beyond this many, new ones are dropped.
 _MAX_PENDING = 10_000
+#: How long the writer waits, once woken, for more lines to write with the first.
+_LINGER_SECONDS = 0.01
 #: At exit, how long the writer may take to write what is pending (a full pipe never empties).
 _EXIT_FLUSH_SECONDS = 2.0
 #: Libraries whose INFO lines are per request or per connection, or only list the tasks that a
@@ -72,12 +75,19 @@ _RECORD_FIELDS = frozenset(
 
 
 class _Writer:
-    """Writes lines to a file descriptor from a daemon thread, never blocking the caller."""
+    """Writes lines to a file descriptor from a daemon thread, never blocking the caller.
 
-    def __init__(self, fd: int) -> None:
+    The thread is woken only by the first line after it went idle, then lingers a moment so
+    that the lines of every request served meanwhile go out in one write: under load it wakes
+    a few hundred times a second, not once per line (each wake takes the GIL from the event
+    loop: docs/performance.md)."""
+
+    def __init__(self, fd: int, linger: float = _LINGER_SECONDS) -> None:
         self._fd = fd
+        self._linger = linger
         self._lines: collections.deque[bytes] = collections.deque()
         self._writing = 0
+        self._parked = False
         lock = threading.Lock()
         self._ready = threading.Condition(lock)
         self._idle = threading.Condition(lock)
@@ -88,12 +98,19 @@ class _Writer:
             if len(self._lines) >= _MAX_PENDING:
                 return  # the reader is far behind, or stuck: drop, never wait
             self._lines.append(line)
-            self._ready.notify()
+            if self._parked:
+                self._parked = False
+                self._ready.notify()
 
     def _run(self) -> None:
         while True:
             with self._ready:
-                self._ready.wait_for(lambda: self._lines)
+                while not self._lines:
+                    self._parked = True
+                    self._ready.wait()
+                self._parked = False
+            time.sleep(self._linger)  # the lines of the next few moments join these
+            with self._ready:
                 lines = list(self._lines)  # every line waiting: one write for all of them
                 self._lines.clear()
                 self._writing = len(lines)

@@ -315,7 +315,9 @@ class CountingCursor(psycopg.AsyncCursor[Any]):
     statements: list[str] = []
 
     async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if query:  # the pool's connection check sends an empty query
+        # Not the request's: the pool's connection check (an empty query), and the set-up of a
+        # connection the pool opens meanwhile (catalog_store.pool.GENERIC_PLANS).
+        if query and query != catalog_store.pool.GENERIC_PLANS:
             CountingCursor.statements.append(str(query).split()[0])
         return await super().execute(query, params, **kwargs)
 
