@@ -66,7 +66,9 @@ def _start_gateway(stack: Stack, source: str, label: str) -> tuple[int, str]:
     port = free_port()
     env = dict(stack.env)
     tree, *settings = source.split(",")
-    env.update(setting.split("=", 1) for setting in settings)
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        env[name] = value
     if tree:
         env["PYTHONPATH"] = tree
     process = stack._start(  # noqa: SLF001 - the bench's own helper
