@@ -16,26 +16,14 @@ what a change of the hot path buys. `make bench` stays the judge of the targets.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.floor import FLOOR_PATH
 from bench.load import DELETIONS, Catalog, run_wrk, write_floor_requests, write_signed_requests
-from bench.run import (
-    CATALOG,
-    CONNECTIONS,
-    DURATION,
-    ROUNDS,
-    Stack,
-    _batches,
-    _credentials,
-    _fresh_database,
-)
+from bench.run import CATALOG, CONNECTIONS, DURATION, ROUNDS, Stack, _batches, bench_stack
 from tests.live import BIN, free_port
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -127,46 +115,37 @@ def _run(stack: Stack, catalog: Catalog, target: Target) -> None:
 
 def main() -> None:
     sources = os.environ.get("BENCH_HOTPATH_SOURCES", "").split(":")
-    folder = Path(tempfile.mkdtemp(prefix="bench-hotpath-"))
-    with _fresh_database() as url:
-        creds = asyncio.run(_credentials(url))
-        stack = Stack(url, folder, creds)
-        catalog = Catalog(url, creds.store_id)
-        try:
-            targets = []
-            for n, source in enumerate(sources):
-                pid, gateway_url = _start_gateway(stack, source, f"gateway-{n}")
-                targets.append(Target(f"gateway {source or '.'}", pid, gateway_url, DELETIONS))
-            stack.start_floor()
-            targets.append(Target("floor", stack.processes[-1].pid, stack.floor_url, FLOOR_PATH))
-            for target in targets:  # warm-up: pools filled, statements prepared
-                _run(stack, catalog, target)
-                target.clear()
-            for _ in range(ROUNDS):
-                for target in targets:
-                    _run(stack, catalog, target)
-                    print(
-                        f"  {target.name:<36} {target.rates[-1]:8.1f} req/s"
-                        f"  p99 {target.p99s[-1]:7.2f} ms  CPU/request: own"
-                        f" {target.cpu_us[-1]:6.1f} µs,"
-                        f" database {target.database_cpu_us[-1]:6.1f} µs",
-                        flush=True,
-                    )
-            floor = statistics.median(targets[-1].rates)
-            print(f"\nmedian of {ROUNDS} rounds")
+    with bench_stack("bench-hotpath-") as (stack, catalog):
+        targets = []
+        for n, source in enumerate(sources):
+            pid, gateway_url = _start_gateway(stack, source, f"gateway-{n}")
+            targets.append(Target(f"gateway {source or '.'}", pid, gateway_url, DELETIONS))
+        stack.start_floor()
+        targets.append(Target("floor", stack.processes[-1].pid, stack.floor_url, FLOOR_PATH))
+        for target in targets:  # warm-up: pools filled, statements prepared
+            _run(stack, catalog, target)
+            target.clear()
+        for _ in range(ROUNDS):
             for target in targets:
-                rate = statistics.median(target.rates)
+                _run(stack, catalog, target)
                 print(
-                    f"  {target.name:<36} {rate:8.1f} req/s  {rate / floor:5.2f} of the floor"
-                    f"  (rounds {min(target.rates):.0f}-{max(target.rates):.0f})"
-                    f"  p99 {statistics.median(target.p99s):6.2f} ms"
-                    f"  CPU/request: own {statistics.median(target.cpu_us):6.1f} µs,"
-                    f" database {statistics.median(target.database_cpu_us):6.1f} µs"
+                    f"  {target.name:<36} {target.rates[-1]:8.1f} req/s"
+                    f"  p99 {target.p99s[-1]:7.2f} ms  CPU/request: own"
+                    f" {target.cpu_us[-1]:6.1f} µs,"
+                    f" database {target.database_cpu_us[-1]:6.1f} µs",
+                    flush=True,
                 )
-        finally:
-            catalog.close()
-            stack.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+        floor = statistics.median(targets[-1].rates)
+        print(f"\nmedian of {ROUNDS} rounds")
+        for target in targets:
+            rate = statistics.median(target.rates)
+            print(
+                f"  {target.name:<36} {rate:8.1f} req/s  {rate / floor:5.2f} of the floor"
+                f"  (rounds {min(target.rates):.0f}-{max(target.rates):.0f})"
+                f"  p99 {statistics.median(target.p99s):6.2f} ms"
+                f"  CPU/request: own {statistics.median(target.cpu_us):6.1f} µs,"
+                f" database {statistics.median(target.database_cpu_us):6.1f} µs"
+            )
 
 
 if __name__ == "__main__":

@@ -245,6 +245,23 @@ class Stack:
                 process.wait()
 
 
+@contextmanager
+def bench_stack(prefix: str) -> Iterator[tuple[Stack, Catalog]]:
+    """A fresh database with the bench's partner, store and token, its catalog, and a Stack to
+    start processes in; everything stopped, dropped and removed at the end."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    with _fresh_database() as url:
+        creds = asyncio.run(_credentials(url))
+        stack = Stack(url, folder, creds)
+        catalog = Catalog(url, creds.store_id)
+        try:
+            yield stack, catalog
+        finally:
+            catalog.close()
+            stack.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _batches(catalog: Catalog, entries: int, size: int) -> list[list[str]]:
     """As many requests as one run may use: capped by BENCH_MAX_ENTRIES and by half the
     catalog, so the catalog never shrinks below half its size during a run."""
@@ -556,73 +573,56 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def bench() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="bench-"))
-    with _fresh_database() as url:
-        machine = _machine(url)
-        creds = asyncio.run(_credentials(url))
-        stack = Stack(url, folder, creds)
-        catalog = Catalog(url, creds.store_id)
-        try:
-            stack.start_gateway()
-            stack.start_floor()
-            scenarios: list[dict[str, Any]] = []
-            plan = [
-                ("1-entry deletes, small catalog", SMALL_CATALOG, 1, CONNECTIONS),
-                ("1-entry deletes", CATALOG, 1, CONNECTIONS),
-                ("10-entry batches", CATALOG, 10, BATCH_CONNECTIONS),
-                ("100-entry batches", CATALOG, 100, BATCH_CONNECTIONS),
-                ("1,000-entry batches", CATALOG, 1000, BATCH_CONNECTIONS),
-            ]
-            for name, size, entries, connections in plan:
-                print(f"{name} ({size:,} products, {connections} connections):", flush=True)
-                if not scenarios:
-                    _warm_up(stack, catalog, size)
-                runs = _measure(stack, catalog, size, entries, connections)
-                scenarios.append({"name": name, "catalog": size, "runs": runs})
-            print(f"dispatched batch of {DISPATCH_ENTRIES:,} entries:", flush=True)
-            stack.start_worker()
-            time.sleep(2)  # the worker opens its pool and listens
-            dispatched = _dispatched(stack, catalog)
-            memory = tree_memory_kib(stack.gateway.pid)
-        finally:
-            catalog.close()
-            stack.stop()
+    with bench_stack("bench-") as (stack, catalog):
+        machine = _machine(stack.url)
+        stack.start_gateway()
+        stack.start_floor()
+        scenarios: list[dict[str, Any]] = []
+        plan = [
+            ("1-entry deletes, small catalog", SMALL_CATALOG, 1, CONNECTIONS),
+            ("1-entry deletes", CATALOG, 1, CONNECTIONS),
+            ("10-entry batches", CATALOG, 10, BATCH_CONNECTIONS),
+            ("100-entry batches", CATALOG, 100, BATCH_CONNECTIONS),
+            ("1,000-entry batches", CATALOG, 1000, BATCH_CONNECTIONS),
+        ]
+        for name, size, entries, connections in plan:
+            print(f"{name} ({size:,} products, {connections} connections):", flush=True)
+            if not scenarios:
+                _warm_up(stack, catalog, size)
+            runs = _measure(stack, catalog, size, entries, connections)
+            scenarios.append({"name": name, "catalog": size, "runs": runs})
+        print(f"dispatched batch of {DISPATCH_ENTRIES:,} entries:", flush=True)
+        stack.start_worker()
+        time.sleep(2)  # the worker opens its pool and listens
+        dispatched = _dispatched(stack, catalog)
+        memory = tree_memory_kib(stack.gateway.pid)
     report = _report(machine, scenarios, dispatched, memory)
     _print_table(report)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten: {RESULTS.relative_to(ROOT)}")
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def profile() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    with _fresh_database() as url:
-        creds = asyncio.run(_credentials(url))
-        stack = Stack(url, folder, creds)
-        catalog = Catalog(url, creds.store_id)
-        try:
-            stack.start_gateway()
-            catalog.top_up(CATALOG)
-            batches = _batches(catalog, PROFILE_ENTRIES, CATALOG)
-            write_signed_requests(folder / "requests.txt", creds, batches)
-            profile_gateway(
-                stack.gateway.pid,
-                lambda: run_wrk(
-                    stack.gateway_url + DELETIONS,
-                    folder / "requests.txt",
-                    target="gateway",
-                    entries=PROFILE_ENTRIES,
-                    connections=CONNECTIONS if PROFILE_ENTRIES == 1 else BATCH_CONNECTIONS,
-                    duration=DURATION,
-                    expect='"failed":0}',
-                ),
+    with bench_stack("bench-profile-") as (stack, catalog):
+        stack.start_gateway()
+        catalog.top_up(CATALOG)
+        batches = _batches(catalog, PROFILE_ENTRIES, CATALOG)
+        requests = stack.folder / "requests.txt"
+        write_signed_requests(requests, stack.creds, batches)
+        profile_gateway(
+            stack.gateway.pid,
+            lambda: run_wrk(
+                stack.gateway_url + DELETIONS,
+                requests,
+                target="gateway",
+                entries=PROFILE_ENTRIES,
+                connections=CONNECTIONS if PROFILE_ENTRIES == 1 else BATCH_CONNECTIONS,
                 duration=DURATION,
-                out=ROOT / "bench" / "profile.txt",
-            )
-        finally:
-            catalog.close()
-            stack.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+                expect='"failed":0}',
+            ),
+            duration=DURATION,
+            out=ROOT / "bench" / "profile.txt",
+        )
 
 
 def _stop(signum: int, frame: object) -> None:
