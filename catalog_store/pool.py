@@ -112,9 +112,9 @@ def create_pool(
 #: then plans each execution with its values (a custom plan) for as long as it estimates that
 #: cheaper than one plan for any values. The deletion's statement, with its replay record,
 #: tombstones, audit row and rate step, takes longer to plan than to run: on PostgreSQL 18,
-#: 250 µs of the server's CPU per 1-entry request planned every time, against nothing once
-#: (docs/performance.md). Only prepared statements are affected: those run once are planned
-#: with their values, as always.
+#: planning it for every 1-entry request cost about 250 µs of the server's CPU, which one plan
+#: per connection saves (docs/performance.md). Only prepared statements are affected: those
+#: run once are planned with their values, as always. (A setting of PostgreSQL 12 and newer.)
 GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 
 

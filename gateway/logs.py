@@ -79,8 +79,8 @@ class _Writer:
 
     The thread is woken only by the first line after it went idle, then lingers a moment so
     that the lines of every request served meanwhile go out in one write: under load it wakes
-    a few hundred times a second, not once per line (each wake takes the GIL from the event
-    loop: docs/performance.md)."""
+    at most about a hundred times a second, not once per line (each wake takes the GIL from the
+    event loop: docs/performance.md)."""
 
     def __init__(self, fd: int, linger: float = _LINGER_SECONDS) -> None:
         self._fd = fd
