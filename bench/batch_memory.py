@@ -15,25 +15,20 @@ import asyncio
 import json
 import os
 import platform
-import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import catalog_store  # noqa: E402
-from bench.run import tree_memory_kib  # noqa: E402
-from gateway.client import PartnerAuth  # noqa: E402
-from gateway.jobs import migrate  # noqa: E402
+from bench.load import create_tenant  # noqa: E402
+from bench.run import fresh_database, tree_memory_kib  # noqa: E402
 from tests.live import BIN, clean_env, free_port  # noqa: E402
 
 DELETIONS = "/api/v1/partner/stores/products/deletions"
@@ -47,37 +42,18 @@ def _tree_kib(pid: int) -> dict[str, int]:
     return {"VmRSS": memory["VmRSS"], "VmHWM": memory["VmHWM"]}
 
 
-async def _setup(url: str) -> tuple[Any, list[str]]:
-    await migrate(url)
-    pool = catalog_store.create_pool(url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        # The server started below inherits this key, and so opens the secret sealed here.
-        key = os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
-        box = catalog_store.SecretBox(catalog_store.parse_key(key))
-        partner = await catalog_store.create_partner(pool, "bench", box=box)
-        store = await catalog_store.create_store(pool, "bench")
-        token = await catalog_store.issue_token(
-            pool, partner_client_id=partner.client_id, store_client_id=store.client_id
-        )
-        refs = await catalog_store.seed_products(
-            pool, store_client_id=store.client_id, count=ENTRIES, variants=2
-        )
-    finally:
-        await pool.close()
-    return (partner, store, token), [str(r.id) for r in refs]
-
-
 def main() -> None:
-    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
-    name = f"bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(server, dbname=name)
+    with fresh_database() as url:
+        _measure(url)
+
+
+def _measure(url: str) -> None:
+    """Seed, start a gateway and a worker, dispatch one batch and read the memory, in the
+    database at ``url``; writes bench/results-batch-memory.json."""
     folder = Path(tempfile.mkdtemp())
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        (partner, store, token), ids = asyncio.run(_setup(url))
+        creds, ids = asyncio.run(create_tenant(url, "bench", products=ENTRIES))
         port = free_port()
         env = clean_env(url, GATEWAY_DATA_DIR=str(folder), GATEWAY_LOG_LEVEL="warning")
         gateway = subprocess.Popen(
@@ -101,12 +77,7 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.1)
         time.sleep(2)  # let both settle (pools opened, worker listening)
-        auth = PartnerAuth(
-            partner_client_id=partner.client_id,
-            partner_secret=partner.secret,
-            store_client_id=store.client_id,
-            store_token=token.token,
-        )
+        auth = creds.partner_auth()
         with httpx.Client(base_url=base, auth=auth, timeout=120) as client:
             client.get("/healthz")
             before = {"gateway": _tree_kib(gateway.pid), "worker": _tree_kib(worker.pid)}
@@ -164,8 +135,6 @@ def main() -> None:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

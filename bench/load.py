@@ -14,8 +14,11 @@ from typing import Any
 
 import psycopg
 
+import catalog_store
 import signing
 from bench.floor import FLOOR_DELETE
+from gateway.client import PartnerAuth
+from gateway.jobs import migrate
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "load.lua"
@@ -42,6 +45,47 @@ class Credentials:
     store_id: int
     store_client_id: str
     token: str
+    partner_id: int
+
+    def partner_auth(self) -> PartnerAuth:
+        """The partner's signer for httpx, as a partner's client would hold it."""
+        return PartnerAuth(
+            partner_client_id=self.partner_client_id,
+            partner_secret=self.secret,
+            store_client_id=self.store_client_id,
+            store_token=self.token,
+        )
+
+
+async def create_tenant(url: str, name: str, *, products: int = 0) -> tuple[Credentials, list[str]]:
+    """Migrate ``url``'s database, and make one partner, store and token there, with
+    ``products`` products of two variants each; their credentials and the products' ids. The
+    partner's secret is sealed with ``GATEWAY_SECRET_KEY`` (drawn now when unset), which the
+    processes started later inherit."""
+    await migrate(url)
+    pool = catalog_store.create_pool(url, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    try:
+        key = os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
+        box = catalog_store.SecretBox(catalog_store.parse_key(key))
+        partner = await catalog_store.create_partner(pool, name, box=box)
+        store = await catalog_store.create_store(pool, name)
+        token = await catalog_store.issue_token(
+            pool, partner_client_id=partner.client_id, store_client_id=store.client_id
+        )
+        refs = (
+            await catalog_store.seed_products(
+                pool, store_client_id=store.client_id, count=products, variants=2
+            )
+            if products
+            else []
+        )
+    finally:
+        await pool.close()
+    creds = Credentials(
+        partner.client_id, partner.secret, store.id, store.client_id, token.token, partner.id
+    )
+    return creds, [str(ref.id) for ref in refs]
 
 
 @dataclass

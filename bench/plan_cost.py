@@ -28,8 +28,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.hotpath import cpu_seconds  # noqa: E402
-from bench.load import Catalog  # noqa: E402
-from bench.run import _credentials, _fresh_database  # noqa: E402
+from bench.load import Catalog, create_tenant  # noqa: E402
+from bench.run import fresh_database  # noqa: E402
 from catalog_store.counted import DELETE_AUDITED_COUNTED  # noqa: E402
 from catalog_store.pool import GENERIC_PLANS  # noqa: E402
 
@@ -84,19 +84,14 @@ def _measure(url: str, catalog: Catalog, partner_id: int, size: int, generic: bo
 
 def main() -> None:
     sizes = [int(arg) for arg in sys.argv[1:]] or [1, 10, 100, 1000]
-    with _fresh_database() as url:
-        creds = asyncio.run(_credentials(url))
-        with psycopg.connect(url) as conn:
-            row = conn.execute(
-                "SELECT id FROM partners WHERE client_id = %s", (creds.partner_client_id,)
-            ).fetchone()
-        assert row is not None
+    with fresh_database() as url:
+        creds, _ = asyncio.run(create_tenant(url, "bench"))
         catalog = Catalog(url, creds.store_id)
         try:
             for size in sizes:
                 for _ in range(2):
                     for generic in (False, True):
-                        print(_measure(url, catalog, int(row[0]), size, generic), flush=True)
+                        print(_measure(url, catalog, creds.partner_id, size, generic), flush=True)
         finally:
             catalog.close()
 

@@ -40,14 +40,13 @@ from bench.load import (
     Catalog,
     Credentials,
     RunResult,
+    create_tenant,
     run_database_alone,
     run_wrk,
     write_floor_requests,
     write_signed_requests,
 )
 from bench.profile import profile_gateway
-from gateway.client import PartnerAuth
-from gateway.jobs import migrate
 from tests.live import BIN, clean_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +131,7 @@ def tree_memory_kib(pid: int) -> dict[str, Any]:
 
 
 @contextmanager
-def _fresh_database() -> Iterator[str]:
+def fresh_database() -> Iterator[str]:
     server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
     name = f"bench_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as conn:
@@ -142,25 +141,6 @@ def _fresh_database() -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-async def _credentials(url: str) -> Credentials:
-    await migrate(url)
-    pool = catalog_store.create_pool(url, min_size=1, max_size=1)
-    await pool.open(wait=True)
-    try:
-        # The gateway started later inherits this key, and so opens the secret sealed here.
-        key = os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
-        partner = await catalog_store.create_partner(
-            pool, "bench", box=catalog_store.SecretBox(catalog_store.parse_key(key))
-        )
-        store = await catalog_store.create_store(pool, "bench")
-        token = await catalog_store.issue_token(
-            pool, partner_client_id=partner.client_id, store_client_id=store.client_id
-        )
-    finally:
-        await pool.close()
-    return Credentials(partner.client_id, partner.secret, store.id, store.client_id, token.token)
 
 
 class Stack:
@@ -250,8 +230,8 @@ def bench_stack(prefix: str) -> Iterator[tuple[Stack, Catalog]]:
     """A fresh database with the bench's partner, store and token, its catalog, and a Stack to
     start processes in; everything stopped, dropped and removed at the end."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    with _fresh_database() as url:
-        creds = asyncio.run(_credentials(url))
+    with fresh_database() as url:
+        creds, _ = asyncio.run(create_tenant(url, "bench"))
         stack = Stack(url, folder, creds)
         catalog = Catalog(url, creds.store_id)
         try:
@@ -367,12 +347,7 @@ def _dispatched(stack: Stack, catalog: Catalog) -> dict[str, Any]:
     """One dispatched batch: seconds from its 202 to `succeeded`, seen by polling its status."""
     catalog.top_up(CATALOG)
     ids = catalog.sample(DISPATCH_ENTRIES)
-    auth = PartnerAuth(
-        partner_client_id=stack.creds.partner_client_id,
-        partner_secret=stack.creds.secret,
-        store_client_id=stack.creds.store_client_id,
-        store_token=stack.creds.token,
-    )
+    auth = stack.creds.partner_auth()
     body = json.dumps({"ids": ids, "dispatch": True}, separators=(",", ":")).encode()
     with httpx.Client(base_url=stack.gateway_url, auth=auth, timeout=120) as client:
         started = time.monotonic()

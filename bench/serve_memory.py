@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -28,46 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import catalog_store  # noqa: E402
-from bench.run import process_tree, tree_memory_kib  # noqa: E402
+from bench.load import create_tenant  # noqa: E402
+from bench.run import fresh_database, process_tree, tree_memory_kib  # noqa: E402
 from gateway.client import PartnerAuth  # noqa: E402
-from gateway.jobs import migrate  # noqa: E402
 from tests.live import BIN, clean_env, free_port  # noqa: E402
 
 DELETIONS = "/api/v1/partner/stores/products/deletions"
 PRODUCTS = 200_000
-
-
-async def _setup(url: str) -> tuple[PartnerAuth, list[str]]:
-    await migrate(url)
-    pool = catalog_store.create_pool(url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    try:
-        # The server started below inherits this key, and so opens the secret sealed here.
-        key = os.environ.setdefault("GATEWAY_SECRET_KEY", catalog_store.generate_key())
-        box = catalog_store.SecretBox(catalog_store.parse_key(key))
-        partner = await catalog_store.create_partner(pool, "memory", box=box)
-        store = await catalog_store.create_store(pool, "memory")
-        token = await catalog_store.issue_token(
-            pool, partner_client_id=partner.client_id, store_client_id=store.client_id
-        )
-        refs = await catalog_store.seed_products(
-            pool, store_client_id=store.client_id, count=PRODUCTS, variants=2
-        )
-    finally:
-        await pool.close()
-    auth = PartnerAuth(
-        partner_client_id=partner.client_id,
-        partner_secret=partner.secret,
-        store_client_id=store.client_id,
-        store_token=token.token,
-    )
-    return auth, [str(r.id) for r in refs]
 
 
 async def _load(base: str, auth: PartnerAuth, ids: list[str], seconds: float) -> dict[str, int]:
@@ -103,15 +72,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="of each load phase (10)")
     parser.add_argument("serve_args", nargs="*", help="more arguments for serve")
     args = parser.parse_args()
-    server = os.environ.get("DATABASE_URL") or catalog_store.embedded_conninfo(ROOT / ".data")
-    name = f"memory_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(server, dbname=name)
+    with fresh_database() as url:
+        _measure(url, args)
+
+
+def _measure(url: str, args: argparse.Namespace) -> None:
+    """Seed, serve, load and read the memory, in the database at ``url``."""
     folder = Path(tempfile.mkdtemp(prefix="serve-memory-"))
     gateway: subprocess.Popen[bytes] | None = None
     try:
-        auth, ids = asyncio.run(_setup(url))
+        creds, ids = asyncio.run(create_tenant(url, "memory", products=PRODUCTS))
+        auth = creds.partner_auth()
         port = free_port()
         env = clean_env(
             url,
@@ -160,8 +131,6 @@ def main() -> None:
                 gateway.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 gateway.kill()
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

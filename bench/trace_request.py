@@ -42,7 +42,7 @@ from types import FrameType
 from typing import Any
 
 import catalog_store
-from bench.run import _fresh_database
+from bench.run import fresh_database
 from gateway.jobs import migrate
 from tests.support import DELETIONS, body_of, gateway_client, make_tenant, signed_headers
 
@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--warm", action="store_true", help="send one untraced request first")
     args = parser.parse_args()
-    with _fresh_database() as url:
+    with fresh_database() as url:
         result = asyncio.run(trace(url, warm=args.warm))
     _print(result)
     if args.json:
