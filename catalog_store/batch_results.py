@@ -33,7 +33,7 @@ class BatchEntry:
 # that a worker of the previous release ran carry their result (done, code, ...); the others'
 # results are in the rows of the chunks that hold them, read by the second statement.
 _PAGE = """
-SELECT seq, field, row_index, value, done, code, product_id, external_id
+SELECT seq, field, row_index, value, done, code, product_id::text, external_id
   FROM deletion_batch_entries
  WHERE store_id = %(store)s AND batch_id = %(batch)s AND seq > %(after)s
    AND seq < (SELECT processed FROM deletion_batches
@@ -45,14 +45,14 @@ SELECT seq, field, row_index, value, done, code, product_id, external_id
 # SQL the planner, which cannot know how many elements an unnest yields, chose a nested loop
 # that unnested every chunk again for each entry of the page (0.9 s for a page of 1,000).
 _PAGE_CHUNKS = """
-SELECT first_seq, codes, product_ids, external_ids
+SELECT first_seq, codes, product_ids::text[], external_ids
   FROM deletion_batch_chunks
  WHERE store_id = %(store)s AND batch_id = %(batch)s
    AND first_seq <= %(last)s AND last_seq >= %(first)s
  ORDER BY first_seq
 """
 
-_Result = tuple[str | None, uuid.UUID | None, str | None]
+_Result = tuple[str | None, str | None, str | None]
 
 
 class _ChunkResults:

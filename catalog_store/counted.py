@@ -26,7 +26,7 @@ WITH deleted AS (
        SET spent_until_ms = greatest(r.spent_until_ms, %(now)s) + %(step)s,
            ceiling_ms = excluded.ceiling_ms
 )
-SELECT id, external_id FROM deleted
+SELECT id::text, external_id FROM deleted
 """
 # A dry run: deletions._PREVIEW, then the step.
 PREVIEW_COUNTED = """
@@ -37,7 +37,7 @@ WITH step AS (
        SET spent_until_ms = greatest(r.spent_until_ms, %(now)s) + %(step)s,
            ceiling_ms = excluded.ceiling_ms
 )
-SELECT p.id, p.external_id, (SELECT count(*) FROM product_variants v
+SELECT p.id::text, p.external_id, (SELECT count(*) FROM product_variants v
                               WHERE v.store_id = p.store_id AND v.product_id = p.id)
   FROM products p WHERE p.store_id = %(store)s
    AND (p.id = ANY(%(ids)s::uuid[]) OR p.external_id = ANY(%(external_ids)s::text[]))
@@ -87,10 +87,10 @@ WITH nonce AS (
        SET spent_until_ms = greatest(r.spent_until_ms, %(now)s) + %(step)s,
            ceiling_ms = excluded.ceiling_ms
 )
-SELECT 'accepted', NULL::uuid, NULL::text, NULL::numeric FROM counted
+SELECT 'accepted', NULL::text, NULL::text, NULL::numeric FROM counted
 UNION ALL
 SELECT 'over the limit', NULL, NULL, allowance.spent_until_ms
   FROM nonce, allowance WHERE NOT allowance.fits
 UNION ALL
-SELECT 'deleted', id, external_id, NULL FROM deleted
+SELECT 'deleted', id::text, external_id, NULL FROM deleted
 """

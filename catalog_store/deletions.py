@@ -3,7 +3,6 @@ preview). Each statement is written out whole, as it is sent."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +45,7 @@ WITH deleted AS (
        AND deleted_at IS NULL
     RETURNING id, external_id
 )
-SELECT id, external_id FROM deleted
+SELECT id::text, external_id FROM deleted
 """
 # A request without an idempotency key, whole, in one statement, so one round trip: the replay
 # record, the deletes as tombstones (as DELETE_PRODUCTS's, only when the record is new)
@@ -79,17 +78,17 @@ WITH nonce AS (
            (SELECT count(*)::int AS n, coalesce(array_agg(id ORDER BY id), '{}') AS ids
               FROM deleted) AS d
 )
-SELECT 'accepted', NULL::uuid, NULL::text, NULL::numeric FROM nonce
+SELECT 'accepted', NULL::text, NULL::text, NULL::numeric FROM nonce
 UNION ALL
-SELECT 'deleted', id, external_id, NULL FROM deleted
+SELECT 'deleted', id::text, external_id, NULL FROM deleted
 """
 _AUDIT = """
 INSERT INTO deletion_audit
     (request_id, partner_id, store_id, total, succeeded, failed, deleted_ids)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+VALUES (%s, %s, %s, %s, %s, %s, %s::uuid[])
 """
 _PREVIEW = """
-SELECT p.id, p.external_id,
+SELECT p.id::text, p.external_id,
        (SELECT count(*) FROM product_variants v
          WHERE v.store_id = p.store_id AND v.product_id = p.id)
   FROM products p
@@ -184,7 +183,7 @@ class DeletionPreview:
     """What a request would delete: its report, and the variants of each product it names."""
 
     outcome: DeletionOutcome
-    variants: dict[uuid.UUID, int]
+    variants: dict[str, int]
 
 
 async def preview_deletion(tx: RequestTransaction, *, plan: DeletionPlan) -> DeletionPreview:

@@ -56,7 +56,7 @@ def _item_errors(failures: Sequence[catalog_store.EntryFailure]) -> list[ItemErr
 
 
 def _success_item(product: catalog_store.DeletedProduct) -> SuccessItem:
-    return SuccessItem(id=str(product.id), externalId=product.external_id)
+    return SuccessItem(id=product.id, externalId=product.external_id)
 
 
 def _deleted_message(succeeded: int, failed: int) -> str:
@@ -96,7 +96,7 @@ def dry_run(request: Request, preview: catalog_store.DeletionPreview) -> DryRunR
     """The report a real run would give now, with each product's variants."""
     outcome = preview.outcome
     items = [
-        DryRunItem(id=str(p.id), externalId=p.external_id, variants=preview.variants.get(p.id, 0))
+        DryRunItem(id=p.id, externalId=p.external_id, variants=preview.variants.get(p.id, 0))
         for p in outcome.deleted
     ]
     request_context(request).dry_run(

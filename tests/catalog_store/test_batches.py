@@ -154,7 +154,7 @@ async def test_concurrent_runners_never_process_an_entry_twice(pool: catalog_sto
         for batch in batches:
             for _ in range(2):
                 group.start_soon(_run, pool, batch, 37)
-    deleted: list[uuid.UUID] = []
+    deleted: list[str] = []
     for batch in batches:
         final = await catalog_store.get_batch(pool, store_id=tenant.store_id, batch_id=batch.id)
         assert final is not None and final.processed == final.total
@@ -165,7 +165,7 @@ async def test_concurrent_runners_never_process_an_entry_twice(pool: catalog_sto
         assert len(entries) == final.total
         assert sum(e.product is not None for e in entries) == final.succeeded
         deleted += [e.product.id for e in entries if e.product is not None]
-    assert sorted(deleted) == sorted(p.id for p in tenant.products)
+    assert sorted(deleted) == sorted(str(p.id) for p in tenant.products)
     assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (0, 0)
 
 
@@ -308,14 +308,14 @@ async def test_a_batch_begun_by_a_previous_release_worker_reads_back_whole(
             0,
             tenant.ids[0],
             None,
-            catalog_store.DeletedProduct(products[0].id, ext[0]),
+            catalog_store.DeletedProduct(str(products[0].id), ext[0]),
         ),
         (
             catalog_store.EntryKind.ID,
             1,
             tenant.ids[1],
             None,
-            catalog_store.DeletedProduct(products[1].id, products[1].external_id),
+            catalog_store.DeletedProduct(str(products[1].id), products[1].external_id),
         ),
         (catalog_store.EntryKind.ID, 2, "bad", catalog_store.Problem.INVALID_ID, None),
         (catalog_store.EntryKind.EXTERNAL_ID, 0, ext[0], catalog_store.Problem.REPEATED, None),
@@ -324,7 +324,7 @@ async def test_a_batch_begun_by_a_previous_release_worker_reads_back_whole(
             1,
             ext[1],
             None,
-            catalog_store.DeletedProduct(products[4].id, ext[1]),
+            catalog_store.DeletedProduct(str(products[4].id), ext[1]),
         ),
         (
             catalog_store.EntryKind.EXTERNAL_ID,

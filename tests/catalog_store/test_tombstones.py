@@ -68,7 +68,7 @@ async def test_every_reader_sees_a_deleted_product_and_its_variants_as_gone(
         pool, store_id=tenant.store_id, nonce=fresh(tenant), request_id=uuid.uuid4()
     ) as tx:
         preview = await catalog_store.preview_deletion(tx, plan=plan)
-    assert preview.variants == {kept.id: 2}
+    assert preview.variants == {str(kept.id): 2}
     assert [f.problem for f in preview.outcome.failures] == [
         catalog_store.Problem.ID_NOT_FOUND,
         catalog_store.Problem.EXTERNAL_ID_NOT_FOUND,
@@ -106,7 +106,7 @@ async def test_an_external_id_is_free_as_soon_as_its_product_is_deleted(
     [item] = await catalog_store.restore_products(pool, request_id=first)
     assert item.refusal is catalog_store.RestoreRefusal.EXTERNAL_ID_IN_USE
     outcome = await delete(pool, tenant, [], [str(old.external_id)])
-    assert outcome.deleted == [catalog_store.DeletedProduct(new_id, old.external_id)]
+    assert outcome.deleted == [catalog_store.DeletedProduct(str(new_id), old.external_id)]
     [item] = await catalog_store.restore_products(pool, request_id=first)
     assert item.refusal is None
     assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (20, 40)
