@@ -74,20 +74,36 @@ function init(args)
   file:close()
   planned = #reqs
   sent, ok, bad, unexpected = 0, 0, 0, 0
+  -- Requests that delay() let through and request() has not yet been asked for.
+  promised = 0
+  -- wrk asks thread 0's request() once before any connection opens (to check the request it
+  -- builds) and sends nothing of that call: it must neither use up a line nor start the clock.
+  checking = tid == 0
   first_us, last_us = 0, 0
 end
 
 function delay()
-  -- Every request of this thread has been sent: park the connection until the run ends.
-  if sent >= #reqs then
+  -- Every request of this thread has been sent, or promised to another of its connections
+  -- (wrk calls delay() when an answer is in and request() later): park the connection until
+  -- the run ends. Without the promise, two connections answered at once could both pass and
+  -- send the last line twice: a replay.
+  if sent + promised >= #reqs then
     return 3600000
   end
+  promised = promised + 1
   return 0
 end
 
 function request()
+  if checking then
+    checking = false
+    return reqs[1]
+  end
   if first_us == 0 then
     first_us = now_us()
+  end
+  if promised > 0 then
+    promised = promised - 1
   end
   sent = sent + 1
   return reqs[math.min(sent, #reqs)]
