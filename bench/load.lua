@@ -76,8 +76,9 @@ function init(args)
   sent, ok, bad, unexpected = 0, 0, 0, 0
   -- Requests that delay() let through and request() has not yet been asked for.
   promised = 0
-  -- wrk asks thread 0's request() once before any connection opens (to check the request it
-  -- builds) and sends nothing of that call: it must neither use up a line nor start the clock.
+  -- wrk 4.1 (Debian's, which make bench installs) asks thread 0's request() once before any
+  -- connection opens, to check the request it builds (script_verify_request), and sends
+  -- nothing of that call: it must neither use up a line nor start the clock.
   checking = tid == 0
   first_us, last_us = 0, 0
 end
