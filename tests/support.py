@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 import psycopg
+from starlette.applications import Starlette
 
 import catalog_store
 import signing
@@ -136,6 +137,36 @@ def body_of(payload: Any) -> bytes:
 
 
 @contextlib.asynccontextmanager
+async def gateway_app(
+    database_url: str,
+    clock: FakeClock | None = None,
+    *,
+    settings: Settings | None = None,
+    connection_class: type[psycopg.AsyncConnection[Any]] = psycopg.AsyncConnection,
+    cache_clock: Callable[[], float] | None = None,
+    secret_box: catalog_store.SecretBox = TEST_BOX,
+    **edges: Any,
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """An app with its own pool (as one gateway process), lifespan run, and a client on the
+    in-process transport; the app too, for a test that reads its state (its pool). ``edges``
+    are more of the factory's clocks and sources (``new_id``, ``timer``...)."""
+    if cache_clock is not None:
+        edges["cache_clock"] = cache_clock
+    app = create_app(
+        settings or Settings(pool_min=1, pool_max=4),
+        conninfo=database_url,
+        clock=clock or FakeClock(),
+        connection_class=connection_class,
+        secret_box=secret_box,
+        **edges,
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield app, client
+
+
+@contextlib.asynccontextmanager
 async def gateway_client(
     database_url: str,
     clock: FakeClock | None = None,
@@ -145,22 +176,16 @@ async def gateway_client(
     cache_clock: Callable[[], float] | None = None,
     **edges: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An app with its own pool (as one gateway process), lifespan run, in-process transport;
-    ``edges`` are more of the factory's clocks and sources (``new_id``, ``timer``...)."""
-    if cache_clock is not None:
-        edges["cache_clock"] = cache_clock
-    app = create_app(
-        settings or Settings(pool_min=1, pool_max=4),
-        conninfo=database_url,
-        clock=clock or FakeClock(),
+    """:func:`gateway_app`'s client alone."""
+    async with gateway_app(
+        database_url,
+        clock,
+        settings=settings,
         connection_class=connection_class,
-        secret_box=TEST_BOX,
+        cache_clock=cache_clock,
         **edges,
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield client
+    ) as (_, client):
+        yield client
 
 
 async def delete(

@@ -15,18 +15,17 @@ import structlog
 import catalog_store
 import signing
 import signing.canonical
-from gateway.app import create_app
 from gateway.credentials import CredentialCache
 from gateway.settings import Settings
 from tests.support import (
     DELETIONS,
     NOW_MS,
     TEST_BOX,
-    FakeClock,
     Tenant,
     assert_error,
     body_of,
     delete,
+    gateway_app,
     gateway_client,
     make_tenant,
     product_count,
@@ -353,20 +352,13 @@ async def test_a_secret_the_server_key_cannot_open_is_sys_001_and_leaks_nothing(
     """Another GATEWAY_SECRET_KEY than the one that sealed the secrets: the operator's fault,
     answered as a temporary outage with nothing changed, never as the partner's."""
     wrong = catalog_store.SecretBox(catalog_store.parse_key(catalog_store.generate_key()))
-    app = create_app(
-        Settings(pool_min=1, pool_max=2, retry_after_seconds=7),
-        conninfo=database_url,
-        clock=FakeClock(),
-        secret_box=wrong,
-    )
+    settings = Settings(pool_min=1, pool_max=2, retry_after_seconds=7)
     body = body_of({"ids": tenant.ids[:1]})
     with structlog.testing.capture_logs() as logs:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-                response = await client.post(
-                    DELETIONS, content=body, headers=signed_headers(tenant, body=body)
-                )
+        async with gateway_app(database_url, settings=settings, secret_box=wrong) as (_, client):
+            response = await client.post(
+                DELETIONS, content=body, headers=signed_headers(tenant, body=body)
+            )
     assert response.headers["retry-after"] == "7"  # GATEWAY_RETRY_AFTER, as for any SYS_001
     assert_error(
         response,

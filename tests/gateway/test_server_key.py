@@ -15,16 +15,15 @@ import psycopg
 import pytest
 
 import catalog_store
-from gateway.app import create_app
 from gateway.keys import MISSING_KEY
 from gateway.settings import Settings
 from tests.live import cli, partner_client, serving
 from tests.support import (
     DELETIONS,
-    FakeClock,
     Tenant,
     assert_error,
     body_of,
+    gateway_app,
     make_tenant,
     run_with_pool,
 )
@@ -163,17 +162,10 @@ async def test_a_key_that_opens_no_stored_secret_is_not_ready(
     """A gateway given another key than the database's (a second host that made its own) can
     authenticate nobody: /readyz answers 503, so a load balancer sends it no partner."""
     wrong = catalog_store.SecretBox(catalog_store.parse_key(catalog_store.generate_key()))
-    app = create_app(
-        Settings(pool_min=1, pool_max=2, retry_after_seconds=7),
-        conninfo=database_url,
-        clock=FakeClock(),
-        secret_box=wrong,
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            ready = await client.get("/readyz")
-            metrics = (await client.get("/metrics")).text
+    settings = Settings(pool_min=1, pool_max=2, retry_after_seconds=7)
+    async with gateway_app(database_url, settings=settings, secret_box=wrong) as (_, client):
+        ready = await client.get("/readyz")
+        metrics = (await client.get("/metrics")).text
     assert ready.headers["retry-after"] == "7"
     assert_error(
         ready,

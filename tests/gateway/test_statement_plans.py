@@ -4,13 +4,11 @@ deletion's statement, planned anew for every request, cost the server more than 
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 import catalog_store
-from gateway.app import create_app
 from gateway.settings import Settings
-from tests.support import TEST_BOX, FakeClock, Tenant, delete
+from tests.support import Tenant, delete, gateway_app
 
 pytestmark = pytest.mark.anyio
 
@@ -19,18 +17,11 @@ async def test_the_deletion_statement_is_planned_once_for_every_request(
     database_url: str, tenant: Tenant
 ) -> None:
     # One connection: every request, and the look-up below, go through it.
-    app = create_app(
-        Settings(pool_min=1, pool_max=1),
-        conninfo=database_url,
-        clock=FakeClock(),
-        secret_box=TEST_BOX,
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            for product in tenant.ids[:10]:
-                response = await delete(client, tenant, {"ids": [product]})
-                assert response.json()["data"]["summary"]["succeeded"] == 1
+    settings = Settings(pool_min=1, pool_max=1)
+    async with gateway_app(database_url, settings=settings) as (app, client):
+        for product in tenant.ids[:10]:
+            response = await delete(client, tenant, {"ids": [product]})
+            assert response.json()["data"]["summary"]["succeeded"] == 1
         async with catalog_store.connection(app.state.pool) as conn:
             cur = await conn.execute(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
