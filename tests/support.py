@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 import catalog_store
 import signing
 from gateway.app import create_app
+from gateway.jobs import defer_batch_job
 from gateway.settings import Settings
 
 T = TypeVar("T")
@@ -186,6 +187,37 @@ async def gateway_client(
         **edges,
     ) as (_, client):
         yield client
+
+
+def nonce_of(tenant: Tenant, n: int) -> catalog_store.Nonce:
+    """The tenant's replay record number ``n`` (its signature is ``n``'s bytes), valid for ever."""
+    return catalog_store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000, NOW_MS)
+
+
+async def dispatch_batch(
+    pool: catalog_store.Pool,
+    tenant: Tenant,
+    ids: list[str],
+    external_ids: list[str],
+    n: int = 1,
+    *,
+    request_id: uuid.UUID | None = None,
+) -> catalog_store.Batch:
+    """Store a batch of the tenant's and defer its job, as a dispatched request does, in a
+    request transaction of its own with replay record ``n``."""
+    async with catalog_store.request_transaction(
+        pool,
+        store_id=tenant.store_id,
+        nonce=nonce_of(tenant, n),
+        request_id=request_id or uuid.uuid4(),
+    ) as tx:
+        return await catalog_store.create_batch(
+            tx,
+            batch_id=uuid.uuid4(),
+            ids=ids,
+            external_ids=external_ids,
+            defer_job=defer_batch_job,
+        )
 
 
 async def delete(

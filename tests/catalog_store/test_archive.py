@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import catalog_store
-from gateway.jobs import defer_batch_job
-from tests.support import NOW_MS, Tenant, make_tenant
+from tests.support import NOW_MS, Tenant, dispatch_batch, make_tenant, nonce_of
 
 pytestmark = pytest.mark.anyio
 R = catalog_store.RestoreRefusal
@@ -36,10 +35,6 @@ async def catalog(pool: catalog_store.Pool, tenant: Tenant) -> tuple[list[Any], 
     return products, variants
 
 
-def nonce(tenant: Tenant, n: int) -> catalog_store.Nonce:
-    return catalog_store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000, NOW_MS)
-
-
 async def delete(
     pool: catalog_store.Pool,
     tenant: Tenant,
@@ -49,7 +44,7 @@ async def delete(
 ) -> uuid.UUID:
     request_id = uuid.uuid4()
     async with catalog_store.request_transaction(
-        pool, store_id=tenant.store_id, nonce=nonce(tenant, n), request_id=request_id
+        pool, store_id=tenant.store_id, nonce=nonce_of(tenant, n), request_id=request_id
     ) as tx:
         await catalog_store.delete_products(tx, plan=catalog_store.plan_deletion(ids, ext or []))
     return request_id
@@ -168,16 +163,9 @@ async def test_a_dispatched_batch_of_10000_is_archived_and_restored_by_batch_id(
     tenant = await make_tenant(pool, products=10_000, variants=1)
     before = await catalog(pool, tenant)
     request_id = uuid.uuid4()
-    async with catalog_store.request_transaction(
-        pool, store_id=tenant.store_id, nonce=nonce(tenant, 1), request_id=request_id
-    ) as tx:
-        batch = await catalog_store.create_batch(
-            tx,
-            batch_id=uuid.uuid4(),
-            ids=tenant.ids[:5000],
-            external_ids=tenant.external_ids[5000:],
-            defer_job=defer_batch_job,
-        )
+    batch = await dispatch_batch(
+        pool, tenant, tenant.ids[:5000], tenant.external_ids[5000:], request_id=request_id
+    )
     while await catalog_store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id):
         pass
     assert await catalog_store.count_products(pool, store_id=tenant.store_id) == (0, 0)
@@ -210,16 +198,7 @@ async def test_a_product_restored_mid_batch_and_deleted_again_by_it_stays_restor
 ) -> None:
     before = await catalog(pool, tenant)
     product = tenant.products[0]
-    async with catalog_store.request_transaction(
-        pool, store_id=tenant.store_id, nonce=nonce(tenant, 1), request_id=uuid.uuid4()
-    ) as tx:
-        batch = await catalog_store.create_batch(
-            tx,
-            batch_id=uuid.uuid4(),
-            ids=[str(product.id)],
-            external_ids=[str(product.external_id)],
-            defer_job=defer_batch_job,
-        )
+    batch = await dispatch_batch(pool, tenant, [str(product.id)], [str(product.external_id)])
     await catalog_store.process_next_chunk(
         pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=1
     )

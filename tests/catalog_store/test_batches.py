@@ -13,24 +13,9 @@ from hypothesis import strategies as st
 
 import catalog_store
 from gateway.jobs import defer_batch_job
-from tests.support import NOW_MS, Tenant, make_tenant
+from tests.support import Tenant, dispatch_batch, make_tenant, nonce_of
 
 pytestmark = pytest.mark.anyio
-
-
-def _nonce(tenant: Tenant, n: int) -> catalog_store.Nonce:
-    return catalog_store.Nonce(tenant.partner_id, n.to_bytes(32, "big"), 4_000_000_000_000, NOW_MS)
-
-
-async def _dispatch(
-    pool: catalog_store.Pool, tenant: Tenant, ids: list[str], ext: list[str], n: int = 1
-) -> catalog_store.Batch:
-    async with catalog_store.request_transaction(
-        pool, store_id=tenant.store_id, nonce=_nonce(tenant, n), request_id=uuid.uuid4()
-    ) as tx:
-        return await catalog_store.create_batch(
-            tx, batch_id=uuid.uuid4(), ids=ids, external_ids=ext, defer_job=defer_batch_job
-        )
 
 
 async def _run(
@@ -50,7 +35,7 @@ async def test_a_batch_is_stored_with_its_job_and_processed_in_chunks(
     pool: catalog_store.Pool,
 ) -> None:
     tenant = await make_tenant(pool, products=25)
-    batch = await _dispatch(pool, tenant, tenant.ids[:20] + ["bad"], tenant.external_ids[20:])
+    batch = await dispatch_batch(pool, tenant, tenant.ids[:20] + ["bad"], tenant.external_ids[20:])
     assert (batch.status, batch.total, batch.processed) == ("pending", 26, 0)
     async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT task_name, queue_name, lock, args FROM procrastinate_jobs")
@@ -97,7 +82,7 @@ async def test_the_job_is_deferred_in_the_batch_transaction(pool: catalog_store.
 
     with pytest.raises(_Boom):
         async with catalog_store.request_transaction(
-            pool, store_id=tenant.store_id, nonce=_nonce(tenant, 1), request_id=uuid.uuid4()
+            pool, store_id=tenant.store_id, nonce=nonce_of(tenant, 1), request_id=uuid.uuid4()
         ) as tx:
             await catalog_store.create_batch(
                 tx,
@@ -116,14 +101,14 @@ async def test_the_job_is_deferred_in_the_batch_transaction(pool: catalog_store.
 
 async def test_a_clean_batch_ends_succeeded(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool, products=3)
-    done = await _run(pool, await _dispatch(pool, tenant, tenant.ids, []), 1000)
+    done = await _run(pool, await dispatch_batch(pool, tenant, tenant.ids, []), 1000)
     assert (done.status, done.succeeded, done.failed) == ("succeeded", 3, 0)
 
 
 async def test_another_stores_batch_is_invisible(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool, products=1)
     other = await make_tenant(pool, name="other")
-    batch = await _dispatch(pool, tenant, tenant.ids, [])
+    batch = await dispatch_batch(pool, tenant, tenant.ids, [])
     assert await catalog_store.get_batch(pool, store_id=other.store_id, batch_id=batch.id) is None
     assert (
         await catalog_store.process_next_chunk(pool, store_id=other.store_id, batch_id=batch.id)
@@ -134,9 +119,9 @@ async def test_another_stores_batch_is_invisible(pool: catalog_store.Pool) -> No
 
 async def test_a_replayed_nonce_stores_no_batch(pool: catalog_store.Pool) -> None:
     tenant = await make_tenant(pool, products=1)
-    await _dispatch(pool, tenant, tenant.ids, [], n=7)
+    await dispatch_batch(pool, tenant, tenant.ids, [], n=7)
     with pytest.raises(catalog_store.Replayed):
-        await _dispatch(pool, tenant, tenant.ids, [], n=7)
+        await dispatch_batch(pool, tenant, tenant.ids, [], n=7)
     async with catalog_store.connection(pool) as conn:
         cur = await conn.execute("SELECT count(*) FROM deletion_batches")
         assert await cur.fetchone() == (1,)
@@ -146,9 +131,9 @@ async def test_concurrent_runners_never_process_an_entry_twice(pool: catalog_sto
     """Four runners on three batches at once: every entry done once, counts exact."""
     tenant = await make_tenant(pool, products=600)
     batches = [
-        await _dispatch(pool, tenant, tenant.ids[:300], tenant.external_ids[200:400], n=1),
-        await _dispatch(pool, tenant, tenant.ids[250:], [], n=2),
-        await _dispatch(pool, tenant, [], tenant.external_ids, n=3),
+        await dispatch_batch(pool, tenant, tenant.ids[:300], tenant.external_ids[200:400], n=1),
+        await dispatch_batch(pool, tenant, tenant.ids[250:], [], n=2),
+        await dispatch_batch(pool, tenant, [], tenant.external_ids, n=3),
     ]
     async with anyio.create_task_group() as group:
         for batch in batches:
@@ -199,10 +184,10 @@ async def test_dispatched_results_equal_the_synchronous_ones(
     ids = [ids_pool[i] for i in id_picks] or ["bad"]
     ext = [ext_pool[i] for i in ext_picks]
     async with catalog_store.request_transaction(
-        pool, store_id=one.store_id, nonce=_nonce(one, 1), request_id=uuid.uuid4()
+        pool, store_id=one.store_id, nonce=nonce_of(one, 1), request_id=uuid.uuid4()
     ) as tx:
         sync = await catalog_store.delete_products(tx, plan=catalog_store.plan_deletion(ids, ext))
-    batch = await _dispatch(pool, two, ids, ext, n=2)
+    batch = await dispatch_batch(pool, two, ids, ext, n=2)
     final = await _run(pool, batch, chunk_size)
     entries = await catalog_store.list_batch_entries(
         pool, store_id=two.store_id, batch_id=batch.id, after_seq=-1, limit=100
@@ -229,8 +214,8 @@ async def test_finished_batches_older_than_the_retention_are_purged(
     pool: catalog_store.Pool,
 ) -> None:
     tenant = await make_tenant(pool, products=2)
-    old = await _run(pool, await _dispatch(pool, tenant, tenant.ids[:1], [], n=1), 1000)
-    new = await _run(pool, await _dispatch(pool, tenant, tenant.ids[1:], [], n=2), 1000)
+    old = await _run(pool, await dispatch_batch(pool, tenant, tenant.ids[:1], [], n=1), 1000)
+    new = await _run(pool, await dispatch_batch(pool, tenant, tenant.ids[1:], [], n=2), 1000)
     async with catalog_store.connection(pool) as conn:
         await conn.execute(
             "UPDATE deletion_batches SET created_at = now() - interval '8 days' WHERE id = %s",
@@ -257,7 +242,7 @@ async def test_finished_batches_older_than_the_retention_are_purged(
 async def test_a_chunk_ending_past_seq_32767_is_processed(pool: catalog_store.Pool) -> None:
     """Seq arithmetic is in integers: a chunk from seq 1 with 32,767 entries ends at 32,767."""
     tenant = await make_tenant(pool, products=2)
-    batch = await _dispatch(pool, tenant, tenant.ids, [])
+    batch = await dispatch_batch(pool, tenant, tenant.ids, [])
     first = await catalog_store.process_next_chunk(
         pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=1
     )
@@ -290,7 +275,7 @@ async def test_a_batch_begun_by_a_previous_release_worker_reads_back_whole(
     old chunk deleted is still a repeat."""
     tenant = await make_tenant(pool, products=5)
     ext = [tenant.external_ids[0], tenant.external_ids[4], "missing"]
-    batch = await _dispatch(pool, tenant, tenant.ids[:2] + ["bad"], ext)
+    batch = await dispatch_batch(pool, tenant, tenant.ids[:2] + ["bad"], ext)
     await catalog_store.process_next_chunk(
         pool, store_id=tenant.store_id, batch_id=batch.id, chunk_size=2
     )

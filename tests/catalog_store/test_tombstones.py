@@ -11,8 +11,7 @@ import pytest
 
 import catalog_store
 from gateway.demo import DEMO_PRODUCTS, ensure_demo
-from gateway.jobs import defer_batch_job
-from tests.support import NOW_MS, TEST_BOX, Tenant, make_tenant
+from tests.support import NOW_MS, TEST_BOX, Tenant, dispatch_batch, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -75,16 +74,7 @@ async def test_every_reader_sees_a_deleted_product_and_its_variants_as_gone(
     ]
     again = await delete(pool, tenant, [str(gone.id)], [str(gone.external_id)])
     assert (again.deleted, len(again.failures)) == ([], 2)
-    async with catalog_store.request_transaction(
-        pool, store_id=tenant.store_id, nonce=fresh(tenant), request_id=uuid.uuid4()
-    ) as tx:
-        batch = await catalog_store.create_batch(
-            tx,
-            batch_id=uuid.uuid4(),
-            ids=[str(gone.id)],
-            external_ids=[str(gone.external_id)],
-            defer_job=defer_batch_job,
-        )
+    batch = await dispatch_batch(pool, tenant, [str(gone.id)], [str(gone.external_id)])
     done = await catalog_store.process_next_chunk(pool, store_id=tenant.store_id, batch_id=batch.id)
     assert done is not None and (done.succeeded, done.failed) == (0, 2)
 
